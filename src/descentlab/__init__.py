@@ -1,0 +1,13 @@
+"""descentlab: optimizers, schedules, training techniques, analysis tools and a lab for gradient descent.
+
+Subpackages (import what you need; nothing heavy is imported here):
+
+- :mod:`descentlab.optim` -- drop-in ``torch.optim.Optimizer`` classes built from small update rules.
+- :mod:`descentlab.schedules` -- learning-rate and hyperparameter schedules.
+- :mod:`descentlab.training` -- clipping, max-norm, L1/L2, freezing, MC dropout, init, checkpoints.
+- :mod:`descentlab.analysis` -- Hessians, loss landscapes, LR range test.
+- :mod:`descentlab.problems` -- 2-D test functions, textbook models and small data sets.
+- :mod:`descentlab.lab` -- runs, results store, reports (driven by the ``descentlab`` command).
+"""
+
+__version__ = "0.1.0"

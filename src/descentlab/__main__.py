@@ -1,0 +1,5 @@
+"""Allow ``python -m descentlab``."""
+
+from descentlab.cli import main
+
+raise SystemExit(main())

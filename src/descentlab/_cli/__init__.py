@@ -1,0 +1,1 @@
+"""Sub-commands of the ``descentlab`` command, one module per group."""
