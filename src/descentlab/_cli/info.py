@@ -22,7 +22,7 @@ def _list_optimizers(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from descentlab.optim.demo import run_demo
+    from descentlab.demo import run_demo
 
     print(run_demo(steps=args.steps))
     return 0

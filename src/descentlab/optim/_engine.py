@@ -1,0 +1,231 @@
+"""The one engine behind every descentlab optimizer.
+
+:class:`RuleOptimizer` is a real :class:`torch.optim.Optimizer`. It owns everything an update rule should
+not know about: param groups, lazy state creation, closures, ``maximize``, complex parameters (viewed as
+real pairs), ``None`` gradients, grouping tensors by device/dtype/step so that multi-tensor
+(``torch._foreach_*``) kernels see one list per group, the ``foreach=False`` loop, and applying the final
+``-lr`` step. An algorithm subclass supplies three things: validation in ``__init__``, ``init_state`` (the
+state tensors of one parameter, under torch's key names) and ``direction`` (a composition of rules from
+:mod:`descentlab.optim._rules` that turns gradients into a :class:`Direction`).
+
+Every hyperparameter is read from ``param_groups`` at every step, so any scheduler (torch's or ours) that
+writes ``lr``, ``momentum``, ``betas``, ``weight_decay``... into the groups drives the optimizer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from descentlab.optim._validation import check_no_unsupported_modes
+
+
+def scalar_dtype() -> torch.dtype:
+    """dtype of the per-parameter ``step`` counter, chosen as torch.optim chooses it (state_dict parity)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def as_float(value: float | Tensor) -> float:
+    """A hyperparameter as a Python float (``lr`` and ``betas`` may be 1-element tensors, as in torch)."""
+    return float(value.item()) if isinstance(value, Tensor) else float(value)
+
+
+@dataclass
+class Direction:
+    """An update direction ``scale * numerator / denominator`` (``denominator`` may be ``None``).
+
+    The engine applies ``param <- param - lr * direction`` with a single ``_foreach_addcdiv_`` (or
+    ``_foreach_add_``), so the common ``m / (sqrt(v) + eps)`` quotient is never materialised.
+    ``scale`` may be one float for all tensors or a list with one float per tensor.
+    """
+
+    numerator: list[Tensor]
+    denominator: list[Tensor] | None = None
+    scale: float | list[float] = 1.0
+
+
+class RuleOptimizer(Optimizer):
+    """Base class of descentlab's optimizers: a ``torch.optim.Optimizer`` driven by update rules.
+
+    Subclasses implement :meth:`init_state` and :meth:`direction`; see the module docstring.
+
+    Class attributes read by the registry and the ``descentlab optimizers`` table:
+
+    - ``reference``: short citation of the algorithm's paper or book;
+    - ``variants``: the accepted values of the ``variant`` argument, the default first.
+    """
+
+    reference: ClassVar[str] = ""
+    variants: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        check_no_unsupported_modes(type(self).__name__, defaults)
+        if defaults.get("variant") is not None or self.variants:
+            variant = defaults.get("variant")
+            if variant not in self.variants:
+                raise ValueError(
+                    f"unknown variant {variant!r} for {type(self).__name__}; "
+                    f"choose one of {', '.join(map(repr, self.variants))}"
+                )
+        super().__init__(params, defaults)
+
+    # --- what an algorithm supplies -------------------------------------------------------------
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        """Return the fresh state of ``param`` (torch's key names; include ``step`` to be counted)."""
+        raise NotImplementedError
+
+    def direction(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        state: dict[str, list[Any]],
+        step: int,
+    ) -> Direction | None:
+        """Update the state lists in place and return the direction (``None`` when it updated params).
+
+        ``params``, ``grads`` and every list in ``state`` are aligned (one entry per parameter) and share
+        one device and dtype; complex tensors arrive as real views. ``step`` is the 1-based count of this
+        update for these parameters (already incremented in ``state["step"]``).
+        """
+        raise NotImplementedError
+
+    # --- torch.optim.Optimizer protocol ---------------------------------------------------------
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys.
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            for param in group["params"]:
+                param_state = self.state.get(param)
+                if param_state and "step" in param_state and not torch.is_tensor(param_state["step"]):
+                    param_state["step"] = torch.tensor(float(param_state["step"]), dtype=scalar_dtype())
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; returns the value of ``closure`` (re-evaluates the loss)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for (_, _, step), bucket in self._buckets(group).items():
+                if group.get("maximize", False):
+                    bucket.grads = torch._foreach_neg(bucket.grads)
+                if group.get("foreach") is False:
+                    for index in range(len(bucket.params)):
+                        self._apply(group, bucket.select(index), step)
+                else:
+                    self._apply(group, bucket, step)
+        return loss
+
+    # --- internals --------------------------------------------------------------------------------
+    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int) -> None:
+        direction = self.direction(group, bucket.params, bucket.grads, bucket.state, step)
+        bucket.store_created_state()
+        if direction is None:
+            return
+        lr = as_float(group["lr"])
+        scale = direction.scale
+        alpha: float | list[float] = [-lr * s for s in scale] if isinstance(scale, list) else -lr * scale
+        if direction.denominator is None:
+            if isinstance(alpha, list):
+                torch._foreach_add_(bucket.params, torch._foreach_mul(direction.numerator, alpha))
+            else:
+                torch._foreach_add_(bucket.params, direction.numerator, alpha=alpha)
+        else:
+            torch._foreach_addcdiv_(bucket.params, direction.numerator, direction.denominator, alpha)
+
+    def _buckets(self, group: dict[str, Any]) -> dict[tuple[torch.device, torch.dtype, int], _Bucket]:
+        """Group the parameters that have gradients by (device, dtype, step), creating state lazily."""
+        buckets: dict[tuple[torch.device, torch.dtype, int], _Bucket] = {}
+        steps_to_increment: list[Tensor] = []
+        for param in group["params"]:
+            grad = param.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients; use torch.optim.SparseAdam "
+                    "for sparse embeddings or pass sparse=False to nn.Embedding"
+                )
+            param_state = self.state.get(param)
+            if not param_state:
+                # Parameters without state (plain SGD) get no entry at all, as in torch.optim.
+                param_state = self.init_state(group, param)
+                if param_state:
+                    self.state[param] = param_state
+            step = 0
+            if "step" in param_state:
+                steps_to_increment.append(param_state["step"])
+                step = int(param_state["step"].item()) + 1
+            is_complex = torch.is_complex(param)
+            if is_complex:
+                param, grad = torch.view_as_real(param), torch.view_as_real(grad)
+            key = (param.device, param.dtype, step)
+            if key not in buckets:
+                buckets[key] = _Bucket()
+            buckets[key].add(param, grad, param_state, is_complex)
+        if steps_to_increment:
+            torch._foreach_add_(steps_to_increment, 1)
+        return buckets
+
+
+class _Bucket:
+    """Aligned lists for one (device, dtype, step) group: params, grads, state values and their owners.
+
+    A state value may be ``None`` until the algorithm creates it on first use (torch's SGD momentum
+    buffer is a copy of the first gradient); :meth:`store_created_state` writes such values back.
+    """
+
+    def __init__(self) -> None:
+        self.params: list[Tensor] = []
+        self.grads: list[Tensor] = []
+        self.state: dict[str, list[Any]] = defaultdict(list)
+        self.owners: list[dict[str, Any]] = []
+        self.complex_flags: list[bool] = []
+
+    def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
+        self.params.append(param)
+        self.grads.append(grad)
+        self.owners.append(param_state)
+        self.complex_flags.append(is_complex)
+        for name, value in param_state.items():
+            if name == "step":
+                continue
+            if isinstance(value, Tensor) and torch.is_complex(value):
+                value = torch.view_as_real(value)
+            self.state[name].append(value)
+
+    def select(self, index: int) -> _Bucket:
+        """A one-parameter bucket sharing this one's tensors (the ``foreach=False`` path)."""
+        single = _Bucket()
+        single.params = [self.params[index]]
+        single.grads = [self.grads[index]]
+        single.state = {name: [values[index]] for name, values in self.state.items()}
+        single.owners = [self.owners[index]]
+        single.complex_flags = [self.complex_flags[index]]
+        return single
+
+    def store_created_state(self) -> None:
+        for name, values in self.state.items():
+            for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
+                if owner.get(name) is None and value is not None:
+                    owner[name] = torch.view_as_complex(value) if is_complex else value
+
+
+def make_step_counter() -> Tensor:
+    """A fresh ``state["step"]`` tensor, on the CPU with torch's dtype (as torch.optim stores it)."""
+    return torch.tensor(0.0, dtype=scalar_dtype())
+
+
+def zeros_like_all(param: Tensor, names: Iterable[str]) -> dict[str, Tensor]:
+    """Zero-initialised state tensors shaped like ``param`` for each of ``names``."""
+    return {name: torch.zeros_like(param, memory_format=torch.preserve_format) for name in names}

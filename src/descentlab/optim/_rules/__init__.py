@@ -1,0 +1,30 @@
+"""Update rules: small multi-tensor transforms that algorithms compose.
+
+Each function works on aligned lists of tensors (one entry per parameter) with ``torch._foreach_*``
+kernels. A trailing underscore means the function updates its first argument in place; the others return
+new lists. Rules know nothing about param groups, closures or schedulers; the engine does.
+"""
+
+from descentlab.optim._rules.moments import (
+    accumulate_squares_,
+    ema_,
+    ema_of_squares_,
+    running_max_,
+    trace_,
+)
+from descentlab.optim._rules.scaling import bias_correction, root_of, root_plus_eps, root_with_eps_inside
+from descentlab.optim._rules.weight_decay import add_decayed_weights, decay_weights_
+
+__all__ = [
+    "accumulate_squares_",
+    "add_decayed_weights",
+    "bias_correction",
+    "decay_weights_",
+    "ema_",
+    "ema_of_squares_",
+    "root_of",
+    "root_plus_eps",
+    "root_with_eps_inside",
+    "running_max_",
+    "trace_",
+]

@@ -1,0 +1,33 @@
+"""Running averages and accumulators of gradients: the state-carrying half of most algorithms."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def ema_(averages: list[Tensor], values: list[Tensor], decay: float) -> None:
+    """Exponential moving average ``a <- decay * a + (1 - decay) * x`` in place (one lerp kernel)."""
+    torch._foreach_lerp_(averages, values, 1.0 - decay)
+
+
+def ema_of_squares_(averages: list[Tensor], values: list[Tensor], decay: float) -> None:
+    """``a <- decay * a + (1 - decay) * x * x`` in place (second-moment estimate)."""
+    torch._foreach_mul_(averages, decay)
+    torch._foreach_addcmul_(averages, values, values, value=1.0 - decay)
+
+
+def accumulate_squares_(sums: list[Tensor], values: list[Tensor]) -> None:
+    """``s <- s + x * x`` in place (AdaGrad's accumulator)."""
+    torch._foreach_addcmul_(sums, values, values, value=1.0)
+
+
+def trace_(buffers: list[Tensor], values: list[Tensor], momentum: float, dampening: float = 0.0) -> None:
+    """Heavy-ball momentum ``b <- momentum * b + (1 - dampening) * x`` in place (torch's SGD buffer)."""
+    torch._foreach_mul_(buffers, momentum)
+    torch._foreach_add_(buffers, values, alpha=1.0 - dampening)
+
+
+def running_max_(maxima: list[Tensor], values: list[Tensor]) -> None:
+    """``m <- max(m, x)`` elementwise in place (AMSGrad's maximum, AdaMax's infinity norm)."""
+    torch._foreach_maximum_(maxima, values)

@@ -1,0 +1,19 @@
+"""Weight decay, coupled (L2 added to the gradient) or decoupled (parameters shrunk directly)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def add_decayed_weights(grads: list[Tensor], params: list[Tensor], weight_decay: float) -> list[Tensor]:
+    """Coupled (L2) decay: return ``g + weight_decay * theta``; the gradient of ``wd/2 * ||theta||^2``."""
+    if weight_decay == 0:
+        return grads
+    return torch._foreach_add(grads, params, alpha=weight_decay)
+
+
+def decay_weights_(params: list[Tensor], factor: float) -> None:
+    """Decoupled decay (Loshchilov & Hutter 2019): ``theta <- (1 - factor) * theta`` in place."""
+    if factor != 0:
+        torch._foreach_mul_(params, 1.0 - factor)

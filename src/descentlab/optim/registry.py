@@ -1,0 +1,52 @@
+"""Name -> class lookup of every descentlab optimizer, used by the CLI, the lab and the tests."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from torch.optim import Optimizer
+
+
+def optimizer_classes() -> dict[str, type[Optimizer]]:
+    """Every public optimizer of :mod:`descentlab.optim`, keyed by lower-case class name."""
+    import descentlab.optim as optim
+
+    classes = {}
+    for name in optim.__all__:
+        value = getattr(optim, name)
+        if isinstance(value, type) and issubclass(value, Optimizer) and getattr(value, "reference", ""):
+            classes[name.lower()] = value
+    return classes
+
+
+def get_optimizer_class(name: str) -> type[Optimizer]:
+    """The optimizer class called ``name`` (case-insensitive); unknown names list the known ones."""
+    classes = optimizer_classes()
+    try:
+        return classes[name.lower()]
+    except KeyError:
+        close = difflib.get_close_matches(name.lower(), classes, n=3)
+        hint = f" Did you mean {', '.join(classes[c].__name__ for c in close)}?" if close else ""
+        known = ", ".join(cls.__name__ for cls in classes.values())
+        raise ValueError(f"unknown optimizer {name!r}.{hint} Known optimizers: {known}") from None
+
+
+def make_optimizer(name: str, params: Any, **hyperparameters: Any) -> Optimizer:
+    """Build optimizer ``name`` over ``params``; unknown hyperparameters raise a ``ValueError``."""
+    cls = get_optimizer_class(name)
+    try:
+        return cls(params, **hyperparameters)
+    except TypeError as error:
+        raise ValueError(f"bad hyperparameters for {cls.__name__}: {error}") from None
+
+
+def optimizer_table() -> str:
+    """A plain-text table of every optimizer: name, reference, variants (default first)."""
+    rows = [("optimizer", "reference", "variants")]
+    for cls in optimizer_classes().values():
+        rows.append((cls.__name__, cls.reference, ", ".join(getattr(cls, "variants", ())) or "-"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

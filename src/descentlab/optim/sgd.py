@@ -1,0 +1,122 @@
+"""Stochastic gradient descent with heavy-ball or Nesterov momentum (torch.optim.SGD compatible)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim._engine import Direction, RuleOptimizer
+from descentlab.optim._rules import add_decayed_weights, trace_
+from descentlab.optim._validation import check_non_negative
+
+
+class SGD(RuleOptimizer):
+    r"""Stochastic gradient descent, optionally with momentum, dampening, Nesterov and L2 weight decay.
+
+    .. math::
+
+        g_t &\leftarrow \nabla_\theta L(\theta_{t-1}) + \lambda \theta_{t-1} \\
+        b_t &\leftarrow \begin{cases} g_t & t = 1 \text{ (variant ``"torch"``)} \\
+              \mu b_{t-1} + (1 - \tau) g_t & t > 1 \end{cases} \\
+        d_t &\leftarrow g_t + \mu b_t \text{ if nesterov else } b_t \\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, d_t
+
+    with learning rate :math:`\eta` (``lr``), momentum :math:`\mu`, dampening :math:`\tau` and weight
+    decay :math:`\lambda`. State: ``momentum_buffer`` (only when ``momentum != 0``), as in torch.
+
+    Variants:
+        - ``"torch"`` (default): torch.optim.SGD exactly; the buffer starts as a copy of the first
+          gradient, so the first step is a plain gradient step (Sutskever et al. 2013 form).
+        - ``"ema"``: the exponential-moving-average form from zero, ``b_t = mu b_{t-1} + (1 - mu) g_t``,
+          ``b_0 = 0`` (Prince, *Understanding Deep Learning*, eq. 6.11); ``dampening`` must stay 0 since
+          the form fixes it to ``mu``. Its steps are ``(1 - mu)`` times shorter than torch's at equal lr.
+
+    Differences from torch.optim.SGD: none in the default variant. ``fused=True`` is refused (torch has a
+    fused kernel; descentlab uses its multi-tensor path). Differences from the papers: the textbook
+    heavy ball (Polyak 1964) writes ``v = mu v - eta g``; torch folds ``eta`` out of the buffer, which
+    differs only when ``lr`` changes during training.
+
+    Example:
+        >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # doctest: +SKIP
+
+    References:
+        Robbins & Monro, "A Stochastic Approximation Method", 1951.
+        Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
+        Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
+        learning", ICML 2013.
+    """
+
+    reference = "Robbins & Monro 1951; Polyak 1964; Sutskever et al. 2013"
+    variants = ("torch", "ema")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        variant: str = "torch",
+    ) -> None:
+        check_non_negative("momentum", momentum)
+        check_non_negative("weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={momentum}, "
+                f"dampening={dampening}"
+            )
+        if variant == "ema" and dampening != 0:
+            raise ValueError(f"variant='ema' fixes dampening to momentum; pass dampening=0, got {dampening}")
+        if variant == "ema" and not 0 <= momentum < 1:
+            raise ValueError(f"variant='ema' needs momentum in [0, 1), got {momentum}")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
+            variant=variant,
+        )
+        super().__init__(params, defaults)
+
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        if group["momentum"] == 0:
+            return {}
+        if group["variant"] == "ema":
+            return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
+        return {"momentum_buffer": None}  # created from the first gradient, as torch does
+
+    def direction(self, group, params, grads, state, step) -> Direction:
+        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
+        momentum = float(group["momentum"])
+        if momentum == 0:
+            return Direction(grads)
+        buffers = state["momentum_buffer"]
+        if group["variant"] == "ema":
+            trace_(buffers, grads, momentum, dampening=momentum)
+        elif any(buffer is None for buffer in buffers):
+            # First step of these parameters (torch creates every buffer of a group together).
+            for index, (buffer, grad) in enumerate(zip(buffers, grads)):
+                if buffer is None:
+                    buffers[index] = torch.clone(grad).detach()
+                else:
+                    trace_([buffer], [grad], momentum, float(group["dampening"]))
+        else:
+            trace_(buffers, grads, momentum, float(group["dampening"]))
+        if group["nesterov"]:
+            if group["variant"] == "ema":
+                grads = torch._foreach_mul(grads, 1.0 - momentum)
+            return Direction(torch._foreach_add(grads, buffers, alpha=momentum))
+        return Direction(buffers)
