@@ -240,3 +240,16 @@ def test_sparse_gradients_get_a_clear_error():
         embedding(torch.tensor([1, 2])).sum().backward()
         with pytest.raises(RuntimeError, match="sparse"):
             optimizer.step()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_cache_blocked_update_equals_whole_tensor_update(case):
+    results = []
+    for block_numel in (0, 5):
+        params = _mixed_params()
+        optimizer = case.cls(params, **case.hyper)
+        optimizer.block_numel = block_numel  # 5 elements: tensors are cut and small ones gathered
+        _drive(params, optimizer, 12)
+        results.append(params)
+    for whole, blocked in zip(*results):
+        assert torch.equal(whole, blocked)
