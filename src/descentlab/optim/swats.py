@@ -1,0 +1,182 @@
+"""SWATS: start with Adam, switch to SGD with momentum when the projected learning rate settles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
+from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
+from descentlab.optim._validation import check_betas, check_non_negative, check_positive
+
+ADAM_PHASE, SGD_PHASE = 0.0, 1.0
+
+
+class SWATS(RuleOptimizer):
+    r"""SWATS (Keskar & Socher 2017): Adam until its projected SGD learning rate settles, then SGD.
+
+    Adam phase (Algorithm 1 of the paper, step :math:`k`):
+
+    .. math::
+
+        m_k &= \beta_1 m_{k-1} + (1-\beta_1) g_k, \qquad a_k = \beta_2 a_{k-1} + (1-\beta_2) g_k^2 \\
+        p_k &= -\alpha \frac{\sqrt{1-\beta_2^k}}{1-\beta_1^k} \frac{m_k}{\sqrt{a_k} + \epsilon},
+              \qquad x_k = x_{k-1} + p_k \\
+        \text{if } p_k^\top g_k \ne 0: \quad
+        \gamma_k &= \frac{p_k^\top p_k}{-p_k^\top g_k}, \qquad
+        \lambda_k = \beta_2 \lambda_{k-1} + (1-\beta_2)\gamma_k \\
+        \text{switch when } k > 1 &\text{ and } |\lambda_k / (1-\beta_2^k) - \gamma_k| < \epsilon,
+              \text{ with } \Lambda = \lambda_k / (1-\beta_2^k)
+
+    SGD phase (from the step after the switch, ``momentum_buffer`` starting at 0):
+
+    .. math::
+
+        v_k = \beta_1 v_{k-1} + g_k, \qquad x_k = x_{k-1} - (1-\beta_1)\,\Lambda\, v_k
+
+    The dot products run over all parameters of a param group and the whole group switches at once, as
+    in the paper, where the switch is taken on the full parameter vector. State per parameter: ``step``,
+    ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`), ``momentum_buffer`` (:math:`v`), and the
+    group's scalars copied into each parameter's state: ``phase`` (0 Adam, 1 SGD), ``lambda_avg``
+    (:math:`\lambda`), ``sgd_lr`` (:math:`\Lambda`) and ``switch_step`` (0 before the switch). Read the
+    switch with :meth:`switch_steps` and :meth:`sgd_learning_rates`.
+
+    Variants:
+        - ``"paper"`` (default): the per-group switch and the absolute test above.
+        - ``"per-tensor"``: the test and the switch per parameter tensor with the relative tolerance
+          ``|Lambda - gamma| < switch_rtol * |gamma|`` and ``Lambda > 0``, as a popular public
+          implementation does; not the paper's criterion.
+
+    Differences from the paper: weight decay (``weight_decay``, coupled L2, default 0) is an addition.
+    After the switch the SGD step is :math:`\Lambda \cdot \text{lr}_k / \text{lr}_{switch}` so learning
+    rate schedulers keep acting on the SGD phase (the paper decays :math:`\Lambda` with the same
+    schedule in its experiments); with a constant ``lr`` this is the paper's step. torch has no SWATS.
+
+    Every parameter in a group must share device and dtype and have a gradient at every step (the
+    switch test is a function of the whole group); otherwise ``step`` raises ``ValueError``.
+
+    References:
+        Keskar & Socher, "Improving Generalization Performance by Switching from Adam to SGD", 2017,
+        arXiv:1712.07628.
+    """
+
+    reference = "Keskar & Socher 2017 (arXiv:1712.07628)"
+    variants = ("paper", "per-tensor")
+    block_numel = 0  # the switch test needs whole-group dot products
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-9,
+        weight_decay: float = 0,
+        *,
+        switch_rtol: float = 1e-5,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        variant: str = "paper",
+    ) -> None:
+        check_betas(betas)
+        check_non_negative("eps", eps)
+        check_non_negative("weight_decay", weight_decay)
+        check_positive("switch_rtol", switch_rtol)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            switch_rtol=switch_rtol,
+            maximize=maximize,
+            foreach=foreach,
+            variant=variant,
+        )
+        super().__init__(params, defaults)
+
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        state = {"step": make_step_counter()}
+        state.update(zeros_like_all(param, ["exp_avg", "exp_avg_sq", "momentum_buffer"]))
+        for name in ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr"):
+            state[name] = torch.zeros((), dtype=torch.float64)
+        return state
+
+    def step(self, closure: Any = None) -> Any:
+        for group in self.param_groups:
+            if group["variant"] == "paper" and group.get("foreach") is not False:
+                with_grad = [p for p in group["params"] if p.grad is not None]
+                if (
+                    len(with_grad) != len(group["params"])
+                    or len({(p.device, p.dtype) for p in with_grad}) > 1
+                ):
+                    raise ValueError(
+                        "SWATS switches per param group: every parameter of a group needs a gradient at "
+                        "every step and one device/dtype; split the parameters into groups accordingly"
+                    )
+            elif group["variant"] == "paper":
+                raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
+        return super().step(closure)
+
+    def direction(self, group, params, grads, state, step) -> Direction | None:
+        beta1, beta2 = (float(beta) for beta in group["betas"])
+        lr = as_float(group["lr"])
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=float(group["weight_decay"]))
+        if group["variant"] == "per-tensor":
+            for index in range(len(params)):
+                single = {name: [values[index]] for name, values in state.items()}
+                self._step_tensors(group, [params[index]], [grads[index]], single, step, beta1, beta2, lr)
+        else:
+            self._step_tensors(group, params, grads, state, step, beta1, beta2, lr)
+        return None
+
+    def _step_tensors(self, group, params, grads, state, step, beta1, beta2, lr) -> None:
+        """One SWATS step for tensors that switch together (a group, or one tensor)."""
+        if state["phase"][0].item() == SGD_PHASE:
+            trace_(state["momentum_buffer"], grads, beta1)
+            sgd_lr = state["sgd_lr"][0].item() * lr / state["switch_lr"][0].item()
+            torch._foreach_add_(params, state["momentum_buffer"], alpha=-(1.0 - beta1) * sgd_lr)
+            return
+        ema_(state["exp_avg"], grads, beta1)
+        ema_of_squares_(state["exp_avg_sq"], grads, beta2)
+        denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
+        scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
+        adam_step = torch._foreach_div(state["exp_avg"], denominator)
+        torch._foreach_mul_(adam_step, scale)
+        torch._foreach_add_(params, adam_step)
+        step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
+        if step_dot_grad == 0:
+            return
+        step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
+        projected_lr = (step_dot_step / -step_dot_grad).item()
+        lambda_avg = beta2 * state["lambda_avg"][0].item() + (1.0 - beta2) * projected_lr
+        corrected = lambda_avg / bias_correction(beta2, step)
+        if group["variant"] == "per-tensor":
+            tolerance = group["switch_rtol"] * abs(projected_lr)
+            switch = step > 1 and corrected > 0 and abs(corrected - projected_lr) < tolerance
+        else:
+            switch = step > 1 and abs(corrected - projected_lr) < group["eps"]
+        for index in range(len(params)):
+            state["lambda_avg"][index].fill_(lambda_avg)
+            if switch:
+                state["phase"][index].fill_(SGD_PHASE)
+                state["sgd_lr"][index].fill_(corrected)
+                state["switch_step"][index].fill_(step)
+                state["switch_lr"][index].fill_(lr)
+                state["momentum_buffer"][index].zero_()
+
+    def switch_steps(self) -> list[int | None]:
+        """Per param group, the step at which it switched to SGD (``None`` while still in Adam)."""
+        return [self._group_scalar(group, "switch_step", int) for group in self.param_groups]
+
+    def sgd_learning_rates(self) -> list[float | None]:
+        """Per param group, the SGD learning rate Lambda estimated at the switch (``None`` before)."""
+        return [self._group_scalar(group, "sgd_lr", float) for group in self.param_groups]
+
+    def _group_scalar(self, group, name, convert):
+        for param in group["params"]:
+            param_state = self.state.get(param)
+            if param_state and param_state["phase"].item() == SGD_PHASE:
+                return convert(param_state[name].item())
+        return None

@@ -1,0 +1,76 @@
+"""SWATS against an independent float64 loop of the paper's Algorithm 1."""
+
+import numpy as np
+import pytest
+import torch
+from reference.swats import swats_reference
+
+from descentlab.optim import SWATS
+
+SCALES = np.array([1.0, 3.0, 0.5, 2.0, 1.5])
+
+
+def gradient(x):
+    return SCALES * x + 0.1 * x**3
+
+
+def _run_ours(x0, steps, **hyper):
+    shapes = [(2,), (3,)]  # two tensors in one group: the test runs over the whole group
+    tensors = [torch.tensor(part, dtype=torch.float64, requires_grad=True) for part in np.split(x0, [2])]
+    optimizer = SWATS(tensors, **hyper)
+    for _ in range(steps):
+        flat = np.concatenate([t.detach().numpy() for t in tensors])
+        for tensor, part in zip(tensors, np.split(gradient(flat), [2])):
+            tensor.grad = torch.tensor(part)
+        optimizer.step()
+    assert [t.shape for t in tensors] == [torch.Size(s) for s in shapes]
+    return np.concatenate([t.detach().numpy() for t in tensors]), optimizer
+
+
+@pytest.mark.parametrize(
+    ("lr", "beta2", "eps"), [(0.02, 0.99, 1e-5), (0.005, 0.999, 1e-6), (0.01, 0.99, 1e-5)]
+)
+def test_switch_step_and_iterates_match_algorithm_1(lr, beta2, eps):
+    x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    hyper = dict(lr=lr, betas=(0.9, beta2), eps=eps)
+    expected, switch_step, Lambda = swats_reference(x0, gradient, 300, lr, 0.9, beta2, eps)
+    assert switch_step is not None and 2 < switch_step < 290, "the problem must switch mid-run"
+    actual, optimizer = _run_ours(x0, 300, **hyper)
+    assert optimizer.switch_steps() == [switch_step]
+    assert optimizer.sgd_learning_rates()[0] == pytest.approx(Lambda, rel=1e-10)
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-13)
+
+
+def test_no_switch_before_condition_holds():
+    x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    _, switch_step, _ = swats_reference(x0, gradient, 10, 0.05, 0.9, 0.99, 1e-9)
+    _, optimizer = _run_ours(x0, 10, lr=0.05, betas=(0.9, 0.99), eps=1e-9)
+    assert switch_step is None and optimizer.switch_steps() == [None]
+
+
+def test_per_tensor_variant_switches_tensors_separately():
+    x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    actual, optimizer = _run_ours(x0, 300, lr=0.02, betas=(0.9, 0.99), variant="per-tensor", switch_rtol=1e-3)
+
+    def relative_test(k, corrected, gamma):
+        return k > 1 and corrected > 0 and abs(corrected - gamma) < 1e-3 * abs(gamma)
+
+    # The gradient is separable, so each tensor's block can be run on its own.
+    expected_x, expected_steps = [], []
+    for block, scales in zip(np.split(x0, [2]), np.split(SCALES, [2])):
+        x, step, _ = swats_reference(
+            block, lambda x, s=scales: s * x + 0.1 * x**3, 300, 0.02, 0.9, 0.99, 1e-9, relative_test
+        )
+        expected_x.append(x)
+        expected_steps.append(float(step or 0))
+    steps = [optimizer.state[p]["switch_step"].item() for p in optimizer.param_groups[0]["params"]]
+    assert steps == expected_steps and expected_steps[0] > 2 and expected_steps[1] == 0
+    np.testing.assert_allclose(actual, np.concatenate(expected_x), rtol=1e-10, atol=1e-13)
+
+
+def test_group_needs_every_gradient():
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    optimizer = SWATS([a, b])
+    a.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="every parameter of a group"):
+        optimizer.step()
