@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from reference.svrg import svrg_least_squares
 
 from descentlab.optim import SVRG, train_svrg
+from reference.svrg import svrg_least_squares
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(24, 3))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from reference.swats import swats_reference
 
 from descentlab.optim import SWATS
+from reference.swats import swats_reference
 
 SCALES = np.array([1.0, 3.0, 0.5, 2.0, 1.5])
 
