@@ -213,5 +213,5 @@ def train_svrg(
                 loss.backward()
                 return loss
 
-            losses.append(float(optimizer.step(closure)))
+            losses.append(optimizer.step(closure).detach().item())
     return losses
