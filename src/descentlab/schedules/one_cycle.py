@@ -34,7 +34,16 @@ class OneCycle(Schedule):
     From step ``T - 1`` on, the value stays at ``end`` (torch raises after ``T`` steps instead).
 
     For the learning rate use :func:`one_cycle`; for momentum or Adam's ``beta1``, cycled inversely,
-    use :func:`one_cycle_momentum`.
+    use :func:`one_cycle_momentum`; apply both with one
+    :class:`~descentlab.schedules.scheduler.HyperparameterScheduler`.
+
+    Differences from torch's ``OneCycleLR`` (values agree to 1e-12 relative, see the tests):
+
+    - past step ``T - 1`` the value stays at ``end``; torch raises once stepped beyond ``T`` steps;
+    - applied relatively (the default for ``lr``), each group's own learning rate plays the role of
+      ``max_lr`` and ``initial_lr`` stays that value; torch rewrites ``initial_lr`` to
+      ``max_lr / div_factor`` and adds ``max_lr``/``min_lr``/``max_momentum``/``base_momentum`` entries to
+      every param group, which we do not.
     """
 
     total_steps: int

@@ -125,12 +125,14 @@ class HyperparameterScheduler(LRScheduler):
 
     def apply(self) -> None:
         """Write the values of the current step (``last_epoch``) into the optimizer's param groups."""
+        groups = len(self.optimizer.param_groups)
+        for key, bases in self.base_values.items():
+            if len(bases) != groups:
+                raise RuntimeError(
+                    f"the optimizer has {groups} param groups but the {key!r} schedule was built for "
+                    f"{len(bases)}; build a new scheduler after add_param_group"
+                )
         values = self.values_at(self.last_epoch)
-        if any(len(per_group) != len(self.optimizer.param_groups) for per_group in values.values()):
-            raise RuntimeError(
-                f"the optimizer has {len(self.optimizer.param_groups)} param groups but the scheduler was "
-                f"built for {len(next(iter(values.values())))}; build a new scheduler after add_param_group"
-            )
         for key, per_group in values.items():
             for group, value in zip(self.optimizer.param_groups, per_group):
                 self.keys[key].write(group, value)
