@@ -252,3 +252,20 @@ def test_errors_name_the_problem():
         scheduler.load_state_dict(other.state_dict())
     with pytest.raises(ValueError, match="neither 'betas' nor 'momentum'"):
         momentum_key(torch.optim.Adagrad([torch.zeros(1, requires_grad=True)]))
+
+
+def test_works_inside_torch_sequential_lr_like_our_sequence():
+    warmup, cosine = linear(5, 0.2, 1.0), Cosine(15, 1.0, 0.1)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3, momentum=0.9)
+    chained = torch.optim.lr_scheduler.SequentialLR(
+        optimizer,
+        [ScheduledLR(optimizer, warmup), ScheduledLR(optimizer, cosine)],
+        milestones=[5],
+    )
+    lrs = []
+    for _ in range(25):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        chained.step()
+    ours = Sequence([(5, warmup), (None, cosine)])
+    assert lrs == pytest.approx([0.3 * ours(t) for t in range(25)], rel=1e-12)

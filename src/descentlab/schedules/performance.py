@@ -38,6 +38,8 @@ class Plateau(Schedule):
     torch's ``ReduceLROnPlateau``, so with the same settings both reduce at the same reports.
 
     The value does not depend on the step, only on the reports: ``plateau(step)`` is the current value.
+    Applied relatively (the default for ``lr``), ``initial`` and ``min_value`` are multipliers of each
+    group's initial learning rate: torch's ``min_lr`` corresponds to ``min_value * initial_lr``.
     """
 
     initial: float = 1.0

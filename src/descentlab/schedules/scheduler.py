@@ -2,8 +2,9 @@
 
 How to step (the one thing to get right with any scheduler):
 
-- **per batch** (Hugging Face ``Trainer``, Lightning ``"interval": "step"``, most transformer recipes):
-  call ``scheduler.step()`` after every ``optimizer.step()``; the schedule's step is the optimizer step.
+- **per batch** (Hugging Face ``Trainer(..., optimizers=(optimizer, scheduler))``, Lightning
+  ``"interval": "step"``, most transformer recipes): call ``scheduler.step()`` after every
+  ``optimizer.step()``; the schedule's step is the optimizer step.
 - **per epoch** (Lightning's default ``"interval": "epoch"``, classic CNN recipes): call
   ``scheduler.step()`` once at the end of each epoch; the schedule's step is the epoch.
 
@@ -11,7 +12,10 @@ Performance scheduling needs a metric: call ``scheduler.step(metric)``. The metr
 step that just finished, then the scheduler advances, so a reduction takes effect from the next step.
 Steps without a metric are fine (e.g. per-batch stepping with an evaluation every epoch). In Lightning,
 return ``{"scheduler": s, "interval": "epoch", "monitor": "val_loss", "reduce_on_plateau": True}`` from
-``configure_optimizers`` and Lightning calls ``s.step(metric)``.
+``configure_optimizers`` and Lightning calls ``s.step(metric)``. The first argument of ``step`` is the
+metric, not torch's deprecated ``epoch``. The schedulers also work inside torch's ``SequentialLR`` and
+``ChainedScheduler``, though :class:`~descentlab.schedules.composition.Sequence` says the same in one
+object.
 
 Saving and resuming: the scheduler's ``state_dict`` holds the step counter, the base values and the
 mutable state of metric-driven schedules as plain numbers (no lambdas, no schedule objects), so it
@@ -160,6 +164,12 @@ class HyperparameterScheduler(LRScheduler):
                 schedule.report(float(metric), self.last_epoch)
         self._step_count += 1
         self.last_epoch += 1
+        self.apply()
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        # torch's SequentialLR restarts a scheduler at its milestone through this hook; route it through
+        # apply() so every scheduled key (not only lr) follows.
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         self.apply()
 
     def get_lr(self) -> list[float]:
