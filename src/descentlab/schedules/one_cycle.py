@@ -37,7 +37,7 @@ class OneCycle(Schedule):
     use :func:`one_cycle_momentum`; apply both with one
     :class:`~descentlab.schedules.scheduler.HyperparameterScheduler`.
 
-    Differences from torch's ``OneCycleLR`` (values agree to 1e-12 relative, see the tests):
+    Differences from torch's ``OneCycleLR`` (values agree to about 1e-12 relative, see the tests):
 
     - past step ``T - 1`` the value stays at ``end``; torch raises once stepped beyond ``T`` steps;
     - applied relatively (the default for ``lr``), each group's own learning rate plays the role of
