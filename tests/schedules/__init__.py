@@ -1,0 +1,1 @@
+"""Tests of descentlab.schedules (a package so test module names cannot clash with other areas)."""
