@@ -115,7 +115,7 @@ class LineSearchGD(Optimizer):
             with torch.no_grad():
                 vector_to_parameters(start + alpha * direction, params)
             with torch.enable_grad():
-                value = float(closure())
+                value = closure().detach().item()
             derivative = float(self._gradient() @ direction) if need_gradient else math.nan
             return value, derivative
 
@@ -124,9 +124,9 @@ class LineSearchGD(Optimizer):
         elif group["method"] == "golden":
             alpha = self._golden(evaluate, group)
         elif group["method"] == "armijo":
-            alpha = self._armijo(evaluate, float(loss), slope, group)
+            alpha = self._armijo(evaluate, loss.detach().item(), slope, group)
         else:
-            alpha = self._strong_wolfe(evaluate, float(loss), slope, group)
+            alpha = self._strong_wolfe(evaluate, loss.detach().item(), slope, group)
         with torch.no_grad():
             vector_to_parameters(start + alpha * direction, params)
         self.last_step_size = alpha
