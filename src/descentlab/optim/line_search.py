@@ -20,8 +20,14 @@ GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: each golden-section iteration
 class LineSearchGD(Optimizer):
     r"""Gradient descent whose step length is chosen by a line search along :math:`d = -\nabla L`.
 
-    Each ``step(closure)`` computes :math:`g = \nabla L(\theta)` and chooses :math:`\alpha` for
-    :math:`\theta \leftarrow \theta + \alpha d`, :math:`d = -g`, by ``method``:
+    Each ``step(closure)`` computes :math:`g = \nabla L(\theta)` and moves to
+
+    .. math::
+
+        \theta \leftarrow \theta + \alpha^\star d, \qquad d = -g, \qquad
+        \alpha^\star \approx \arg\min_{\alpha \ge 0} h(\alpha), \quad h(\alpha) = L(\theta + \alpha d)
+
+    with :math:`\alpha^\star` chosen by ``method``:
 
     - ``"golden"``: the bracketing search of Prince, *Understanding Deep Learning*, fig. 6.10:
       keep an interval :math:`[a, d]` (initially ``[0, max_step]``), evaluate two interior points
