@@ -239,26 +239,32 @@ class _Bucket:
         return True
 
     def blocks(self, block_numel: int) -> Iterator[_Bucket]:
-        """Buckets over flat slices of at most ``block_numel`` elements each, in parameter order.
+        """The small tensors as one bucket, then each large tensor in flat slices of ``block_numel``.
 
-        Small tensors are gathered whole into one block; large ones are cut into slices. Slices are
-        views, so updates land in the real tensors.
+        Slicing only pays where a tensor is larger than the cache; small tensors stay whole in one
+        multi-tensor call, which avoids creating thousands of views. Slices are views, so updates land
+        in the real tensors.
         """
-        block, filled = _Bucket(), 0
+        small = [index for index, param in enumerate(self.params) if param.numel() <= block_numel]
+        if small:
+            yield self._subset(small, slice(None))
         for index, param in enumerate(self.params):
             numel = param.numel()
-            for start in range(0, numel, block_numel):
-                stop = min(numel, start + block_numel)
-                block.params.append(param.view(-1)[start:stop])
-                block.grads.append(self.grads[index].view(-1)[start:stop])
-                for name, values in self.state.items():
-                    block.state[name].append(values[index].view(-1)[start:stop])
-                filled += stop - start
-                if filled >= block_numel:
-                    yield block
-                    block, filled = _Bucket(), 0
-        if block.params:
-            yield block
+            if numel > block_numel:
+                for start in range(0, numel, block_numel):
+                    yield self._subset([index], slice(start, min(numel, start + block_numel)))
+
+    def _subset(self, indices: list[int], flat_slice: slice) -> _Bucket:
+        block = _Bucket()
+        whole = flat_slice == slice(None)
+
+        def part(tensor: Tensor) -> Tensor:
+            return tensor if whole else tensor.view(-1)[flat_slice]
+
+        block.params = [part(self.params[i]) for i in indices]
+        block.grads = [part(self.grads[i]) for i in indices]
+        block.state = {name: [part(values[i]) for i in indices] for name, values in self.state.items()}
+        return block
 
     def store_created_state(self) -> None:
         for name, values in self.state.items():
