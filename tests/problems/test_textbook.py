@@ -8,9 +8,15 @@ from descentlab.problems import get_problem
 from descentlab.problems.textbook import (
     GABOR_MINIMA,
     GABOR_OPTIMUM,
+    GABOR_X,
+    GABOR_Y,
+    LINEAR_X,
+    LINEAR_Y,
     SALARY,
     SALARY_YEARS,
 )
+
+DATA = {"linear-regression": (LINEAR_X, LINEAR_Y), "salary": (SALARY_YEARS, SALARY)}
 
 
 def loss_gradient(problem, phi):
@@ -29,8 +35,7 @@ def test_losses_match_the_values_printed_by_the_udl_notebooks():
 @pytest.mark.parametrize("name", ["linear-regression", "salary"])
 def test_line_fits_match_numpy_lstsq(name):
     problem = get_problem(name)
-    function_x = problem.function.args[1].numpy()
-    function_y = problem.function.args[2].numpy()
+    function_x, function_y = (np.array(values) for values in DATA[name])
     design = np.stack([np.ones_like(function_x), function_x], axis=1)
     solution, residual, _, _ = np.linalg.lstsq(design, function_y, rcond=None)
     np.testing.assert_allclose(problem.minima[0], solution, rtol=1e-10)
@@ -75,8 +80,7 @@ def test_gabor_global_minimum_is_lowest_on_a_grid_and_matches_the_optimum():
 
 def test_gabor_matches_the_book_formula_written_out():
     problem = get_problem("gabor")
-    data_x = problem.function.args[1].numpy()
-    data_y = problem.function.args[2].numpy()
+    data_x, data_y = np.array(GABOR_X), np.array(GABOR_Y)
     phi0, phi1 = -1.5, 8.5
     z = phi0 + 0.06 * phi1 * data_x
     expected = np.sum((np.sin(z) * np.exp(-(z**2) / 32) - data_y) ** 2)
@@ -92,7 +96,7 @@ def test_minibatch_loss_is_an_unbiased_estimate_and_epochs_cover_the_data():
         batch = next(task.batches)
         seen.extend(batch[0].tolist())
         total += task.loss(batch).item() / task.steps_per_epoch
-    assert sorted(seen) == sorted(problem.function.args[1].tolist())
+    assert sorted(seen) == pytest.approx(sorted(GABOR_X))
     assert total == pytest.approx(task.evaluate()["loss"], rel=1e-5)
 
 

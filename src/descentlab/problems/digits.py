@@ -26,6 +26,9 @@ def digits_data() -> ClassificationData:
     return split_once(inputs, labels, validation_fraction=0.2)
 
 
+# Budgets and targets measured with Adam (lr 1e-3), one CPU thread, seeds 0-2: logistic regression
+# reaches 0.93 by 1100-1250 steps (1 s) and ends at 0.94-0.95; the MLP reaches 0.95 by 300-350 steps
+# and ends at 0.97-0.98 (0.25 s); the CNN reaches 0.95 by 300 steps and ends at 0.97 (1.3 s).
 register(
     classification_problem(
         "digits-logreg", "multinomial logistic regression on sklearn's 8x8 digits",
