@@ -153,3 +153,17 @@ def test_bad_batch_size_is_rejected():
 def test_default_comparison_set():
     default = {problem.name for problem in all_problems() if "default" in problem.tags}
     assert default == {"bowl", "rosenbrock", "beale", "himmelblau", "gabor", "digits-mlp", "mnist1d-mlp"}
+
+
+def test_a_float64_model_trains_on_the_float32_data():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        task = get_problem("digits-logreg").task(seed=0)
+    finally:
+        torch.set_default_dtype(previous)
+    assert next(task.model.parameters()).dtype == torch.float64
+    loss = task.loss(next(task.batches))
+    assert loss.dtype == torch.float64
+    loss.backward()
+    assert 0 <= task.evaluate()["accuracy"] <= 1

@@ -57,11 +57,12 @@ def split_once(
 def accuracy_and_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Mean accuracy and mean cross-entropy of ``model`` on ``inputs``, in eval mode and without grad."""
     was_training = model.training
+    dtype = next(model.parameters()).dtype
     model.eval()
     correct, total_loss = 0, 0.0
     with torch.no_grad():
         for begin in range(0, len(inputs), _EVALUATION_CHUNK):
-            logits = model(inputs[begin : begin + _EVALUATION_CHUNK])
+            logits = model(inputs[begin : begin + _EVALUATION_CHUNK].to(dtype))
             chunk_labels = labels[begin : begin + _EVALUATION_CHUNK]
             total_loss += float(functional.cross_entropy(logits, chunk_labels, reduction="sum"))
             correct += int((logits.argmax(dim=-1) == chunk_labels).sum())
@@ -80,11 +81,13 @@ def classification_task(
         raise ValueError(f"batch_size must be an integer >= 1 for a learning problem, got {batch_size}")
     with seeded_init(seed):
         model = build_model()
+    dtype = next(model.parameters()).dtype
     batches = shuffled_batches(data.train_inputs, data.train_labels, batch_size, order_generator(seed))
 
     def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, labels = batch
-        return functional.cross_entropy(model(inputs), labels)
+        # Data is stored as float32 once; a model built under another default dtype gets a cast copy.
+        return functional.cross_entropy(model(inputs.to(dtype)), labels)
 
     def evaluate() -> dict[str, float]:
         return accuracy_and_loss(model, data.validation_inputs, data.validation_labels)
