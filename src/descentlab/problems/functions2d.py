@@ -14,7 +14,9 @@ References:
     minimum of a function of more than one variable", 1958. Himmelblau, D. M. "Applied Nonlinear
     Programming", 1972. Rastrigin, L. A. "Systems of extremal control", 1974. Surjanovic & Bingham,
     "Virtual Library of Simulation Experiments", https://www.sfu.ca/~ssurjano/optimization.html
-    (minima and usual domains). Prince, "Understanding Deep Learning", 2023, fig. 6.9 (the bowl).
+    (minima and usual domains). The bowl and its start are those of the optimizer comparison in
+    Saito, "Deep Learning from Scratch" (O'Reilly Japan, 2016), section 6.1, which runs 30 steps of
+    SGD (lr 0.95), Momentum (0.1), AdaGrad (1.5) and Adam (0.3).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class Function2D:
 
 FUNCTIONS: tuple[Function2D, ...] = (
     Function2D(
-        "bowl", "anisotropic bowl x^2/20 + y^2 from (-7, 2) (UDL fig. 6.9)", bowl,
+        "bowl", "anisotropic bowl x^2/20 + y^2 from (-7, 2) (Saito, Deep Learning from Scratch, ch. 6)", bowl,
         ((-10.0, 10.0), (-4.0, 4.0)), ((0.0, 0.0),), 0.0, (-7.0, 2.0), 200, 1e-3, 0.5,
     ),
     Function2D(
