@@ -123,3 +123,42 @@ def test_gradient_descent_reaches_the_global_gabor_basin_from_the_notebook_start
         task.loss(next(task.batches)).backward()
         optimizer.step()
     assert task.evaluate()["loss"] <= problem.target
+
+
+def book_gabor_loss_and_gradient(phi):
+    """Loss and gradient written from the book's formulas (chain rule through z = phi0 + 0.06 phi1 x)."""
+    x, y = np.array(GABOR_X), np.array(GABOR_Y)
+    z = phi[0] + 0.06 * phi[1] * x
+    residual = np.sin(z) * np.exp(-(z**2) / 32) - y
+    dprediction_dz = (np.cos(z) - np.sin(z) * z / 16) * np.exp(-(z**2) / 32)
+    gradient = np.array(
+        [np.sum(2 * residual * dprediction_dz), np.sum(2 * residual * dprediction_dz * 0.06 * x)]
+    )
+    return np.sum(residual**2), gradient
+
+
+def test_gabor_gradient_matches_the_hand_derived_derivative():
+    problem = get_problem("gabor")
+    for phi in [(-1.5, 8.5), (2.0, 15.0), (-7.0, 20.0)]:
+        _, expected = book_gabor_loss_and_gradient(np.array(phi))
+        np.testing.assert_allclose(loss_gradient(problem, phi).numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_scipy_from_a_grid_of_starts_finds_no_minimum_we_do_not_list():
+    from scipy.optimize import minimize
+
+    (x0, x1), (y0, y1) = get_problem("gabor").bounds
+    stored = np.array(GABOR_MINIMA)
+    matched = set()
+    for start_phi0 in np.linspace(x0, x1, 6):
+        for start_phi1 in np.linspace(y0, y1, 6):
+            result = minimize(
+                book_gabor_loss_and_gradient, [start_phi0, start_phi1], jac=True, method="BFGS",
+                options={"gtol": 1e-10},
+            )  # fmt: skip
+            inside = x0 <= result.x[0] <= x1 and y0 <= result.x[1] <= y1
+            if inside and np.linalg.norm(result.jac) < 1e-6:
+                distances = np.linalg.norm(stored - result.x, axis=1)
+                assert distances.min() < 1e-4, f"unlisted minimum {result.x}"
+                matched.add(int(distances.argmin()))
+    assert len(matched) >= 4, "the grid search should land in several different basins"
