@@ -6,8 +6,19 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adam import Adam, AdamW
+from descentlab.optim.newton import Newton
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
 
-__all__ = ["SGD", "SVRG", "SWATS", "Adam", "AdamW", "Direction", "RuleOptimizer", "train_svrg"]
+__all__ = [
+    "SGD",
+    "SVRG",
+    "SWATS",
+    "Adam",
+    "AdamW",
+    "Direction",
+    "Newton",
+    "RuleOptimizer",
+    "train_svrg",
+]
