@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from descentlab.optim import Newton
-from reference.newton import newton_direction, newton_iterates
+from reference.newton import levenberg_marquardt_iterates, newton_direction, newton_iterates
 
 rng = np.random.default_rng(0)
 
@@ -247,6 +247,43 @@ def test_armijo_falls_back_to_the_gradient_when_newton_points_uphill():
     assert iterates[1][0] ** 2 - iterates[1][1] ** 2 < start[0] ** 2 - start[1] ** 2
 
 
+def test_adaptive_damping_matches_marquardts_rule():
+    start = np.array([2.0, -1.5])
+    value = lambda x: np.sqrt(1 + x**2).sum()  # noqa: E731
+    gradient = lambda x: x / np.sqrt(1 + x**2)  # noqa: E731
+    hessian = lambda x: np.diag((1 + x**2) ** -1.5)  # noqa: E731
+    expected, dampings = levenberg_marquardt_iterates(value, gradient, hessian, start, 12, 1e-3, 10.0)
+    tensors = _tensors(start, [(1,), (1,)])
+    optimizer = Newton(tensors, damping=1e-3, adaptive_damping=True)
+    accepted = []
+    for k in range(12):
+        optimizer.step(lambda: _pseudo_huber(_vector(tensors)))
+        np.testing.assert_allclose(_flat(tensors), expected[k + 1], rtol=1e-10, atol=1e-14)
+        assert optimizer.param_groups[0]["damping"] == pytest.approx(dampings[k + 1], rel=1e-12)
+        accepted.append(optimizer.last_step_accepted)
+    assert not all(accepted) and any(accepted)  # both branches of the rule were exercised
+    assert [value(x) for x in expected] == sorted([value(x) for x in expected], reverse=True)
+    assert np.abs(expected[-1]).max() < 1e-6
+
+
+def test_schedulers_and_state_dict_reach_lr_and_damping():
+    theta0 = rng.normal(size=10)
+    tensors = _tensors(theta0, SHAPES)
+    optimizer = Newton(tensors, damping=0.5, adaptive_damping=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    optimizer.step(lambda: quadratic_loss(_vector(tensors)))  # lr 1, a quadratic: accepted
+    scheduler.step()
+    theta1 = _flat(tensors)
+    np.testing.assert_allclose(theta1 - theta0, np.linalg.solve(A + 0.5 * np.eye(10), B_VECTOR - A @ theta0))
+    assert optimizer.param_groups[0]["damping"] == pytest.approx(0.05)
+    restored = Newton(_tensors(theta1, SHAPES), damping=0.5, adaptive_damping=True)
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.param_groups[0]["damping"] == pytest.approx(0.05)
+    optimizer.step(lambda: quadratic_loss(_vector(tensors)))  # lr 0.5 from the scheduler
+    expected = 0.5 * np.linalg.solve(A + 0.05 * np.eye(10), B_VECTOR - A @ theta1)
+    np.testing.assert_allclose(_flat(tensors) - theta1, expected, rtol=1e-9, atol=1e-12)
+
+
 def test_hessian_of_a_module_matches_torch_autograd_functional(monkeypatch):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
@@ -356,6 +393,9 @@ def test_singular_hessian_asks_for_damping():
         (dict(cg_tolerance=0.0), "cg_tolerance must be > 0, got 0.0"),
         (dict(cg_max_iterations=0), "cg_max_iterations must be None or an integer >= 1, got 0"),
         (dict(shrink=1.0), "shrink must be in"),
+        (dict(adaptive_damping=True), "needs damping > 0 to start"),
+        (dict(adaptive_damping=True, damping=1.0, line_search="armijo"), "choose either"),
+        (dict(damping_factor=1.0), "damping_factor must be > 1, got 1.0"),
     ],
 )
 def test_bad_hyperparameters_are_refused(kwargs, message):

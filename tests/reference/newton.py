@@ -57,3 +57,19 @@ def newton_iterates(gradient, hessian, theta0, steps, lr=1.0, damping=0.0, mode=
         theta = theta + lr * p
         iterates.append(theta.copy())
     return iterates
+
+
+def levenberg_marquardt_iterates(value, gradient, hessian, theta0, steps, damping, factor):
+    """Adaptive damping (Marquardt 1963): keep a step that does not increase f and divide the damping
+    by ``factor``; otherwise stay and multiply it by ``factor``. Returns (iterates, dampings)."""
+    theta = np.asarray(theta0, dtype=np.float64).copy()
+    iterates, dampings = [theta.copy()], [damping]
+    for _ in range(steps):
+        trial = theta + newton_direction(hessian(theta), gradient(theta), damping)
+        if value(trial) <= value(theta):
+            theta, damping = trial, damping / factor
+        else:
+            damping = damping * factor
+        iterates.append(theta.copy())
+        dampings.append(damping)
+    return iterates, dampings

@@ -45,6 +45,10 @@ class Newton(Optimizer):
     :math:`\text{lr}, \rho\,\text{lr}, \rho^2\text{lr}, \dots` with
     :math:`L(\theta + \alpha d) \le L(\theta) + c_1 \alpha\, g^\top d` (Nocedal & Wright, Alg. 3.1).
     ``damping`` is :math:`\lambda \ge 0` (Levenberg-Marquardt); ``damping=0`` is plain Newton.
+    With ``adaptive_damping=True`` (Marquardt 1963) the loss is evaluated after the step: if it
+    increased, the step is undone and :math:`\lambda \leftarrow \nu\lambda`; if it did,
+    :math:`\lambda \leftarrow \lambda/\nu` (:math:`\nu` = ``damping_factor``). The new :math:`\lambda`
+    is written to ``param_groups[0]["damping"]`` (so it is saved in the ``state_dict``).
 
     Modes:
         - ``"exact"``: form :math:`H` (rows by batched Hessian-vector products) and solve
@@ -82,7 +86,8 @@ class Newton(Optimizer):
     direction with :math:`p^\top B p \le 0`; ``"exact"``: :math:`H + \lambda I` is not positive
     definite; ``"saddle-free"``: :math:`H` has a negative eigenvalue); ``last_direction``
     (``"newton"``, or ``"gradient"`` when the line search fell back to :math:`-g` because the Newton
-    direction was not a descent direction); ``last_evaluations`` (line-search loss evaluations).
+    direction was not a descent direction); ``last_evaluations`` (loss evaluations after the first);
+    ``last_step_accepted`` (False only when adaptive damping undid the step).
 
     Notes:
         All parameters with ``requires_grad`` form one vector (a single param group, one dtype and
@@ -98,6 +103,8 @@ class Newton(Optimizer):
         Dauphin, Pascanu, Gulcehre, Cho, Ganguli & Bengio, "Identifying and attacking the saddle point
         problem in high-dimensional non-convex optimization", NeurIPS 2014.
         Boyd & Vandenberghe, *Convex Optimization*, 2004, sec. 9.5.1 (the Newton decrement).
+        Marquardt, "An Algorithm for Least-Squares Estimation of Nonlinear Parameters", SIAM J. Appl.
+        Math. 11(2), 1963 (raising and lowering the damping by a factor).
     """
 
     reference = "Nocedal & Wright 2006 (ch. 3, Alg. 7.1); Dauphin et al. 2014 (saddle-free)"
@@ -111,6 +118,8 @@ class Newton(Optimizer):
         damping: float = 0.0,
         *,
         line_search: str | None = None,
+        adaptive_damping: bool = False,
+        damping_factor: float = 10.0,
         max_hessian_params: int = 5000,
         cg_tolerance: float | None = None,
         cg_max_iterations: int | None = None,
@@ -124,6 +133,19 @@ class Newton(Optimizer):
         check_non_negative("damping", damping)
         if line_search not in LINE_SEARCHES:
             raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}")
+        if not isinstance(adaptive_damping, bool):
+            raise ValueError(f"adaptive_damping must be True or False, got {adaptive_damping!r}")
+        if adaptive_damping and not damping > 0:
+            raise ValueError(
+                f"adaptive_damping=True scales damping up and down, so it needs damping > 0 to start "
+                f"(e.g. damping=1e-3), got damping={damping!r}"
+            )
+        if adaptive_damping and line_search is not None:
+            raise ValueError(
+                "choose either line_search='armijo' or adaptive_damping=True: both decide how far to step"
+            )
+        if not damping_factor > 1:
+            raise ValueError(f"damping_factor must be > 1, got {damping_factor!r}")
         if not isinstance(max_hessian_params, int) or max_hessian_params < 1:
             raise ValueError(f"max_hessian_params must be an integer >= 1, got {max_hessian_params!r}")
         if cg_tolerance is not None:
@@ -143,6 +165,8 @@ class Newton(Optimizer):
             mode=mode,
             damping=damping,
             line_search=line_search,
+            adaptive_damping=adaptive_damping,
+            damping_factor=damping_factor,
             max_hessian_params=max_hessian_params,
             cg_tolerance=cg_tolerance,
             cg_max_iterations=cg_max_iterations,
@@ -164,6 +188,7 @@ class Newton(Optimizer):
         self.last_negative_curvature = False
         self.last_direction = "newton"
         self.last_evaluations = 0
+        self.last_step_accepted = True
 
     def _params(self) -> list[Tensor]:
         return [p for p in self.param_groups[0]["params"] if p.requires_grad]
@@ -243,7 +268,9 @@ class Newton(Optimizer):
             with torch.no_grad():
                 for param, origin in zip(params, start):
                     count = param.numel()
-                    param.copy_(origin + alpha * direction[offset : offset + count].view_as(param))
+                    # alpha = 0 restores the start exactly, even after a non-finite direction.
+                    moved = origin + alpha * direction[offset : offset + count].view_as(param)
+                    param.copy_(origin if alpha == 0.0 else moved)
                     offset += count
 
         alpha = float(group["lr"])
@@ -269,6 +296,17 @@ class Newton(Optimizer):
                 max_evaluations=group["max_evaluations"],
             )
         move_to(alpha)
+        self.last_step_accepted = True
+        if group["adaptive_damping"]:
+            self.last_evaluations += 1
+            with torch.no_grad():
+                not_worse = float(closure()) <= float(loss)
+            if not_worse:
+                group["damping"] = float(group["damping"]) / group["damping_factor"]
+            else:
+                group["damping"] = float(group["damping"]) * group["damping_factor"]
+                move_to(0.0)
+                alpha, self.last_step_accepted = 0.0, False
         self.last_step_size = alpha
         self.last_step_norm = alpha * float(direction.norm())
         return loss
