@@ -46,8 +46,8 @@ class Newton(Optimizer):
     :math:`L(\theta + \alpha d) \le L(\theta) + c_1 \alpha\, g^\top d` (Nocedal & Wright, Alg. 3.1).
     ``damping`` is :math:`\lambda \ge 0` (Levenberg-Marquardt); ``damping=0`` is plain Newton.
     With ``adaptive_damping=True`` (Marquardt 1963) the loss is evaluated after the step: if it
-    increased, the step is undone and :math:`\lambda \leftarrow \nu\lambda`; if it did,
-    :math:`\lambda \leftarrow \lambda/\nu` (:math:`\nu` = ``damping_factor``). The new :math:`\lambda`
+    increased, the step is undone and :math:`\lambda \leftarrow \nu\lambda`; otherwise it is kept
+    and :math:`\lambda \leftarrow \lambda/\nu` (:math:`\nu` = ``damping_factor``). The new :math:`\lambda`
     is written to ``param_groups[0]["damping"]`` (so it is saved in the ``state_dict``).
 
     Modes:
@@ -74,9 +74,10 @@ class Newton(Optimizer):
     without calling** ``backward()`` (unlike ``torch.optim.LBFGS``): Newton differentiates the loss
     twice, with ``torch.autograd.grad(..., create_graph=True)``, so it needs the graph intact. A
     closure that called ``backward()`` (freeing the graph) or returned a loss without ``grad_fn``
-    raises a ``RuntimeError`` saying so. With ``line_search="armijo"`` the closure is called again, under
-    ``torch.no_grad()``, for each trial step. ``.grad`` is neither read nor written. ``step`` returns
-    the (detached) loss before the step.
+    raises a ``RuntimeError`` saying so. With ``line_search="armijo"`` (each trial step) and with
+    ``adaptive_damping`` (once, after the step) the closure is called again under
+    ``torch.no_grad()``. ``.grad`` is neither read nor written. ``step`` returns the (detached) loss
+    before the step.
 
     Diagnostics of the last step (attributes): ``last_gradient_norm`` :math:`\|g\|`;
     ``last_newton_decrement`` :math:`\sqrt{-g^\top d}` for the Newton direction (:math:`= \sqrt{g^\top
@@ -96,6 +97,13 @@ class Newton(Optimizer):
         :math:`H + \lambda I` (or a zero eigenvalue with ``"saddle-free"`` and ``damping=0``) raises a
         ``RuntimeError`` asking for ``damping > 0``. Without a line search, an indefinite ``"exact"``
         step is taken as computed (plain Newton heads for saddles). torch has no Newton optimizer.
+
+    Example:
+        >>> model = torch.nn.Linear(3, 1)
+        >>> inputs, targets = torch.randn(32, 3), torch.randn(32, 1)
+        >>> optimizer = Newton(model.parameters(), mode="exact")
+        >>> closure = lambda: torch.nn.functional.mse_loss(model(inputs), targets)  # no backward()
+        >>> loss_before = optimizer.step(closure)  # least squares: solved in one step
 
     References:
         Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006: Alg. 3.1 (backtracking),
