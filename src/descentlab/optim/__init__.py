@@ -7,6 +7,7 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adam import Adam, AdamW
 from descentlab.optim.line_search import LineSearchGD
+from descentlab.optim.newton import Newton
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -19,6 +20,7 @@ __all__ = [
     "AdamW",
     "Direction",
     "LineSearchGD",
+    "Newton",
     "RuleOptimizer",
     "train_svrg",
 ]

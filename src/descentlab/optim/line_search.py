@@ -17,6 +17,42 @@ METHODS = ("golden", "armijo", "strong-wolfe")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: each golden-section iteration keeps this fraction
 
 
+def armijo_backtracking(
+    value_at: Callable[[float], float],
+    value0: float,
+    slope: float,
+    *,
+    initial_step: float,
+    c1: float,
+    shrink: float,
+    max_evaluations: int,
+) -> float:
+    r"""Backtracking line search (Nocedal & Wright 2006, Algorithm 3.1) along a descent direction :math:`d`.
+
+    Tries :math:`\alpha = \alpha_0, \rho\alpha_0, \rho^2\alpha_0, \dots` and returns the first
+    :math:`\alpha` with the sufficient-decrease (Armijo) condition
+    :math:`h(\alpha) \le h(0) + c_1 \alpha\, \nabla L^\top d`, where :math:`h(\alpha) = L(\theta + \alpha d)`.
+
+    Args:
+        value_at: :math:`h`, the loss at step length :math:`\alpha` along the direction.
+        value0: :math:`h(0)`.
+        slope: :math:`h'(0) = \nabla L^\top d` (negative for a descent direction).
+        initial_step: :math:`\alpha_0`.
+        c1: the sufficient-decrease constant :math:`c_1 \in (0, 1)`.
+        shrink: the contraction factor :math:`\rho \in (0, 1)`.
+        max_evaluations: the most values of :math:`h` to try.
+
+    Returns:
+        The accepted :math:`\alpha`, or 0.0 when none of ``max_evaluations`` trials was accepted.
+    """
+    alpha = initial_step
+    for _ in range(max_evaluations):
+        if value_at(alpha) <= value0 + c1 * alpha * slope:
+            return alpha
+        alpha *= shrink
+    return 0.0  # no acceptable step within the budget: stay (the next step sees the same point)
+
+
 class LineSearchGD(Optimizer):
     r"""Gradient descent whose step length is chosen by a line search along :math:`d = -\nabla L`.
 
@@ -165,12 +201,15 @@ class LineSearchGD(Optimizer):
 
     @staticmethod
     def _armijo(evaluate, value0: float, slope: float, group) -> float:
-        alpha = float(group["max_step"])
-        for _ in range(group["max_evaluations"]):
-            if evaluate(alpha)[0] <= value0 + group["c1"] * alpha * slope:
-                return alpha
-            alpha *= group["shrink"]
-        return 0.0  # no acceptable step within the budget: stay (the next step sees the same point)
+        return armijo_backtracking(
+            lambda alpha: evaluate(alpha)[0],
+            value0,
+            slope,
+            initial_step=float(group["max_step"]),
+            c1=group["c1"],
+            shrink=group["shrink"],
+            max_evaluations=group["max_evaluations"],
+        )
 
     @staticmethod
     def _strong_wolfe(evaluate, value0: float, slope0: float, group) -> float:
