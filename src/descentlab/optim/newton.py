@@ -39,6 +39,11 @@ def _flatten(parts: tuple[Tensor | None, ...], params: list[Tensor]) -> Tensor:
 class Newton(Optimizer):
     r"""Newton's method over all parameters as one vector :math:`\theta \in \mathbb R^n`.
 
+    .. math::
+
+        g = \nabla L(\theta), \quad H = \nabla^2 L(\theta), \qquad
+        (H + \lambda I)\, d = -g, \qquad \theta \leftarrow \theta + \alpha\, d
+
     Each ``step(closure)`` computes :math:`L = L(\theta)`, :math:`g = \nabla L` and a direction
     :math:`d` from the Hessian :math:`H = \nabla^2 L`, then moves :math:`\theta \leftarrow \theta + \alpha d`
     with :math:`\alpha = \text{lr}` or, with ``line_search="armijo"``, the first of
