@@ -43,20 +43,21 @@ def test_hessian_vector_product_equals_hessian_times_vector(tiny_network):
     pieces = [vector[:12].reshape(4, 3), vector[12:16], vector[16:24].reshape(2, 4), vector[24:]]
     products = hessian_vector_product(tiny_network.model, tiny_network.loss, pieces)
     assert [product.shape for product in products] == [p.shape for p in tiny_network.model.parameters()]
-    np.testing.assert_allclose(
-        torch.cat([product.reshape(-1) for product in products]).numpy(), reference @ vector.numpy(), atol=1e-7
-    )
+    flat = torch.cat([product.reshape(-1) for product in products]).numpy()
+    np.testing.assert_allclose(flat, reference @ vector.numpy(), atol=1e-7)
 
 
 def test_a_loss_linear_in_the_parameters_has_a_zero_hessian():
     model = nn.Linear(3, 2).double()
     inputs = torch.randn(5, 3, dtype=torch.float64)
-    assert torch.equal(exact_hessian(model, lambda: model(inputs).sum()), torch.zeros(8, 8, dtype=torch.float64))
+    hessian = exact_hessian(model, lambda: model(inputs).sum())
+    assert torch.equal(hessian, torch.zeros(8, 8, dtype=torch.float64))
 
 
 def test_too_large_hessian_error_gives_size_and_alternatives():
     model = nn.Linear(99, 50)  # 5000 parameters: 25,000,000 float64 entries = 190.7 MiB
-    with pytest.raises(HessianTooLargeError, match=r"5,000 parameters.*25,000,000 entries \(190\.7 MiB") as error:
+    expected = r"5,000 parameters.*25,000,000 entries \(190\.7 MiB"
+    with pytest.raises(HessianTooLargeError, match=expected) as error:
         exact_hessian(model, lambda: model(torch.ones(1, 99)).square().sum(), max_parameters=4096)
     assert "top_eigenvalues" in str(error.value) and "max_parameters=4,096" in str(error.value)
     assert isinstance(error.value, ValueError)

@@ -137,7 +137,7 @@ def lr_range_test(
                 group["lr"] = learning_rate
             optimizer.zero_grad()
             loss = loss_fn()
-            value = float(loss)
+            value = float(loss.detach())
             learning_rates.append(learning_rate)
             losses.append(value)
             average = smoothing * average + (1 - smoothing) * value
