@@ -123,7 +123,7 @@ def test_loss_surface_matches_closed_form_and_announces_its_cost_first(linear_re
             shifted = theta + x * first.numpy() + y * second.numpy()
             expected = ((design @ shifted - linear_regression.targets.numpy()) ** 2).mean()
             assert surface.losses[j, i].item() == pytest.approx(expected, rel=1e-12)
-    assert surface.center_loss == pytest.approx(float(linear_regression.loss()), rel=1e-15)
+    assert surface.center_loss == pytest.approx(float(linear_regression.loss().detach()), rel=1e-15)
     assert save_figure(plot_loss_surface(surface), tmp_path / "surface.png").stat().st_size > 1000
 
 
