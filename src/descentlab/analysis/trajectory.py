@@ -8,7 +8,7 @@ the path in that plane over the loss surface, with the final point at the origin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -79,7 +79,7 @@ def trajectory_loss_surface(
     resolution: int = 25,
     margin: float = 0.2,
     progress: bool = True,
-    report=print,
+    report: Callable[[str], None] | None = print,
 ) -> LossSurface:
     """The loss on the PCA plane around the final point, over the trajectory's extent plus ``margin``."""
     if margin < 0:
