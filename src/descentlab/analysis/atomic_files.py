@@ -21,6 +21,7 @@ def _replace_atomically(path: Path, write) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
+        os.chmod(temporary, 0o644)  # mkstemp makes the file private (0600); results are meant to be shared
         write(temporary)
         os.replace(temporary, path)
     except BaseException:

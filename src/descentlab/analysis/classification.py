@@ -16,8 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from descentlab.analysis.hessian import DEFAULT_MAX_PARAMETERS, HessianOperator, LossClosure, exact_hessian
-from descentlab.analysis.parameter_vector import trainable_parameters
+from descentlab.analysis.hessian import DEFAULT_MAX_PARAMETERS, HessianOperator, LossClosure, dense_hessian
 from descentlab.analysis.spectrum import top_eigenvalues
 
 PointLabel = Literal["minimum", "maximum", "saddle", "flat", "not critical"]
@@ -109,17 +108,14 @@ def classify_model_point(
     eigenvalue exists among the interior ones, so a large model is labelled ``"flat"`` only when one of
     the extremes is within tolerance.
     """
-    count = sum(parameter.numel() for parameter in trainable_parameters(model))
-    if count <= max_parameters:
-        hessian = exact_hessian(model, loss_fn, max_parameters)
-        operator = HessianOperator(model, loss_fn)
+    operator = HessianOperator(model, loss_fn)
+    if operator.dim <= max_parameters:
         return label_from_evidence(
             float(torch.linalg.vector_norm(operator.gradient)),
-            torch.linalg.eigvalsh(hessian),
+            torch.linalg.eigvalsh(dense_hessian(operator)),
             gradient_tolerance,
             eigenvalue_tolerance,
         )
-    operator = HessianOperator(model, loss_fn)
     steps = min(lanczos_steps, operator.dim)
     largest = top_eigenvalues(operator, 1, steps=steps, which="largest", seed=seed).values
     smallest = top_eigenvalues(operator, 1, steps=steps, which="smallest", seed=seed).values

@@ -140,7 +140,11 @@ def exact_hessian(
     """
     count = sum(parameter.numel() for parameter in trainable_parameters(model))
     check_hessian_size(count, max_parameters, torch.float64)
-    operator = HessianOperator(model, loss_fn)
+    return dense_hessian(HessianOperator(model, loss_fn))
+
+
+def dense_hessian(operator: HessianOperator) -> torch.Tensor:
+    """The dense float64 Hessian of an operator, column by column; check its size first (see above)."""
     identity = torch.eye(operator.dim, dtype=torch.float64, device=operator.device)
     columns = [operator.matvec(identity[:, column]) for column in range(operator.dim)]
     hessian = torch.stack(columns, dim=1)

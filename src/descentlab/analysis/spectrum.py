@@ -191,10 +191,11 @@ def spectral_density(
         float(finite.min()) - 5 * sigma, float(finite.max()) + 5 * sigma, grid_points, dtype=torch.float64
     )
     nodes = torch.nan_to_num(all_nodes, nan=0.0)
-    kernel = torch.exp(-((grid[:, None, None] - nodes[None]) ** 2) / (2 * sigma**2)) / (
-        sigma * math.sqrt(2 * math.pi)
-    )
-    density = (kernel * all_weights[None]).sum(dim=(1, 2)) / vectors
+    density = torch.zeros_like(grid)
+    for row_nodes, row_weights in zip(nodes, all_weights):  # one vector at a time bounds the memory
+        kernel = torch.exp(-((grid[:, None] - row_nodes[None]) ** 2) / (2 * sigma**2))
+        density += kernel @ row_weights
+    density /= vectors * sigma * math.sqrt(2 * math.pi)
     return SpectralDensity(grid=grid, density=density, nodes=all_nodes, weights=all_weights, sigma=sigma)
 
 
