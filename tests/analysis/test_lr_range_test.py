@@ -1,4 +1,5 @@
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -100,3 +101,26 @@ def test_bad_options_are_rejected(linear_regression, options, message):
     optimizer = torch.optim.SGD(linear_regression.model.parameters(), lr=1.0)
     with pytest.raises(ValueError, match=message):
         lr_range_test(linear_regression.model, optimizer, linear_regression.loss, **options)
+
+
+def test_steepest_suggestion_is_not_fooled_by_minibatch_noise():
+    # Four minibatches in a cycle leave a periodic ripple on the smoothed loss; with one-step differences
+    # (fastai's rule) the steepest point landed on that ripple at lr ~ 5e-7, on the flat plateau.
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 3, generator=generator)
+    targets = inputs @ torch.tensor([1.0, -1.0, 0.5]) + 0.1 * torch.randn(64, generator=generator)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    batches = itertools.cycle(torch.randperm(64, generator=generator).reshape(4, 16))
+
+    def loss_fn():
+        indices = next(batches)
+        return ((model(inputs[indices]).squeeze(-1) - targets[indices]) ** 2).mean()
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    result = lr_range_test(model, optimizer, loss_fn, steps=200, progress=False)
+    lrs, smoothed = np.array(result.learning_rates), np.array(result.smoothed_losses)
+    plateau = np.median(smoothed[: len(smoothed) // 2])
+    at_steepest = smoothed[np.searchsorted(lrs, result.suggestions["steepest"])]
+    assert at_steepest < plateau - 0.1  # well into the descent, not on the plateau
+    assert result.suggestions["steepest"] < lrs[np.argmin(smoothed)]

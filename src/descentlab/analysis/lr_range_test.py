@@ -59,9 +59,17 @@ def _suggest(learning_rates: list[float], smoothed: list[float]) -> dict[str, fl
         lrs, losses = lrs[finite], losses[finite]
         if len(lrs) < 3:
             return {}
-    slopes = np.diff(losses) / np.diff(np.log(lrs))
+    # Differences over +-n/20 steps rather than fastai's single steps: minibatch noise that survives the
+    # smoothing otherwise decides the steepest point (measured: 5e-7 instead of ~1e-2 on a 4-batch task).
+    width = max(1, len(lrs) // 20)
+    if len(lrs) > 2 * width:
+        log_lrs = np.log(lrs)
+        slopes = (losses[2 * width :] - losses[: -2 * width]) / (log_lrs[2 * width :] - log_lrs[: -2 * width])
+        steepest = lrs[width + int(np.argmin(slopes))]
+    else:
+        steepest = lrs[int(np.argmin(np.diff(losses) / np.diff(np.log(lrs))))]
     return {
-        "steepest": float(lrs[int(np.argmin(slopes))]),
+        "steepest": float(steepest),
         "minimum/10": float(lrs[int(np.argmin(losses))] / 10),
     }
 
@@ -90,7 +98,9 @@ def lr_range_test(
     fastai does):
 
     - ``"steepest"``: the learning rate where the smoothed loss falls fastest per unit of
-      :math:`\log \eta` (forward differences), fastai's ``steep``;
+      :math:`\log \eta`, fastai's ``steep``, except that the slope at step :math:`i` is the central
+      difference over :math:`i \pm \lfloor N/20 \rfloor` steps instead of one step, so that minibatch
+      noise left after smoothing does not pick the point;
     - ``"minimum/10"``: a tenth of the learning rate at the smallest smoothed loss, fastai's ``minimum``.
 
     Afterwards the model's parameters, buffers and gradients and the optimizer's state and param groups
