@@ -96,7 +96,11 @@ def _add_batches(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``landscape``, ``hessian`` and ``lr-find`` sub-commands."""
     landscape = subparsers.add_parser(
-        "landscape", help="2-D loss slice along filter-normalised directions, and a training trajectory"
+        "landscape",
+        help="2-D loss slice along filter-normalised directions, and a training trajectory",
+        description="Loss on a 2-D slice through the parameters along two random filter-normalised "
+        "directions (Li et al. 2018). The slice goes through the initial parameters, or through the final "
+        "ones after --train-steps steps, whose trajectory is then also drawn on its top-2 PCA plane.",
     )
     _add_common(landscape, "descentlab-runs/analysis")
     _add_batches(landscape)

@@ -206,7 +206,11 @@ def plot_interpolation(interpolation: Interpolation, log_scale: bool = False) ->
 
 
 def plot_loss_surface(
-    surface: LossSurface, levels: int = 30, log_scale: bool = True, title: str | None = None
+    surface: LossSurface,
+    levels: int = 30,
+    log_scale: bool = True,
+    title: str | None = None,
+    center_label: str = "centre",
 ) -> Figure:
     """Contour plot of a :class:`LossSurface` (log-spaced levels for positive losses), centre marked."""
     figure = Figure(figsize=(6, 5))
@@ -224,8 +228,8 @@ def plot_loss_surface(
         surface.xs.numpy(), surface.ys.numpy(), plotted, levels=levels, colors="white", linewidths=0.3
     )
     figure.colorbar(filled, ax=axes, label="log10 loss" if use_log else "loss")
-    axes.plot([0], [0], marker="*", color="red", markersize=12, linestyle="none", label="centre")
-    axes.legend(loc="upper right", fontsize="small")
+    axes.plot([0], [0], marker="*", color="red", markersize=12, linestyle="none", label=center_label)
+    axes.legend(loc="best", fontsize="small")
     axes.set_xlabel("direction 1")
     axes.set_ylabel("direction 2")
     axes.set_title(title or "loss surface (filter-normalised directions)")

@@ -105,7 +105,9 @@ def trajectory_loss_surface(
 def plot_trajectory(projection: TrajectoryProjection, surface: LossSurface | None = None) -> Figure:
     """Plot the projected path (start and end marked), over the loss contours of ``surface`` if given."""
     if surface is not None:
-        figure = plot_loss_surface(surface, title="training trajectory on its PCA plane")
+        figure = plot_loss_surface(
+            surface, title="training trajectory on its PCA plane", center_label="final point"
+        )
         axes = figure.axes[0]
     else:
         figure = Figure(figsize=(6, 5))
@@ -113,10 +115,10 @@ def plot_trajectory(projection: TrajectoryProjection, surface: LossSurface | Non
         axes.set_title("training trajectory on its PCA plane")
     xy = projection.coordinates.numpy()
     axes.plot(xy[:, 0], xy[:, 1], color="red", marker=".", markersize=4, linewidth=1, label="trajectory")
-    axes.plot(xy[0, 0], xy[0, 1], marker="o", color="orange", linestyle="none", label="start")
+    axes.plot(xy[0, 0], xy[0, 1], marker="o", color="orange", linestyle="none", label="start", zorder=3)
     ratio = projection.explained_variance_ratio
     axes.set_xlabel(f"PC 1 ({100 * float(ratio[0]):.1f}% of variance)")
     axes.set_ylabel(f"PC 2 ({100 * float(ratio[1]):.1f}% of variance)")
-    axes.legend(loc="upper right", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return figure
