@@ -89,7 +89,8 @@ def interpolate_1d(
             raise ValueError(f"points must be >= 2, got {points}")
         alphas = torch.linspace(0, 1, points, dtype=torch.float64)
     alphas = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
-    start, end = start.detach().to(torch.float64), end.detach().to(torch.float64)
+    device = parameter_vector(model).device
+    start, end = start.detach().to(torch.float64, device), end.detach().to(torch.float64, device)
     if start.shape != end.shape:
         raise ValueError(
             f"start and end must have the same shape, got {tuple(start.shape)} and {tuple(end.shape)}"
@@ -163,7 +164,9 @@ def loss_surface_2d(
                 filter_normalized_direction(model, generator, one_dimensional),
                 filter_normalized_direction(model, generator, one_dimensional),
             )
-        first, second = (direction.detach().to(torch.float64).reshape(-1) for direction in directions)
+        first, second = (
+            direction.detach().to(torch.float64, origin.device).reshape(-1) for direction in directions
+        )
         if first.numel() != origin.numel() or second.numel() != origin.numel():
             raise ValueError(
                 f"directions must be flat vectors of {origin.numel()} entries, got {first.numel()} and "

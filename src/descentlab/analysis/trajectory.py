@@ -44,7 +44,9 @@ def project_trajectory(points: Sequence[torch.Tensor] | torch.Tensor) -> Traject
     projections of the *uncentred* differences, so the final point sits at the origin.
     Collect the points with :func:`~descentlab.analysis.parameter_vector.parameter_vector` during training.
     """
-    matrix = torch.stack([torch.as_tensor(point).detach().reshape(-1) for point in points]).to(torch.float64)
+    # On the CPU: T x dim is small next to a model's activations, and the plots need numpy arrays anyway.
+    matrix = torch.stack([torch.as_tensor(point).detach().reshape(-1).cpu() for point in points])
+    matrix = matrix.to(torch.float64)
     if matrix.shape[0] < 2 or matrix.shape[1] < 2:
         raise ValueError(
             f"need at least 2 points of at least 2 parameters, got {matrix.shape[0]} points of "
