@@ -90,7 +90,7 @@ def interpolate_1d(
         alphas = torch.linspace(0, 1, points, dtype=torch.float64)
     alphas = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
     device = parameter_vector(model).device
-    start, end = start.detach().to(torch.float64, device), end.detach().to(torch.float64, device)
+    start, end = start.detach().to(device, torch.float64), end.detach().to(device, torch.float64)
     if start.shape != end.shape:
         raise ValueError(
             f"start and end must have the same shape, got {tuple(start.shape)} and {tuple(end.shape)}"
@@ -165,7 +165,7 @@ def loss_surface_2d(
                 filter_normalized_direction(model, generator, one_dimensional),
             )
         first, second = (
-            direction.detach().to(torch.float64, origin.device).reshape(-1) for direction in directions
+            direction.detach().to(origin.device, torch.float64).reshape(-1) for direction in directions
         )
         if first.numel() != origin.numel() or second.numel() != origin.numel():
             raise ValueError(
