@@ -280,9 +280,9 @@ def _hessian(args: argparse.Namespace) -> int:
     validate_options(args)
     from descentlab.analysis import (
         HessianOperator,
-        classify_model_point,
         hessian_eigenvalues,
         hutchinson_trace,
+        label_from_evidence,
         plot_spectral_density,
         save_figure,
         spectral_density,
@@ -325,7 +325,7 @@ def _hessian(args: argparse.Namespace) -> int:
     print(f"trace (Hutchinson, {trace.samples} samples): {trace.estimate:.6g} ± {trace.standard_error:.2g}")
     if operator.dim <= args.max_exact:
         eigenvalues = hessian_eigenvalues(task.model, loss_fn, max_parameters=args.max_exact)
-        classification = classify_model_point(task.model, loss_fn, max_parameters=args.max_exact)
+        classification = label_from_evidence(record["gradient_norm"], eigenvalues)
         record["exact_eigenvalues"] = eigenvalues.tolist()
         record["exact_trace"] = float(eigenvalues.sum())
         record["classification"] = classification.label
