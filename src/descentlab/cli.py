@@ -13,7 +13,10 @@ import sys
 from descentlab import __version__
 
 # One module per group of sub-commands; adding a command group adds a line here.
-COMMAND_MODULES = ("descentlab._cli.info",)
+COMMAND_MODULES = (
+    "descentlab._cli.info",
+    "descentlab._cli.analysis",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

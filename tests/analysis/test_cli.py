@@ -146,7 +146,7 @@ def test_lr_find_writes_its_suggestions_and_leaves_no_trace_on_the_task(problems
         (["hessian", "--top-k", "0"], r"--top-k must be in \[1, 100\], got 0"),
         (["lr-find", "--steps", "5"], r"--steps must be in \[10, 10000\], got 5"),
         (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--end-lr must be > --start-lr=1, got 0.1"),
-        (["lr-find", "--optimizer", "Adamm"], "unknown optimizer 'Adamm'; choose one of .*Adam"),
+        (["lr-find", "--optimizer", "Adamm"], "unknown optimizer 'Adamm'. Did you mean Adam"),
         (["lr-find", "--optimizer", "LBFGS"], "needs a closure"),
     ],
 )
@@ -163,7 +163,14 @@ def test_unknown_problem_and_clean_error_through_main(problems, monkeypatch, cap
     assert capsys.readouterr().err.strip() == "descentlab: error: --steps must be in [10, 10000], got 3"
 
 
-def test_resolve_optimizer_finds_torch_classes():
-    assert analysis_cli.resolve_optimizer("SGD") is torch.optim.SGD
+def test_resolve_optimizer_prefers_descentlab_then_torch():
+    import descentlab.optim
+
+    assert analysis_cli.resolve_optimizer("sgd") is descentlab.optim.SGD
+    assert analysis_cli.resolve_optimizer("Rprop") is torch.optim.Rprop
     with pytest.raises(ValueError, match="unknown optimizer 'Optimizer'"):
         analysis_cli.resolve_optimizer("Optimizer")
+    with pytest.raises(ValueError, match="needs a closure"):
+        analysis_cli.resolve_optimizer("Newton")
+    with pytest.raises(ValueError, match="needs a closure"):
+        analysis_cli.resolve_optimizer("LBFGS")

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import finite_difference_hessian
 from torch import nn
 
 from descentlab.analysis import (
@@ -11,6 +10,7 @@ from descentlab.analysis import (
     hessian_eigenvalues,
     hessian_vector_product,
 )
+from reference.finite_difference import finite_difference_hessian
 
 
 def test_exact_hessian_of_linear_regression_is_two_xtx_over_n(linear_regression):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import state_equal
 from torch import nn
 
 from descentlab.analysis import (
@@ -14,6 +13,7 @@ from descentlab.analysis import (
     save_figure,
 )
 from descentlab.analysis.parameter_vector import assign_parameter_vector
+from state_checks import state_equal
 
 
 def snapshot(model):

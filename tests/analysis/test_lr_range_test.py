@@ -4,9 +4,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import state_equal
 
 from descentlab.analysis import lr_range_test, plot_lr_range_test, save_figure
+from state_checks import state_equal
 
 
 def train_steps(model, optimizer, loss_fn, steps):

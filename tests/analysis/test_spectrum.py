@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import finite_difference_hessian
 
 from descentlab.analysis import (
     HessianOperator,
@@ -12,6 +11,7 @@ from descentlab.analysis import (
     spectral_density,
     top_eigenvalues,
 )
+from reference.finite_difference import finite_difference_hessian
 
 
 class DenseOperator:

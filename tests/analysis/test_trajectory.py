@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import state_equal
 from sklearn.decomposition import PCA
 
 from descentlab.analysis import (
@@ -11,6 +10,7 @@ from descentlab.analysis import (
     save_figure,
     trajectory_loss_surface,
 )
+from state_checks import state_equal
 
 
 def test_a_straight_line_has_all_its_variance_in_the_first_component():

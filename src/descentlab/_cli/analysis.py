@@ -15,28 +15,31 @@ from pathlib import Path
 
 import torch
 
+from descentlab.optim.registry import get_optimizer_class, optimizer_classes, step_protocol
+
 
 def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
-    """The optimizer class called ``name`` (a ``torch.optim`` class name such as ``SGD`` or ``Adam``)."""
-    candidate = getattr(torch.optim, name, None)
-    known = sorted(
-        attribute
-        for attribute in dir(torch.optim)
-        if isinstance(getattr(torch.optim, attribute), type)
-        and issubclass(getattr(torch.optim, attribute), torch.optim.Optimizer)
-        and attribute not in ("Optimizer", "LBFGS")
-    )
-    if name == "LBFGS":
+    """The optimizer called ``name``: a descentlab optimizer, else a ``torch.optim`` class.
+
+    Only optimizers that step from a gradient qualify: the range test and trajectories call
+    ``step()`` without a closure.
+    """
+    try:
+        cls = get_optimizer_class(name)
+    except ValueError:
+        candidate = getattr(torch.optim, name, None)
+        if not (isinstance(candidate, type) and issubclass(candidate, torch.optim.Optimizer)) or (
+            candidate is torch.optim.Optimizer
+        ):
+            raise
+        cls = candidate
+    if step_protocol(cls) != "gradient":
+        usable = [c.__name__ for c in optimizer_classes().values() if step_protocol(c) == "gradient"]
         raise ValueError(
-            "optimizer 'LBFGS' needs a closure per step, which lr-find does not supply; choose "
-            f"one of {', '.join(known)}"
+            f"optimizer {cls.__name__!r} needs a closure per step, which this command does not supply; "
+            f"choose one of {', '.join(usable)}"
         )
-    if (
-        not (isinstance(candidate, type) and issubclass(candidate, torch.optim.Optimizer))
-        or name == "Optimizer"
-    ):
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(known)}")
-    return candidate
+    return cls
 
 
 # Allowed ranges, checked in the handlers so that a bad value reaches ``cli.main`` as a ValueError (an

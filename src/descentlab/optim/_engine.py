@@ -63,6 +63,10 @@ class RuleOptimizer(Optimizer):
 
     reference: ClassVar[str] = ""
     variants: ClassVar[tuple[str, ...]] = ()
+    # How a training loop must call step(): "gradient" (after backward(), closure optional),
+    # "closure" (closure computes the loss and calls backward(), called several times per step),
+    # "closure-no-backward" (closure returns the loss with its graph; Newton), or "svrg" (see SVRG).
+    step_protocol: ClassVar[str] = "gradient"
     # Cache blocking: elementwise updates run over slices of about this many elements at a time, so
     # params, grads, state and temporaries of one slice stay in cache across the rule's kernels instead
     # of streaming every full-size tensor through memory once per kernel (benchmarks/step_speed.py).

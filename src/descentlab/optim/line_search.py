@@ -88,6 +88,7 @@ class LineSearchGD(Optimizer):
     """
 
     reference = "Prince 2023 (UDL fig. 6.10); Nocedal & Wright 2006 ch. 3"
+    step_protocol = "closure"  # see RuleOptimizer.step_protocol
     variants = METHODS
 
     def __init__(

@@ -121,6 +121,7 @@ class Newton(Optimizer):
     """
 
     reference = "Nocedal & Wright 2006 (ch. 3, Alg. 7.1); Dauphin et al. 2014 (saddle-free)"
+    step_protocol = "closure-no-backward"  # see RuleOptimizer.step_protocol
     variants = ()
 
     def __init__(

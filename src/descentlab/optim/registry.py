@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import torch
 from torch.optim import Optimizer
 
 
@@ -30,6 +31,17 @@ def get_optimizer_class(name: str) -> type[Optimizer]:
         hint = f" Did you mean {', '.join(classes[c].__name__ for c in close)}?" if close else ""
         known = ", ".join(cls.__name__ for cls in classes.values())
         raise ValueError(f"unknown optimizer {name!r}.{hint} Known optimizers: {known}") from None
+
+
+def step_protocol(cls: type[Optimizer]) -> str:
+    """How a training loop must call ``cls.step`` (see ``RuleOptimizer.step_protocol``).
+
+    Classes outside descentlab follow torch's convention: ``"closure"`` for ``LBFGS``, else
+    ``"gradient"``.
+    """
+    if cls is torch.optim.LBFGS:
+        return "closure"
+    return getattr(cls, "step_protocol", "gradient")
 
 
 def make_optimizer(name: str, params: Any, **hyperparameters: Any) -> Optimizer:

@@ -54,6 +54,7 @@ class SVRG(RuleOptimizer):
     """
 
     reference = "Johnson & Zhang 2013 (NeurIPS)"
+    step_protocol = "svrg"
     variants = ()
 
     def __init__(
