@@ -13,9 +13,7 @@ import sys
 from descentlab import __version__
 
 # One module per group of sub-commands; adding a command group adds a line here.
-COMMAND_MODULES = (
-    "descentlab._cli.info",
-)
+COMMAND_MODULES = ("descentlab._cli.info",)
 
 
 def build_parser() -> argparse.ArgumentParser:
