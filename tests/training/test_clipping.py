@@ -48,7 +48,7 @@ def test_nonfinite_raise_names_the_parameter():
     good.grad = torch.ones(2)
     bad = torch.nn.Parameter(torch.zeros(2))
     bad.grad = torch.tensor([1.0, float("nan")])
-    with pytest.raises(NonFiniteGradientError, match="decoder.weight"):
+    with pytest.raises(NonFiniteGradientError, match=r"decoder\.weight"):
         clip_grad_norm([("encoder.weight", good), ("decoder.weight", bad)], 1.0)
     with pytest.raises(NonFiniteGradientError, match="nonfinite='skip'"):
         clip_grad_value([good, bad], 1.0)

@@ -14,7 +14,9 @@ from descentlab.training import (
 
 def _big_model():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3))
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3)
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(20.0)
@@ -90,7 +92,9 @@ def test_proximal_l1_produces_exact_zeros_and_reads_lr_each_step():
     for _ in range(300):
         for net, opt, penalty in ((model, optimizer, 0.0), (plain, plain_optimizer, 0.1)):
             opt.zero_grad()
-            loss = (net(x).squeeze(1) - y).pow(2).mean() + (l1_penalty(net.parameters(), penalty) if penalty else 0)
+            loss = (net(x).squeeze(1) - y).pow(2).mean() + (
+                l1_penalty(net.parameters(), penalty) if penalty else 0
+            )
             loss.backward()
             opt.step()
     w = model.weight.detach()[0]

@@ -108,7 +108,7 @@ def test_discriminative_lrs_and_output_replacement():
     group = add_parameters_to_optimizer(optimizer, model.parameters(), lr=0.1)
     assert group["params"] == [new_head.weight, new_head.bias] and group["momentum"] == 0
     assert add_parameters_to_optimizer(optimizer, model.parameters()) is None
-    with pytest.raises(TypeError, match="expects an nn.Linear"):
+    with pytest.raises(TypeError, match=r"expects an nn\.Linear"):
         replace_output_layer(model, "norm", 2)
     with pytest.raises(ValueError, match="no submodule"):
         replace_output_layer(model, "classifier", 2)

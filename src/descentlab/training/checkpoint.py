@@ -1,4 +1,4 @@
-"""Checkpoints that resume bit-identically: model, optimizer, scheduler and every RNG state, written atomically.
+"""Checkpoints that resume bit-identically: model, optimizer, scheduler and RNG states, written atomically.
 
 A resumed run reproduces the uninterrupted one exactly only if everything random continues from the same
 point: torch's CPU (and CUDA) generators, NumPy's global generator, Python's ``random``, and any
@@ -76,7 +76,7 @@ def save_checkpoint(
     generators: Mapping[str, torch.Generator] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Atomically write model, optimizer, scheduler, RNG states and ``extra`` (e.g. ``{"epoch": 3}``) to ``path``.
+    """Atomically write model, optimizer, scheduler, RNG states and ``extra`` (e.g. ``{"epoch": 3}``).
 
     ``scheduler`` is anything with ``state_dict()`` (torch ``LRScheduler``, descentlab schedules).
     ``extra`` must hold tensors and plain Python values (it is loaded with ``weights_only=True``).

@@ -89,7 +89,8 @@ class MaxNormConstraint:
                 self.targets.append((name, module.weight, axis))
         if not self.targets:
             raise ValueError(
-                f"no layer to constrain in {type(model).__name__} with include={include}, exclude={list(exclude)}; "
+                f"no layer to constrain in {type(model).__name__} with include={include}, "
+                f"exclude={list(exclude)}; "
                 "max-norm applies to Linear, ConvNd, ConvTransposeNd and Bilinear weights"
             )
 
@@ -101,7 +102,7 @@ class MaxNormConstraint:
             weight.copy_(torch.renorm(weight, p=2, dim=axis, maxnorm=self.max_norm))
 
     def attach(self, optimizer: torch.optim.Optimizer) -> RemovableHandle:
-        """Run :meth:`apply` after every ``optimizer.step()``; returns a handle whose ``remove()`` detaches it."""
+        """Run :meth:`apply` after every ``optimizer.step()``; the returned handle's ``remove()`` detaches."""
         return optimizer.register_step_post_hook(lambda _optimizer, _args, _kwargs: self.apply())
 
 
@@ -116,7 +117,8 @@ def attach_max_norm(
     """Enforce max-norm on ``model`` after every step of any ``torch.optim`` optimizer.
 
     Applies the constraint once immediately, so the weights satisfy it from the start, then after every
-    step. Returns the hook's handle (``handle.remove()`` detaches). ``kwargs`` as in :class:`MaxNormConstraint`.
+    step. Returns the hook's handle (``handle.remove()`` detaches). ``kwargs`` as in
+    :class:`MaxNormConstraint`.
     """
     constraint = MaxNormConstraint(model, max_norm, **kwargs)
     constraint.apply()

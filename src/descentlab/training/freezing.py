@@ -40,7 +40,7 @@ def _patterns(patterns: str | Sequence[str]) -> list[str]:
 
 
 def match_parameters(model: nn.Module, patterns: str | Sequence[str]) -> dict[str, nn.Parameter]:
-    """Parameters selected by ``patterns`` (module or parameter names / globs), by parameter name, in model order.
+    """Parameters matched by ``patterns`` (module/parameter names or globs), by name, in model order.
 
     Raises:
         ValueError: if a pattern matches no module and no parameter; the message lists the top-level modules.

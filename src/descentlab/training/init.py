@@ -12,8 +12,9 @@ LeCun       selu                                             fan_in     1
 ==========  ===============================================  =========  ========================
 
 with :math:`\\text{fan\\_avg} = (\\text{fan\\_in} + \\text{fan\\_out}) / 2`. Normal: :math:`w \\sim
-\\mathcal N(0, \\sigma^2)`; uniform: :math:`w \\sim U(-\\sqrt{3}\\sigma, \\sqrt{3}\\sigma)`. For a ConvNd weight
-``(out, in/groups, *k)``, fan_in = ``in/groups * prod(k)`` and fan_out = ``out/groups * prod(k)``.
+\\mathcal N(0, \\sigma^2)`; uniform: :math:`w \\sim U(-\\sqrt{3}\\sigma, \\sqrt{3}\\sigma)`.
+For a ConvNd weight ``(out, in/groups, *k)``, fan_in = ``in/groups * prod(k)`` and
+fan_out = ``out/groups * prod(k)``.
 
 References: Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks",
 AISTATS 2010; He et al., "Delving Deep into Rectifiers", ICCV 2015 (https://arxiv.org/abs/1502.01852);

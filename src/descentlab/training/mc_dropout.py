@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the field's name for it)
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -126,7 +126,7 @@ def mc_dropout_predict(
                 remaining -= k
                 if force.calls == 0:
                     raise ValueError(
-                        f"{type(model).__name__} made no dropout call, so MC dropout would return zero spread; "
+                        f"{type(model).__name__} made no dropout call, so MC dropout would have zero spread; "
                         "add nn.Dropout or F.dropout(..., training=self.training) to the model"
                     )
     finally:

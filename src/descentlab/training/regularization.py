@@ -2,7 +2,7 @@
 
 Penalties added to the loss (``loss = data_loss + l1_penalty(...) + l2_penalty(...)``):
 
-.. math::  \\Omega_1(w) = \\lambda_1 \\sum_i |w_i|, \\qquad \\Omega_2(w) = \\tfrac{\\lambda_2}{2} \\sum_i w_i^2
+.. math::  \\Omega_1(w) = \\lambda_1 \\sum_i |w_i|, \\quad \\Omega_2(w) = \\tfrac{\\lambda_2}{2} \\sum_i w_i^2
 
 (the 1/2 makes the L2 gradient :math:`\\lambda_2 w`, so with SGD it equals ``weight_decay=lambda_2``).
 
@@ -52,7 +52,7 @@ def l1_penalty(parameters: Iterable[torch.Tensor] | torch.Tensor, strength: floa
 
 
 def l2_penalty(parameters: Iterable[torch.Tensor] | torch.Tensor, strength: float) -> torch.Tensor:
-    """:math:`\\tfrac{\\lambda_2}{2} \\sum_i w_i^2` over ``parameters`` (differentiable; add it to the loss)."""
+    """:math:`\\tfrac{\\lambda_2}{2} \\sum_i w_i^2` over ``parameters`` (differentiable; add to the loss)."""
     _check_strength("strength", strength)
     tensors = _as_tensor_list(parameters)
     return 0.5 * strength * torch.stack([t.pow(2).sum() for t in tensors]).sum()
@@ -68,7 +68,8 @@ class ProximalL1:
         optimizer: any ``torch.optim.Optimizer``.
         strength: :math:`\\lambda_1 \\ge 0`.
         parameters: the tensors to sparsify (each must be in ``optimizer``); default: every parameter the
-            optimizer holds. Usually pass the weights only (see :func:`~descentlab.training.decay_parameter_names`).
+            optimizer holds. Usually pass the weights only (see
+            :func:`~descentlab.training.decay_parameter_names`).
 
     Example:
         >>> prox = ProximalL1(optimizer, strength=1e-3, parameters=[model[0].weight])  # doctest: +SKIP
@@ -93,7 +94,7 @@ class ProximalL1:
             if missing:
                 raise ValueError(
                     f"ProximalL1: {len(missing)} parameter(s) with shapes {missing} are not in the optimizer; "
-                    "the threshold needs their param group's lr"
+                    "the threshold needs their param group's lr, so add them to it first"
                 )
             self._selected = {id(p) for p in chosen}
 
