@@ -93,8 +93,8 @@ class ProximalL1:
             missing = [tuple(p.shape) for p in chosen if id(p) not in held]
             if missing:
                 raise ValueError(
-                    f"ProximalL1: {len(missing)} parameter(s) with shapes {missing} are not in the optimizer; "
-                    "the threshold needs their param group's lr, so add them to it first"
+                    f"ProximalL1: {len(missing)} parameters with shapes {missing} are not in the optimizer, "
+                    "the threshold needs their group's lr, so add them to it first"
                 )
             self._selected = {id(p) for p in chosen}
 
