@@ -48,6 +48,16 @@ def test_max_norm_hook_bounds_every_neuron_after_each_step():
     assert _row_norms(model[2].weight, 0).max() > 2.0  # hook removed: the constraint is no longer applied
 
 
+def test_max_norm_include_exclude_select_layers():
+    model = _big_model()
+    before = model[4].weight.detach().clone()
+    MaxNormConstraint(model, 1.0, exclude=["4"]).apply()
+    assert torch.equal(model[4].weight, before)
+    assert _row_norms(model[2].weight, 0).max() <= 1.0 + 1e-5
+    MaxNormConstraint(model, 1.0, include=["4"]).apply()
+    assert _row_norms(model[4].weight, 0).max() <= 1.0 + 1e-5
+
+
 def test_max_norm_scales_only_long_rows_by_hand():
     layer = nn.Linear(2, 2, bias=False)
     with torch.no_grad():

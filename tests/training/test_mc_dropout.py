@@ -31,7 +31,8 @@ class FunctionalOnly(nn.Module):
         self.b = nn.Linear(16, 2)
 
     def forward(self, x):
-        return self.b(F.dropout(self.a(x), p=0.5, training=self.training))
+        hidden = torch.dropout(self.a(x), 0.2, self.training)
+        return self.b(F.dropout(hidden, p=0.5, training=self.training))
 
 
 def test_std_positive_only_where_dropout_acts_and_bn_stays_eval():

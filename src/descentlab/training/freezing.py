@@ -79,6 +79,8 @@ def freeze(model: nn.Module, patterns: str | Sequence[str]) -> list[str]:
     matched = match_parameters(model, patterns)
     for parameter in matched.values():
         parameter.requires_grad_(False)
+        # A gradient left over from before freezing would still be applied by the next optimizer step.
+        parameter.grad = None
     return list(matched)
 
 

@@ -5,7 +5,8 @@ Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016 (https://arxi
 How dropout is kept active while everything else is in eval mode: the model is put in ``eval()`` (so batch
 norm uses its running statistics and does not update them), and the forward passes run under a
 :class:`torch.overrides.TorchFunctionMode` that rewrites every call of ``F.dropout``, ``F.dropout1d/2d/3d``,
-``F.alpha_dropout`` and ``F.feature_alpha_dropout`` to ``training=True``. This reaches ``nn.Dropout``
+``F.alpha_dropout``, ``F.feature_alpha_dropout`` and their ``torch.*dropout`` counterparts to
+``training=True``. This reaches ``nn.Dropout``
 modules *and* functional calls such as ``F.dropout(x, p, training=self.training)`` in a custom ``forward``.
 ``nn.MultiheadAttention`` modules are switched to train mode (their attention dropout is decided from
 ``self.training``). What it cannot reach: code that skips the dropout call itself when not training
@@ -24,13 +25,18 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = ["MCDropoutPrediction", "mc_dropout_predict"]
 
+# function -> name of its "training" argument, which is the third positional one in every case.
 _DROPOUT_FUNCTIONS = {
-    F.dropout,
-    F.dropout1d,
-    F.dropout2d,
-    F.dropout3d,
-    F.alpha_dropout,
-    F.feature_alpha_dropout,
+    F.dropout: "training",
+    F.dropout1d: "training",
+    F.dropout2d: "training",
+    F.dropout3d: "training",
+    F.alpha_dropout: "training",
+    F.feature_alpha_dropout: "training",
+    torch.dropout: "train",
+    torch.feature_dropout: "train",
+    torch.alpha_dropout: "train",
+    torch.feature_alpha_dropout: "train",
 }
 
 
@@ -45,10 +51,10 @@ class _ForceDropout(TorchFunctionMode):
         kwargs = dict(kwargs or {})
         if func in _DROPOUT_FUNCTIONS:
             self.calls += 1
-            if len(args) > 2:  # positional (input, p, training, inplace)
+            if len(args) > 2:  # positional (input, p, training, ...)
                 args = (*args[:2], True, *args[3:])
             else:
-                kwargs["training"] = True
+                kwargs[_DROPOUT_FUNCTIONS[func]] = True
         return func(*args, **kwargs)
 
 
