@@ -48,6 +48,31 @@ def test_max_norm_hook_bounds_every_neuron_after_each_step():
     assert _row_norms(model[2].weight, 0).max() > 2.0  # hook removed: the constraint is no longer applied
 
 
+class HandWrittenSGD(torch.optim.Optimizer):
+    """A minimal Optimizer subclass, as descentlab's own optimizers are, to check the post-step hook fires."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+
+
+def test_hooks_fire_on_optimizer_subclasses():
+    model = _big_model()
+    optimizer = HandWrittenSGD(model.parameters(), lr=0.5)
+    attach_max_norm(optimizer, model, max_norm=0.5)
+    ProximalL1(optimizer, strength=0.5).attach()
+    model(torch.randn(4, 2, 6, 6)).pow(2).sum().backward()
+    optimizer.step()
+    assert _row_norms(model[2].weight, 0).max() <= 0.5 + 1e-5
+    assert sparsity(model).zeros > 0
+
+
 def test_max_norm_include_exclude_select_layers():
     model = _big_model()
     before = model[4].weight.detach().clone()

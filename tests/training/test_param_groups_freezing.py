@@ -5,6 +5,7 @@ from torch import nn
 from descentlab.training import (
     GradualUnfreezer,
     add_parameters_to_optimizer,
+    decay_parameter_names,
     discriminative_param_groups,
     freeze,
     replace_output_layer,
@@ -42,6 +43,15 @@ def test_weight_decay_groups_exclude_bias_norm_and_listed():
     assert len(optimizer.param_groups) == 2
     with pytest.raises(ValueError, match="weight_decay must be"):
         weight_decay_param_groups(model, -1)
+
+
+def test_timm_one_dimensional_rule_and_no_weight_decay_hook():
+    model = Net()
+    model.no_weight_decay = lambda: set()
+    assert "pos" in decay_parameter_names(model)
+    assert "pos" not in decay_parameter_names(model, exclude_one_dimensional=True)
+    everything = decay_parameter_names(model, exclude_bias=False, exclude_normalization=False)
+    assert everything == {n for n, _ in model.named_parameters()}
 
 
 def test_freeze_keeps_frozen_weights_fixed_and_optimizer_state():

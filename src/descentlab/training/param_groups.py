@@ -33,12 +33,14 @@ def decay_parameter_names(
     no_decay: Sequence[str] = (),
     exclude_bias: bool = True,
     exclude_normalization: bool = True,
+    exclude_one_dimensional: bool = False,
 ) -> set[str]:
     """Names of the parameters that should receive weight decay.
 
     A parameter is excluded if it is a bias (name ends in ``bias``) and ``exclude_bias``; if it belongs to a
     :data:`NORMALIZATION_LAYERS` module and ``exclude_normalization``; if ``model.no_weight_decay()`` returns
-    its name; or if its name matches a glob pattern in ``no_decay`` (e.g. ``"*.pos_embed"``).
+    its name; if its name matches a glob pattern in ``no_decay`` (e.g. ``"*.pos_embed"``); or, with
+    ``exclude_one_dimensional`` (timm's rule ``ndim <= 1``), if it has at most one dimension.
     """
     if isinstance(no_decay, str):
         raise TypeError(f"no_decay takes a list of glob patterns, e.g. [{no_decay!r}], not a str")
@@ -46,11 +48,13 @@ def decay_parameter_names(
     decay = set()
     for module_name, module in model.named_modules():
         is_norm = isinstance(module, NORMALIZATION_LAYERS)
-        for local_name, _ in module.named_parameters(recurse=False):
+        for local_name, parameter in module.named_parameters(recurse=False):
             name = f"{module_name}.{local_name}" if module_name else local_name
             if exclude_bias and local_name.endswith("bias"):
                 continue
             if exclude_normalization and is_norm:
+                continue
+            if exclude_one_dimensional and parameter.ndim <= 1:
                 continue
             if name in listed or any(fnmatch.fnmatchcase(name, pattern) for pattern in no_decay):
                 continue
@@ -64,12 +68,14 @@ def weight_decay_param_groups(
     no_decay: Sequence[str] = (),
     exclude_bias: bool = True,
     exclude_normalization: bool = True,
+    exclude_one_dimensional: bool = False,
     **group_options: Any,
 ) -> list[dict[str, Any]]:
     """Two param groups for any ``torch.optim`` optimizer: decayed weights and everything else at 0.
 
     Frozen parameters (``requires_grad=False``) are left out, as timm does. Empty groups are dropped.
-    ``group_options`` (e.g. ``lr=1e-3``) are copied into both groups.
+    ``group_options`` (e.g. ``lr=1e-3``) are copied into both groups. The exclusion switches are those of
+    :func:`decay_parameter_names`.
 
     Example:
         >>> groups = weight_decay_param_groups(model, weight_decay=0.05)  # doctest: +SKIP
@@ -77,7 +83,9 @@ def weight_decay_param_groups(
     """
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0 and math.isfinite(weight_decay)):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-    decay_names = decay_parameter_names(model, no_decay, exclude_bias, exclude_normalization)
+    decay_names = decay_parameter_names(
+        model, no_decay, exclude_bias, exclude_normalization, exclude_one_dimensional
+    )
     decayed, not_decayed = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
