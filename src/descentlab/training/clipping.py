@@ -6,6 +6,7 @@ gradient by ``max_norm / nan``, which turns the whole step into NaNs. Here the c
 - ``"raise"``: raise :class:`NonFiniteGradientError`, naming the parameters whose gradients are not finite;
 - ``"skip"``: set every gradient to ``None`` so that ``optimizer.step()`` leaves all parameters and all state
   untouched (torch.optim optimizers skip parameters without a gradient), and report ``skip_step=True``;
+  only the gradients passed in are dropped, so pass every parameter the optimizer holds;
 - ``"zero"``: replace the non-finite gradient entries by 0 and clip the rest as usual.
 
 The norm before clipping is returned for logging, together with what was done.
