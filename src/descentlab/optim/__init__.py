@@ -5,7 +5,11 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 """
 
 from descentlab.optim._engine import Direction, RuleOptimizer
+from descentlab.optim.adadelta import Adadelta
+from descentlab.optim.adagrad import Adagrad
 from descentlab.optim.adam import Adam, AdamW
+from descentlab.optim.adamax import Adamax
+from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Direction", "RuleOptimizer"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Direction", "RMSprop", "RuleOptimizer"]
