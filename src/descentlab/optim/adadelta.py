@@ -38,7 +38,8 @@ class Adadelta(RuleOptimizer):
           :math:`E[\Delta x^2]` accumulates (:math:`E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} +
           (1-\rho) s_t^2`, :math:`\theta_t = \theta_{t-1} - s_t`): Algorithm 1 read literally once a
           learning rate multiplies :math:`\Delta x_t`. With ``lr != 1`` the step size then adapts towards
-          :math:`\eta` times its own history, unlike torch.
+          :math:`\eta` times its own history, unlike torch. (TensorFlow's ``ApplyAdadelta``, Keras and
+          Lasagne all accumulate the unscaled update, like torch; this variant is the literal reading.)
 
     Differences from the paper: ``lr`` (torch's addition; default 1.0 keeps Algorithm 1) and coupled
     ``weight_decay`` (an L2 term in the objective). Differences from torch.optim.Adadelta:
