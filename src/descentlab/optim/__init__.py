@@ -5,9 +5,13 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 """
 
 from descentlab.optim._engine import Direction, RuleOptimizer
+from descentlab.optim.adadelta import Adadelta
+from descentlab.optim.adagrad import Adagrad
 from descentlab.optim.adam import Adam, AdamW
 from descentlab.optim.line_search import LineSearchGD
 from descentlab.optim.newton import Newton
+from descentlab.optim.adamax import Adamax
+from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -24,3 +28,4 @@ __all__ = [
     "RuleOptimizer",
     "train_svrg",
 ]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Direction", "RMSprop", "RuleOptimizer"]

@@ -1,0 +1,23 @@
+"""Rules of the per-coordinate adaptive family (RMSprop's centred variance, AdaMax's decayed max-norm)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def centered_second_moment(square_avgs: list[Tensor], grad_avgs: list[Tensor]) -> list[Tensor]:
+    """``E[g^2] - E[g]^2`` as a new list: the variance estimate of centred RMSprop (Graves 2013, eq. 40)."""
+    return torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+
+
+def decayed_max_of_abs_(maxima: list[Tensor], values: list[Tensor], decay: float, eps: float = 0.0) -> None:
+    """``u <- max(decay * u, |x| + eps)`` in place: AdaMax's exponentially weighted infinity norm.
+
+    ``eps = 0`` is Kingma & Ba 2015, sec. 7.1; torch.optim.Adamax adds its ``eps`` to ``|x|`` here.
+    """
+    torch._foreach_mul_(maxima, decay)
+    magnitudes = torch._foreach_abs(values)
+    if eps != 0:
+        torch._foreach_add_(magnitudes, eps)
+    torch._foreach_maximum_(maxima, magnitudes)

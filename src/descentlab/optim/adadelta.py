@@ -1,0 +1,116 @@
+"""AdaDelta (torch.optim.Adadelta compatible), with Zeiler's learning-rate-free form as a variant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
+from descentlab.optim._rules import add_decayed_weights, ema_of_squares_, root_with_eps_inside
+from descentlab.optim._validation import check_non_negative, check_unit_interval
+
+
+class Adadelta(RuleOptimizer):
+    r"""AdaDelta: a step whose units come from a running RMS of past steps over a running RMS of gradients.
+
+    .. math::
+
+        g_t &\leftarrow \nabla_\theta L(\theta_{t-1}) + \lambda\theta_{t-1} \\
+        E[g^2]_t &\leftarrow \rho E[g^2]_{t-1} + (1 - \rho) g_t^2 \\
+        \Delta x_t &= \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t \\
+        E[\Delta x^2]_t &\leftarrow \rho E[\Delta x^2]_{t-1} + (1 - \rho) \Delta x_t^2 \\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, \Delta x_t
+
+    with decay ``rho`` :math:`\rho` and ``weight_decay`` :math:`\lambda`. State: ``step``, ``square_avg``
+    (:math:`E[g^2]`) and ``acc_delta`` (:math:`E[\Delta x^2]`), as in torch.
+
+    Variants:
+        - ``"torch"`` (default): torch.optim.Adadelta exactly: the *unscaled* :math:`\Delta x_t` is
+          accumulated, then ``lr`` scales the applied step (Keras and TensorFlow's ``ApplyAdadelta`` do
+          the same).
+        - ``"zeiler"``: Zeiler 2012, Algorithm 1, which has no learning rate:
+          :math:`\theta_t = \theta_{t-1} - \Delta x_t`. ``lr`` is fixed to 1: any other value (at
+          construction, in an added param group, or written by a scheduler) raises ``ValueError`` rather
+          than being ignored. Numerically it equals ``"torch"`` at ``lr=1``.
+        - ``"scaled_accumulator"``: the step actually applied, :math:`s_t = \eta\,\Delta x_t`, is what
+          :math:`E[\Delta x^2]` accumulates (:math:`E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} +
+          (1-\rho) s_t^2`, :math:`\theta_t = \theta_{t-1} - s_t`): Algorithm 1 read literally once a
+          learning rate multiplies :math:`\Delta x_t`. With ``lr != 1`` the step size then adapts towards
+          :math:`\eta` times its own history, unlike torch. (TensorFlow's ``ApplyAdadelta``, Keras and
+          Lasagne all accumulate the unscaled update, like torch; this variant is the literal reading.)
+
+    Differences from the paper: ``lr`` (torch's addition; default 1.0 keeps Algorithm 1) and coupled
+    ``weight_decay`` (an L2 term in the objective). Differences from torch.optim.Adadelta:
+    ``capturable=True`` is refused.
+
+    References:
+        Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012, arXiv:1212.5701, Algorithm 1.
+    """
+
+    reference = "Zeiler 2012 (arXiv:1212.5701)"
+    variants = ("torch", "zeiler", "scaled_accumulator")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+        variant: str = "torch",
+    ) -> None:
+        check_unit_interval("rho", rho, closed_right=True)
+        check_non_negative("eps", eps)
+        check_non_negative("weight_decay", weight_decay)
+        defaults = dict(
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            capturable=capturable,
+            foreach=foreach,
+            differentiable=differentiable,
+            variant=variant,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group (for ``variant="zeiler"``, refuse a group ``lr`` other than 1)."""
+        _check_zeiler_lr({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        return {"step": make_step_counter(), **zeros_like_all(param, ["square_avg", "acc_delta"])}
+
+    def direction(self, group, params, grads, state, step) -> Direction | None:
+        _check_zeiler_lr(group)
+        rho, eps = float(group["rho"]), float(group["eps"])
+        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
+        ema_of_squares_(state["square_avg"], grads, rho)
+        gradient_rms = root_with_eps_inside(state["square_avg"], eps)
+        deltas = root_with_eps_inside(state["acc_delta"], eps)
+        torch._foreach_div_(deltas, gradient_rms)
+        torch._foreach_mul_(deltas, grads)
+        if group["variant"] == "scaled_accumulator":
+            torch._foreach_mul_(deltas, as_float(group["lr"]))
+            ema_of_squares_(state["acc_delta"], deltas, rho)
+            torch._foreach_sub_(params, deltas)
+            return None
+        ema_of_squares_(state["acc_delta"], deltas, rho)
+        return Direction(deltas)
+
+
+def _check_zeiler_lr(group: dict[str, Any]) -> None:
+    if group.get("variant") == "zeiler" and as_float(group["lr"]) != 1.0:
+        raise ValueError(
+            f"Adadelta variant='zeiler' has no learning rate (Zeiler 2012, Algorithm 1), so lr must be 1, "
+            f"got {group['lr']!r}; use variant='torch' or 'scaled_accumulator' to scale the step"
+        )

@@ -1,0 +1,108 @@
+"""AdaGrad (torch.optim.Adagrad compatible), with eps inside the root as a variant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter
+from descentlab.optim._rules import (
+    accumulate_squares_,
+    add_decayed_weights,
+    root_plus_eps,
+    root_with_eps_inside,
+)
+from descentlab.optim._validation import check_non_negative
+
+
+class Adagrad(RuleOptimizer):
+    r"""AdaGrad: each coordinate's step is divided by the root of its summed squared gradients.
+
+    .. math::
+
+        g_t &\leftarrow \nabla_\theta L(\theta_{t-1}) + \lambda\theta_{t-1} \\
+        s_t &\leftarrow s_{t-1} + g_t^2, \qquad s_0 = \tau \\
+        \tilde\eta_t &= \eta / (1 + (t - 1)\,\delta) \\
+        \theta_t &\leftarrow \theta_{t-1} - \tilde\eta_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+    with learning rate :math:`\eta` (``lr``), ``lr_decay`` :math:`\delta`, ``initial_accumulator_value``
+    :math:`\tau` and ``weight_decay`` :math:`\lambda`. State: ``step`` and ``sum``; as in torch, the state
+    of every parameter passed to the constructor is created in ``__init__`` (so ``state_dict`` matches
+    torch's before the first step), and a complex parameter's ``sum`` starts at :math:`\tau + i\tau`.
+
+    Variants:
+        - ``"torch"`` (default): torch.optim.Adagrad exactly (eps outside the root).
+        - ``"eps_inside"``: denominator :math:`\sqrt{s_t + \epsilon}`, the form of Keras's ``Adagrad``
+          (which has no ``lr_decay``; use ``lr_decay=0`` to match it).
+
+    Relation to the paper: Duchi, Hazan & Singer's diagonal AdaGrad (composite mirror descent with
+    :math:`H_t = \delta I + \mathrm{diag}(s_t)^{1/2}` and no regulariser, Figure 1 / eq. (4) with
+    :math:`\phi \equiv 0`) is :math:`\theta_{t+1} = \theta_t - \eta\, g_t / (\delta + \|g_{1:t}\|_2)`,
+    which is exactly the default ``"torch"`` form with ``lr_decay=0`` and ``initial_accumulator_value=0``
+    (the defaults): no separate variant is needed. ``lr_decay``, ``initial_accumulator_value`` and the
+    coupled ``weight_decay`` are torch's additions, not the paper's.
+
+    Differences from torch.optim.Adagrad: sparse gradients are refused (torch supports them);
+    ``fused=True`` is refused; a param group's own ``initial_accumulator_value`` is honoured when state is
+    created lazily (torch uses the constructor's value for every group).
+
+    References:
+        Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+        Optimization", JMLR 12, 2011, https://jmlr.org/papers/v12/duchi11a.html.
+    """
+
+    reference = "Duchi, Hazan & Singer 2011 (JMLR 12)"
+    variants = ("torch", "eps_inside")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        variant: str = "torch",
+    ) -> None:
+        check_non_negative("lr_decay", lr_decay)
+        check_non_negative("weight_decay", weight_decay)
+        check_non_negative("initial_accumulator_value", initial_accumulator_value)
+        check_non_negative("eps", eps)
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
+            variant=variant,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for param in group["params"]:
+                self.state[param] = self.init_state(group, param)
+
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        value = float(group["initial_accumulator_value"])
+        fill = complex(value, value) if torch.is_complex(param) else value
+        return {"step": make_step_counter(), "sum": torch.full_like(param, fill)}
+
+    def direction(self, group, params, grads, state, step) -> Direction:
+        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
+        accumulate_squares_(state["sum"], grads)
+        eps = float(group["eps"])
+        if group["variant"] == "eps_inside":
+            denominator = root_with_eps_inside(state["sum"], eps)
+        else:
+            denominator = root_plus_eps(state["sum"], eps)
+        return Direction(grads, denominator, 1.0 / (1.0 + (step - 1) * float(group["lr_decay"])))
