@@ -6,6 +6,8 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adam import Adam, AdamW
+from descentlab.optim.nadam import NAdam
+from descentlab.optim.radam import RAdam
 from descentlab.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Direction", "RuleOptimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Direction", "NAdam", "RAdam", "RuleOptimizer"]
