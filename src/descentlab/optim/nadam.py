@@ -54,9 +54,10 @@ class NAdam(RuleOptimizer):
           *scheduled* :math:`\mu_t`, :math:`m_t = \mu_t m_{t-1} + (1-\mu_t) g_t`. Everything else
           (:math:`\hat g_t = g_t/(1-\Pi_t)`, :math:`\hat m_t = m_t/(1-\Pi_{t+1})`,
           :math:`\bar m_t = (1-\mu_t)\hat g_t + \mu_{t+1}\hat m_t`, eps outside the root) is the same as
-          torch. The paper leaves :math:`\mu_t` and :math:`\alpha_t` as free sequences; we use the same
-          schedule as torch (the one the paper's experiments use, with :math:`\psi = 1/250 = 0.004`) and
-          the group's ``lr`` as :math:`\alpha_t`.
+          torch. Algorithm 2 takes :math:`\mu_t` and :math:`\alpha_t` as given sequences; we use torch's
+          schedule (from Dozat's 2015 CS229 report, adopted by Keras: base 0.96, :math:`\psi = 0.004`)
+          and the group's ``lr`` as :math:`\alpha_t`. State and state_dict are torch's, so a run can
+          switch variants mid-way.
 
     Differences from torch.optim.NAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
     refused. Differences from the paper: besides the first-moment average above, weight decay (coupled

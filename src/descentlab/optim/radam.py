@@ -75,8 +75,10 @@ class RAdam(RuleOptimizer):
         - ``"authors-code-sgd"``: the same code with ``degenerated_to_sgd=True``: below the threshold it
           takes the momentum step :math:`\eta\hat m_t` (with the decoupled decay), like torch; it differs
           from ``"torch"`` only at :math:`\rho_t = 5` exactly (never for real :math:`\beta_2`), so in
-          practice it equals ``"torch"`` with decoupled decay. (The older top-level ``radam.py`` of the
-          same repository is this form.)
+          practice it equals ``"torch"`` with decoupled decay. (An early top-level ``radam.py`` of the
+          same repository, without the option, is this form.) The code's per-step cache of
+          :math:`\rho_t` and the step size (shared by param groups with equal default betas) is not
+          reproduced; it only matters if a scheduler gives such groups different betas.
 
     Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
     refused.
