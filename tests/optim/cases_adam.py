@@ -84,6 +84,7 @@ CASES = [
         adam_step,
         None,
         {"weight_decay": 0.0005},
+        bad=[({"weight_decay": 1.5}, "weight_decay must be in [0, 1]")],
     ),
     Case(
         "nadam",

@@ -59,10 +59,9 @@ class Adam(RuleOptimizer):
           much shorter than torch's AMSGrad at the same lr.
 
     Differences from torch.optim.Adam: none in ``"torch"``; ``fused``, ``capturable`` and
-    ``differentiable`` are refused with a ``ValueError``. Differences from Kingma & Ba's Algorithm 1: eps
-    sits outside :math:`\sqrt{\hat v_t}` (the paper's Algorithm 1 too; only its sec. 2 efficient form
-    moves it), and ``weight_decay`` adds :math:`\lambda\theta` to the gradient (L2), which the paper
-    does not have.
+    ``differentiable`` are refused with a ``ValueError``. Differences from Kingma & Ba: the default is
+    their Algorithm 1 (eps outside :math:`\sqrt{\hat v_t}`); ``weight_decay`` (L2 added to the gradient)
+    and ``decoupled_weight_decay`` are not in the paper.
 
     References:
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
@@ -166,7 +165,9 @@ class AdamW(Adam):
           :math:`\theta \leftarrow \theta - \lambda\theta` per step, so useful ``weight_decay``
           values are about ``lr`` times smaller than torch's (the paper's :math:`\lambda` is also often
           normalised by the number of batches; we do not normalise). Changing ``lr`` by hand without a
-          scheduler therefore does not change the decay.
+          scheduler therefore does not change the decay. Under ``OneCycleLR``, ``initial_lr`` is
+          ``max_lr / div_factor``, so :math:`\eta_t` peaks at ``div_factor``. ``weight_decay`` must be in
+          [0, 1] (the decay fraction per step at :math:`\eta_t = 1`).
 
     Differences from torch.optim.AdamW: none in ``"torch"``. ``amsgrad=True`` follows torch's AMSGrad
     form in both variants.
@@ -195,6 +196,11 @@ class AdamW(Adam):
         fused: bool | None = None,
         variant: str = "torch",
     ) -> None:
+        if variant == "paper" and not 0 <= float(weight_decay) <= 1:
+            raise ValueError(
+                "AdamW(variant='paper') decays theta <- theta - eta_t * weight_decay * theta, so "
+                f"weight_decay must be in [0, 1], got {weight_decay}"
+            )
         super().__init__(
             params,
             lr=lr,
