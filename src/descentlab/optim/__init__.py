@@ -12,6 +12,8 @@ from descentlab.optim.line_search import LineSearchGD
 from descentlab.optim.newton import Newton
 from descentlab.optim.adamax import Adamax
 from descentlab.optim.rmsprop import RMSprop
+from descentlab.optim.nadam import NAdam
+from descentlab.optim.radam import RAdam
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -29,3 +31,4 @@ __all__ = [
     "train_svrg",
 ]
 __all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Direction", "RMSprop", "RuleOptimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Direction", "NAdam", "RAdam", "RuleOptimizer"]

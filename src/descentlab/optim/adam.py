@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import Tensor
 
-from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter, zeros_like_all
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import (
     add_decayed_weights,
     bias_correction,
@@ -38,15 +39,39 @@ class Adam(RuleOptimizer):
 
     Variants:
         - ``"torch"`` (default): torch.optim.Adam exactly (eps added to :math:`\sqrt{\hat v_t}`; AMSGrad
-          keeps the max of the raw :math:`v_t` and bias-corrects it).
+          keeps the max of the raw :math:`v_t` and bias-corrects it: :math:`\hat v_t = v^{max}_t /
+          (1 - \beta_2^t)`).
+        - ``"efficient-eps"``: the "more efficient" order of Kingma & Ba (end of sec. 2), eps added to
+          :math:`\sqrt{v_t}` rather than :math:`\sqrt{\hat v_t}`:
+          :math:`\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)`,
+          :math:`\theta_t = \theta_{t-1} - \alpha_t m_t/(\sqrt{v_t} + \hat\epsilon)`. It equals the
+          torch form with :math:`\epsilon = \hat\epsilon/\sqrt{1-\beta_2^t}`, i.e. a larger effective
+          eps early on. Combines with ``amsgrad=True`` (then :math:`v^{max}_t` replaces :math:`v_t`).
+        - ``"amsgrad-paper"``: Reddi et al. 2018, Algorithm 2 as written: no bias correction at all,
+          :math:`\hat v_t = \max(\hat v_{t-1}, v_t)`,
+          :math:`\theta_t = \theta_{t-1} - \eta\, m_t/(\sqrt{\hat v_t} + \epsilon)`. Requires
+          ``amsgrad=True`` (a ``ValueError`` otherwise, so the state key ``max_exp_avg_sq`` exists as in
+          torch). Departures from the paper: :math:`\beta_1` is constant (the paper allows a decaying
+          :math:`\beta_{1t}`; drive ``betas`` with a scheduler for that), :math:`\alpha_t` is the group's
+          ``lr`` (the paper's theory uses :math:`\alpha/\sqrt t`; use a scheduler), there is no
+          projection onto a feasible set, and ``eps`` is added to :math:`\sqrt{\hat v_t}` (the paper has
+          none: ``eps=0`` is the paper exactly). Since :math:`m_1 = (1-\beta_1) g_1`, early steps are
+          much shorter than torch's AMSGrad at the same lr.
+
+    Differences from torch.optim.Adam: none in ``"torch"``; ``fused``, ``capturable`` and
+    ``differentiable`` are refused with a ``ValueError``. Differences from Kingma & Ba: the default is
+    their Algorithm 1 (eps outside :math:`\sqrt{\hat v_t}`); ``weight_decay`` (L2 added to the gradient)
+    and ``decoupled_weight_decay`` are not in the paper.
 
     References:
-        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980.
-        Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018.
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+        https://arxiv.org/abs/1412.6980.
+        Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018,
+        https://openreview.net/forum?id=ryQu7f-RZ.
     """
 
     reference = "Kingma & Ba 2015 (arXiv:1412.6980); AMSGrad: Reddi et al. 2018"
-    variants = ("torch",)
+    variants = ("torch", "efficient-eps", "amsgrad-paper")
 
     def __init__(
         self,
@@ -68,6 +93,8 @@ class Adam(RuleOptimizer):
         check_betas(betas)
         check_non_negative("eps", eps)
         check_non_negative("weight_decay", weight_decay)
+        if variant == "amsgrad-paper" and not amsgrad:
+            raise ValueError("variant='amsgrad-paper' is AMSGrad: pass amsgrad=True (got amsgrad=False)")
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -89,10 +116,11 @@ class Adam(RuleOptimizer):
         return {"step": make_step_counter(), **zeros_like_all(param, names)}
 
     def direction(self, group, params, grads, state, step) -> Direction:
-        beta1, beta2 = (float(beta) for beta in group["betas"])
+        beta1, beta2 = (as_float(beta) for beta in group["betas"])
         weight_decay = float(group["weight_decay"])
+        variant = group["variant"]
         if group["decoupled_weight_decay"]:
-            decay_weights_(params, float(group["lr"]) * weight_decay)
+            decay_weights_(params, self._decay_factor(group) * weight_decay)
         else:
             grads = add_decayed_weights(grads, params, weight_decay)
         ema_(state["exp_avg"], grads, beta1)
@@ -101,8 +129,17 @@ class Adam(RuleOptimizer):
         if group["amsgrad"]:
             running_max_(state["max_exp_avg_sq"], second_moment)
             second_moment = state["max_exp_avg_sq"]
+        if variant == "amsgrad-paper":
+            return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]))
+        if variant == "efficient-eps":
+            step_size = math.sqrt(bias_correction(beta2, step)) / bias_correction(beta1, step)
+            return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]), step_size)
         denominator = root_plus_eps(second_moment, group["eps"], bias_correction(beta2, step))
         return Direction(state["exp_avg"], denominator, 1.0 / bias_correction(beta1, step))
+
+    def _decay_factor(self, group: dict[str, Any]) -> float:
+        """The multiplier of ``weight_decay`` in decoupled decay: torch's ``lr`` (AdamW overrides)."""
+        return as_float(group["lr"])
 
 
 class AdamW(Adam):
@@ -116,14 +153,32 @@ class AdamW(Adam):
     with :math:`\hat m_t, \hat v_t` as in :class:`Adam`. Default ``weight_decay=1e-2`` as in torch.
 
     Variants:
-        - ``"torch"`` (default): torch.optim.AdamW exactly (decay multiplied by the current lr).
+        - ``"torch"`` (default): torch.optim.AdamW exactly: the decay is :math:`\eta\lambda\theta`, the
+          current lr times ``weight_decay``.
+        - ``"paper"``: Loshchilov & Hutter 2019, Algorithm 2, line 12:
+          :math:`\theta_t = \theta_{t-1} - \eta_t(\alpha\hat m_t/(\sqrt{\hat v_t}+\epsilon)
+          + \lambda\theta_{t-1})`, where :math:`\eta_t` is the *schedule multiplier*, not the lr. We
+          read it as :math:`\eta_t = \text{lr} / \text{initial\_lr}` of the param group
+          (``initial_lr`` is written by every torch ``LRScheduler``, so schedulers drive it) and
+          :math:`\alpha\eta_t = \text{lr}`. Without a scheduler (no ``initial_lr`` in the group), or when
+          ``initial_lr`` is 0, :math:`\eta_t = 1`: a constant schedule decays
+          :math:`\theta \leftarrow \theta - \lambda\theta` per step, so useful ``weight_decay``
+          values are about ``lr`` times smaller than torch's (the paper's :math:`\lambda` is also often
+          normalised by the number of batches; we do not normalise). Changing ``lr`` by hand without a
+          scheduler therefore does not change the decay. Under ``OneCycleLR``, ``initial_lr`` is
+          ``max_lr / div_factor``, so :math:`\eta_t` peaks at ``div_factor``. ``weight_decay`` must be in
+          [0, 1] (the decay fraction per step at :math:`\eta_t = 1`).
+
+    Differences from torch.optim.AdamW: none in ``"torch"``. ``amsgrad=True`` follows torch's AMSGrad
+    form in both variants.
 
     References:
-        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019, arXiv:1711.05101.
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
+        https://arxiv.org/abs/1711.05101.
     """
 
     reference = "Loshchilov & Hutter 2019 (arXiv:1711.05101)"
-    variants = ("torch",)
+    variants = ("torch", "paper")
 
     def __init__(
         self,
@@ -141,6 +196,11 @@ class AdamW(Adam):
         fused: bool | None = None,
         variant: str = "torch",
     ) -> None:
+        if variant == "paper" and not 0 <= float(weight_decay) <= 1:
+            raise ValueError(
+                "AdamW(variant='paper') decays theta <- theta - eta_t * weight_decay * theta, so "
+                f"weight_decay must be in [0, 1], got {weight_decay}"
+            )
         super().__init__(
             params,
             lr=lr,
@@ -156,3 +216,10 @@ class AdamW(Adam):
             decoupled_weight_decay=True,
             variant=variant,
         )
+
+    def _decay_factor(self, group: dict[str, Any]) -> float:
+        if group["variant"] != "paper":
+            return as_float(group["lr"])
+        initial_lr = as_float(group.get("initial_lr", 0.0))
+        # eta_t of Loshchilov & Hutter: the schedule multiplier, recovered as lr / initial_lr.
+        return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0
