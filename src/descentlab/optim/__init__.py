@@ -6,6 +6,19 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adam import Adam, AdamW
+from descentlab.optim.lion import Lion
+from descentlab.optim.momentum import Momentum, Nesterov
+from descentlab.optim.normalized_gd import NormalizedGD
 from descentlab.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Direction", "RuleOptimizer"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Direction",
+    "Lion",
+    "Momentum",
+    "Nesterov",
+    "NormalizedGD",
+    "RuleOptimizer",
+]
