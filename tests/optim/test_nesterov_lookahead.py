@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,31 @@ def test_first_step_holds_both_points_equal_before_any_momentum():
     expected_phi = torch.tensor([1.0 - 0.01, -2.0 - 0.01], dtype=torch.float64)
     torch.testing.assert_close(optimizer.iterate(param), expected_phi, rtol=1e-14, atol=1e-15)
     torch.testing.assert_close(param.detach(), expected_phi - 0.009, rtol=1e-14, atol=1e-15)
+
+
+def test_state_dict_round_trip_continues_identically():
+    problem = PROBLEMS[2]
+    tensors, copies = make_tensors(problem), make_tensors(problem)
+    optimizer, other = Nesterov(tensors, **HYPER), Nesterov(copies, **HYPER)
+    run_optimizer(optimizer, tensors, problem, 7)
+    with torch.no_grad():
+        for source, target in zip(tensors, copies):
+            target.copy_(source)
+    # A deep copy, as after torch.save/torch.load: an in-process state_dict shares its tensors.
+    other.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    run_optimizer(optimizer, tensors, problem, 5)
+    run_optimizer(other, copies, problem, 5)
+    for a, b in zip(tensors, copies):
+        assert torch.equal(a, b)
+        assert torch.equal(optimizer.iterate(a), other.iterate(b))
+
+
+def test_maximize_ascends_the_negated_problem():
+    problem = PROBLEMS[1]
+    negated = type(problem)("negated", problem.initial, lambda params: [-g for g in problem.gradient(params)])
+    tensors = make_tensors(problem)
+    optimizer = Nesterov(tensors, **HYPER, maximize=True)
+    run_optimizer(optimizer, tensors, negated, 50)
+    hypers = [{k: v for k, v in optimizer.param_groups[0].items() if k != "params"}]
+    expected = nesterov_run(problem.gradient, problem.initial, [[0]], hypers, 50)
+    np.testing.assert_allclose(optimizer.iterate(tensors[0]).numpy(), expected[0], rtol=1e-10, atol=1e-12)
