@@ -261,12 +261,17 @@ def describe(name: str, configuration: dict) -> str:
     return name + (f"({', '.join(f'{k}={v}' for k, v in configuration.items())})" if configuration else "")
 
 
+def format_number(value: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (tiny --quick workloads)."""
+    return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
+
+
 def format_ratio(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
+    return "-" if math.isnan(value) else format_number(value)
 
 
 def format_ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+    return "-" if seconds is None else format_number(seconds * 1e3)
 
 
 def machine_description() -> str:
@@ -325,8 +330,8 @@ def markdown_table(
                     format_ratio(result.ratio("torch foreach")),
                     format_ratio(result.ratio(fastest) if fastest else math.nan),
                     fastest.removeprefix("torch ") if fastest else "-",
-                    f"{bound / result.times['ours']:.2f}",
-                    f"{bound / result.times[fastest]:.2f}" if fastest else "-",
+                    format_number(bound / result.times["ours"]),
+                    format_number(bound / result.times[fastest]) if fastest else "-",
                 ]
             )
             + " |"
