@@ -298,7 +298,9 @@ def markdown_table(
         "# Optimizer step time: descentlab vs torch.optim",
         "",
         f"Machine: {machine_description()}.",
-        "Note: the machine has 2 cores shared with other jobs; timings carry noise of that order.",
+        "Note: the machine has 2 cores shared with other jobs; timings carry noise of that order "
+        f"(1-minute load average when the table was written: {os.getloadavg()[0]:.2f}). Ratios come from "
+        "interleaved steps and so share the load; absolute times of rows without a torch counterpart do not.",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/step_speed.py"
         f"{' --quick' if quick else ''}` (median of {repeats} interleaved steps after {warmup} warm-up, "
         "fp32).",
