@@ -14,6 +14,9 @@ from descentlab.optim.adamax import Adamax
 from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.nadam import NAdam
 from descentlab.optim.radam import RAdam
+from descentlab.optim.lion import Lion
+from descentlab.optim.momentum import Momentum, Nesterov
+from descentlab.optim.normalized_gd import NormalizedGD
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -32,3 +35,12 @@ __all__ = [
 ]
 __all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Direction", "RMSprop", "RuleOptimizer"]
 __all__ = ["SGD", "Adam", "AdamW", "Direction", "NAdam", "RAdam", "RuleOptimizer"]
+    "Adam",
+    "AdamW",
+    "Direction",
+    "Lion",
+    "Momentum",
+    "Nesterov",
+    "NormalizedGD",
+    "RuleOptimizer",
+]

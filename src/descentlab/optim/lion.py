@@ -1,0 +1,74 @@
+"""Lion: sign of an interpolated momentum, with decoupled weight decay (Chen et al. 2023)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float, zeros_like_all
+from descentlab.optim._rules import decay_weights_, ema_
+from descentlab.optim._rules.sign import sign_of_interpolation
+from descentlab.optim._validation import check_betas, check_non_negative
+
+
+class Lion(RuleOptimizer):
+    r"""Lion (EvoLved Sign Momentum): every coordinate moves by exactly ``lr`` (plus weight decay).
+
+    .. math::
+
+        c_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\,(\operatorname{sign}(c_t) + \lambda\theta_{t-1}) \\
+        m_t &\leftarrow \beta_2 m_{t-1} + (1 - \beta_2) g_t, \qquad m_0 = 0
+
+    with learning rate :math:`\eta`, ``betas`` :math:`(\beta_1, \beta_2)` and decoupled weight decay
+    :math:`\lambda` multiplied by ``lr`` (Algorithm 2 and the authors' code, where the decay is applied as
+    ``theta *= 1 - lr * wd`` before the sign step). State: ``exp_avg`` (:math:`m`).
+
+    Notes: the paper advises an ``lr`` 3-10x smaller and a ``weight_decay`` 3-10x larger than AdamW's,
+    since the sign update has a larger norm. ``sign(0) = 0``: a coordinate whose interpolation is exactly
+    zero does not move (apart from decay). torch.optim has no Lion; differences from the paper: none.
+
+    Example:
+        >>> opt = Lion(model.parameters(), lr=1e-4, weight_decay=1.0)  # doctest: +SKIP
+
+    References:
+        Chen, Liang, Huang, Real, Wang, Pham, Dong, Luong, Hsieh, Lu & Le, "Symbolic Discovery of
+        Optimization Algorithms", NeurIPS 2023, arXiv:2302.06675, Algorithm 2.
+    """
+
+    reference = "Chen et al. 2023 (arXiv:2302.06675), Algorithm 2"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+    ) -> None:
+        check_betas(betas)
+        check_non_negative("weight_decay", weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
+        return zeros_like_all(param, ("exp_avg",))
+
+    def direction(self, group, params, grads, state, step) -> Direction:
+        beta1, beta2 = (float(beta) for beta in group["betas"])
+        decay_weights_(params, as_float(group["lr"]) * float(group["weight_decay"]))
+        averages = state["exp_avg"]
+        signs = sign_of_interpolation(averages, grads, 1.0 - beta1)
+        ema_(averages, grads, beta2)
+        return Direction(signs)
