@@ -53,7 +53,9 @@ def _execute(
     specs: list[RunSpec], jobs: int, description: str, worker_setup: Callable[[], None] | None
 ) -> Iterator[RunResult]:
     """Yield the result of every spec, in completion order, in ``jobs`` processes."""
-    progress = tqdm(total=len(specs), desc=description, unit="run", disable=not sys.stderr.isatty(), leave=False)
+    progress = tqdm(
+        total=len(specs), desc=description, unit="run", disable=not sys.stderr.isatty(), leave=False
+    )
     try:
         if jobs <= 1 or len(specs) <= 1:
             for spec in specs:
@@ -71,7 +73,11 @@ def _execute(
 
 
 def _run_missing(
-    store: RunStore, specs: list[RunSpec], purpose: str, jobs: int, worker_setup: Callable[[], None] | None,
+    store: RunStore,
+    specs: list[RunSpec],
+    purpose: str,
+    jobs: int,
+    worker_setup: Callable[[], None] | None,
     summary: ComparisonSummary,
 ) -> None:
     done = store.completed_run_ids()
@@ -151,8 +157,13 @@ def run_comparison(
                 budget = _sweep_budget(steps, epochs, problem.budget_steps)
                 for lr in grid:
                     sweep_specs[problem.name, optimizer, lr] = RunSpec.create(
-                        problem.name, optimizer, {**hyperparameters.get(optimizer, {}), "lr": lr},
-                        schedule=schedule, seed=seeds[0], batch_size=batch_size, **budget,
+                        problem.name,
+                        optimizer,
+                        {**hyperparameters.get(optimizer, {}), "lr": lr},
+                        schedule=schedule,
+                        seed=seeds[0],
+                        batch_size=batch_size,
+                        **budget,
                     )
         _run_missing(store, list(sweep_specs.values()), "sweep", jobs, worker_setup, summary)
         sweep_results = {run["run_id"]: run for run in store.runs("sweep")}
@@ -175,15 +186,30 @@ def run_comparison(
                     summary.chosen_lr.setdefault(problem.name, {})[optimizer] = float(chosen["lr"])
                 for seed in seeds:
                     compare_specs.append(
-                        RunSpec.create(problem.name, optimizer, chosen, schedule=schedule, seed=seed,
-                                       steps=steps, epochs=epochs, batch_size=batch_size)
+                        RunSpec.create(
+                            problem.name,
+                            optimizer,
+                            chosen,
+                            schedule=schedule,
+                            seed=seed,
+                            steps=steps,
+                            epochs=epochs,
+                            batch_size=batch_size,
+                        )
                     )
         summary.run_ids = [spec.run_id for spec in compare_specs]
         store.set_meta(
             "comparison",
-            {"optimizers": optimizers, "problems": [p.name for p in problem_objects], "seeds": seeds,
-             "chosen_lr": summary.chosen_lr, "lr_grid": grid, "sweep_fraction": SWEEP_FRACTION,
-             "sweep": sweep_table, "run_ids": summary.run_ids},
+            {
+                "optimizers": optimizers,
+                "problems": [p.name for p in problem_objects],
+                "seeds": seeds,
+                "chosen_lr": summary.chosen_lr,
+                "lr_grid": grid,
+                "sweep_fraction": SWEEP_FRACTION,
+                "sweep": sweep_table,
+                "run_ids": summary.run_ids,
+            },
         )
         _run_missing(store, compare_specs, "compare", jobs, worker_setup, summary)
     return summary

@@ -82,7 +82,9 @@ def run_spec(spec: RunSpec) -> RunResult:
     scheduler = build_scheduler(spec.schedule_dict, optimizer, total_steps)
 
     record_every = max(1, math.ceil(total_steps / MAX_RECORDS))
-    eval_every = task.steps_per_epoch if spec.epochs is not None else max(1, total_steps // EVALUATIONS_PER_RUN)
+    eval_every = (
+        task.steps_per_epoch if spec.epochs is not None else max(1, total_steps // EVALUATIONS_PER_RUN)
+    )
     two_dimensional = sum(p.numel() for p in parameters) == 2
 
     def position() -> tuple[float | None, float | None]:
@@ -102,14 +104,27 @@ def run_spec(spec: RunSpec) -> RunResult:
     initial_metrics = evaluate()
     x0, y0 = position()
     records.append(
-        {"step": 0, "loss": None, "lr": optimizer.param_groups[0]["lr"], "grad_norm": None,
-         "update_norm": None, "seconds": 0.0, "optimizer_seconds": 0.0, "x": x0, "y": y0,
-         "metrics": initial_metrics}
+        {
+            "step": 0,
+            "loss": None,
+            "lr": optimizer.param_groups[0]["lr"],
+            "grad_norm": None,
+            "update_norm": None,
+            "seconds": 0.0,
+            "optimizer_seconds": 0.0,
+            "x": x0,
+            "y": y0,
+            "metrics": initial_metrics,
+        }
     )
     target = problem.target
     better = (lambda a, b: a >= b) if problem.higher_is_better else (lambda a, b: a <= b)
     steps_to_target = seconds_to_target = None
-    if target is not None and problem.metric in initial_metrics and better(initial_metrics[problem.metric], target):
+    if (
+        target is not None
+        and problem.metric in initial_metrics
+        and better(initial_metrics[problem.metric], target)
+    ):
         steps_to_target, seconds_to_target = 0, 0.0
 
     outcome = "completed"
@@ -133,7 +148,9 @@ def run_spec(spec: RunSpec) -> RunResult:
         if scheduler is not None:
             scheduler.step()
         update_norm = float(
-            torch.linalg.vector_norm(torch.stack([(p.detach() - b).norm() for p, b in zip(parameters, before)]))
+            torch.linalg.vector_norm(
+                torch.stack([(p.detach() - b).norm() for p, b in zip(parameters, before)])
+            )
         )
         seconds += time.perf_counter() - started
         optimizer_seconds += step_seconds
@@ -142,7 +159,9 @@ def run_spec(spec: RunSpec) -> RunResult:
         if initial_loss is None:
             initial_loss = loss_value
         x, y = position()
-        blown_up = not math.isfinite(loss_value) or abs(loss_value) > DIVERGENCE_FACTOR * max(abs(initial_loss), 1.0)
+        blown_up = not math.isfinite(loss_value) or abs(loss_value) > DIVERGENCE_FACTOR * max(
+            abs(initial_loss), 1.0
+        )
         bad_parameters = not all(bool(torch.isfinite(p).all()) for p in parameters)
         diverged = blown_up or bad_parameters or not math.isfinite(update_norm)
         last = step == total_steps or diverged
@@ -154,16 +173,26 @@ def run_spec(spec: RunSpec) -> RunResult:
                     steps_to_target, seconds_to_target = step, seconds
         if step % record_every == 0 or last or metrics is not None:
             records.append(
-                {"step": step, "loss": _finite(loss_value), "lr": lr, "grad_norm": _finite(grad_norm),
-                 "update_norm": _finite(update_norm), "seconds": seconds, "optimizer_seconds": optimizer_seconds,
-                 "x": None if x is None else _finite(x), "y": None if y is None else _finite(y),
-                 "metrics": metrics}
+                {
+                    "step": step,
+                    "loss": _finite(loss_value),
+                    "lr": lr,
+                    "grad_norm": _finite(grad_norm),
+                    "update_norm": _finite(update_norm),
+                    "seconds": seconds,
+                    "optimizer_seconds": optimizer_seconds,
+                    "x": None if x is None else _finite(x),
+                    "y": None if y is None else _finite(y),
+                    "metrics": metrics,
+                }
             )
         if diverged:
             outcome = "diverged"
             break
 
-    evaluated = [r["metrics"][problem.metric] for r in records if r["metrics"] and problem.metric in r["metrics"]]
+    evaluated = [
+        r["metrics"][problem.metric] for r in records if r["metrics"] and problem.metric in r["metrics"]
+    ]
     evaluated = [value for value in evaluated if math.isfinite(value)]
     final_metric = None if outcome == "diverged" or not evaluated else evaluated[-1]
     best_metric = (max(evaluated) if problem.higher_is_better else min(evaluated)) if evaluated else None

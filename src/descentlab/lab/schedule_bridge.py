@@ -34,7 +34,8 @@ def build_scheduler(
     base_lr = optimizer.param_groups[0]["lr"]
     builders = {
         "step": lambda: lr_scheduler.StepLR(
-            optimizer, step_size=int(options.pop("step_size", max(1, total_steps // 3))),
+            optimizer,
+            step_size=int(options.pop("step_size", max(1, total_steps // 3))),
             gamma=float(options.pop("gamma", 0.1)),
         ),
         "exponential": lambda: lr_scheduler.ExponentialLR(
@@ -44,7 +45,9 @@ def build_scheduler(
             optimizer, T_max=total_steps, eta_min=float(options.pop("min_lr", 0.0))
         ),
         "onecycle": lambda: lr_scheduler.OneCycleLR(
-            optimizer, max_lr=float(options.pop("max_lr", base_lr)), total_steps=total_steps,
+            optimizer,
+            max_lr=float(options.pop("max_lr", base_lr)),
+            total_steps=total_steps,
             pct_start=float(options.pop("pct_start", 0.3)),
         ),
     }

@@ -109,7 +109,10 @@ class RunSpec:
     @property
     def hyperparameter_dict(self) -> dict[str, Any]:
         """The hyperparameters as keyword arguments (tuples back to lists where JSON had lists)."""
-        return {name: (tuple(value) if isinstance(value, tuple) else value) for name, value in self.hyperparameters}
+        return {
+            name: (tuple(value) if isinstance(value, tuple) else value)
+            for name, value in self.hyperparameters
+        }
 
     @property
     def schedule_dict(self) -> dict[str, Any] | None:

@@ -81,15 +81,26 @@ class RunStore:
             self._connection.execute(
                 "INSERT INTO runs (run_id, spec, problem, optimizer, seed, purpose, outcome, summary)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (spec.run_id, spec.canonical_json(), spec.problem, spec.optimizer, spec.seed, purpose,
-                 result.outcome, json.dumps(result.summary)),
+                (
+                    spec.run_id,
+                    spec.canonical_json(),
+                    spec.problem,
+                    spec.optimizer,
+                    spec.seed,
+                    purpose,
+                    result.outcome,
+                    json.dumps(result.summary),
+                ),
             )
             self._connection.executemany(
                 f"INSERT INTO records (run_id, {', '.join(_RECORD_COLUMNS)}, metrics)"
                 f" VALUES (?, {', '.join('?' for _ in _RECORD_COLUMNS)}, ?)",
                 [
-                    (spec.run_id, *(record[column] for column in _RECORD_COLUMNS),
-                     None if record["metrics"] is None else json.dumps(record["metrics"]))
+                    (
+                        spec.run_id,
+                        *(record[column] for column in _RECORD_COLUMNS),
+                        None if record["metrics"] is None else json.dumps(record["metrics"]),
+                    )
                     for record in result.records
                 ],
             )
@@ -115,9 +126,16 @@ class RunStore:
             parameters = (purpose,)
         rows = self._connection.execute(query + " ORDER BY problem, optimizer, seed", parameters).fetchall()
         return [
-            {"run_id": row[0], "spec": RunSpec.from_dict(json.loads(row[1])), "problem": row[2],
-             "optimizer": row[3], "seed": row[4], "purpose": row[5], "outcome": row[6],
-             "summary": json.loads(row[7])}
+            {
+                "run_id": row[0],
+                "spec": RunSpec.from_dict(json.loads(row[1])),
+                "problem": row[2],
+                "optimizer": row[3],
+                "seed": row[4],
+                "purpose": row[5],
+                "outcome": row[6],
+                "summary": json.loads(row[7]),
+            }
             for row in rows
         ]
 
@@ -128,6 +146,9 @@ class RunStore:
             (run_id,),
         ).fetchall()
         return [
-            {**dict(zip(_RECORD_COLUMNS, row[:-1])), "metrics": None if row[-1] is None else json.loads(row[-1])}
+            {
+                **dict(zip(_RECORD_COLUMNS, row[:-1])),
+                "metrics": None if row[-1] is None else json.loads(row[-1]),
+            }
             for row in rows
         ]

@@ -6,8 +6,19 @@ from matplotlib import colormaps
 
 # the textbook order: plain descent, then momentum, then adaptive rates, then the Adam family
 CANONICAL_ORDER = (
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam", "adamw", "radam",
-    "adamax", "lion", "normalizedgd",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "nadam",
+    "adamw",
+    "radam",
+    "adamax",
+    "lion",
+    "normalizedgd",
 )
 
 
