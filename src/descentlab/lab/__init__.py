@@ -13,7 +13,7 @@ from descentlab.lab.store import RunStore
 __all__ = ["RunResult", "RunSpec", "RunStore", "run_comparison", "run_spec", "write_report"]
 
 
-def write_report(out_dir, **kwargs):  # noqa: ANN001, ANN201 - thin lazy re-export keeps matplotlib off import
+def write_report(out_dir, **kwargs):
     """Render the report of the store in ``out_dir``; see :func:`descentlab.lab.report.write_report`."""
     from descentlab.lab.report import write_report as _write_report
 

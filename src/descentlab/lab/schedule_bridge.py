@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.optim import Optimizer
-from torch.optim import lr_scheduler
+from torch.optim import Optimizer, lr_scheduler
 
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine", "onecycle")
 

@@ -94,7 +94,7 @@ def _table(problem_runs: ProblemRuns, rows: list[OptimizerRow], colors: dict[str
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _image(figure, alt: str) -> str:  # noqa: ANN001 - a matplotlib Figure or None
+def _image(figure, alt: str) -> str:
     if figure is None:
         return ""
     return f"<img src='{figure_to_data_uri(figure)}' alt='{html.escape(alt)}'>"

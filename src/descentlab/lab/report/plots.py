@@ -25,7 +25,7 @@ def figure_to_data_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _style(axes) -> None:  # noqa: ANN001 - a matplotlib Axes
+def _style(axes) -> None:
     axes.grid(True, color="#e5e7eb", linewidth=0.7)
     axes.set_axisbelow(True)
     for side in ("top", "right"):
@@ -131,7 +131,7 @@ def _smooth(values: np.ndarray) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, smooth: bool) -> bool:  # noqa: ANN001
+def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, smooth: bool) -> bool:
     """Mean over seeds with a min-max band; x is the step, or the mean wall time at that step."""
     curves = []
     for run in runs:
