@@ -31,7 +31,9 @@ def test_sgd_on_the_bowl_follows_the_closed_form():
     final = (-7.0 * (1 - lr / 10) ** steps) ** 2 / 20 + (2.0 * (1 - 2 * lr) ** steps) ** 2
     assert result.summary["final_metric"] == pytest.approx(final, rel=1e-10)
     # target 0.5: the first evaluated step at or below it (evaluation every steps // 50 = 1 step)
-    losses = [(-7.0 * (1 - lr / 10) ** t) ** 2 / 20 + (2.0 * (1 - 2 * lr) ** t) ** 2 for t in range(steps + 1)]
+    losses = [
+        (-7.0 * (1 - lr / 10) ** t) ** 2 / 20 + (2.0 * (1 - 2 * lr) ** t) ** 2 for t in range(steps + 1)
+    ]
     assert result.summary["steps_to_target"] == next(t for t, value in enumerate(losses) if value <= 0.5)
 
 
@@ -69,7 +71,9 @@ def test_epoch_budget_and_per_epoch_validation():
 
 def test_cosine_schedule_records_the_closed_form_rate():
     lr, steps = 0.2, 10
-    result = run_spec(RunSpec.create("tiny-bowl", "sgd", {"lr": lr}, schedule={"name": "cosine"}, steps=steps))
+    result = run_spec(
+        RunSpec.create("tiny-bowl", "sgd", {"lr": lr}, schedule={"name": "cosine"}, steps=steps)
+    )
     for record in result.records[1:]:
         t = record["step"] - 1
         assert record["lr"] == pytest.approx(lr * (1 + math.cos(math.pi * t / steps)) / 2, abs=1e-12)

@@ -26,8 +26,16 @@ def test_specs_are_frozen_hashable_and_order_independent():
 
 
 def test_round_trip_through_dict_and_json():
-    spec = RunSpec.create("tiny-logreg", "adamw", {"lr": 0.01, "betas": (0.9, 0.95)}, variant="torch",
-                          schedule={"name": "cosine", "min_lr": 0.001}, seed=2, epochs=3, batch_size=8)
+    spec = RunSpec.create(
+        "tiny-logreg",
+        "adamw",
+        {"lr": 0.01, "betas": (0.9, 0.95)},
+        variant="torch",
+        schedule={"name": "cosine", "min_lr": 0.001},
+        seed=2,
+        epochs=3,
+        batch_size=8,
+    )
     again = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec and again.run_id == spec.run_id
     assert again.hyperparameter_dict == {"lr": 0.01, "betas": (0.9, 0.95)}

@@ -21,7 +21,9 @@ def test_store_round_trip_in_wal_mode(tmp_path):
         store.save(result)  # saving again replaces, never duplicates
         assert store.completed_run_ids() == {result.spec.run_id}
         (run,) = store.runs()
-        assert run["spec"] == result.spec and run["outcome"] == "completed" and run["summary"] == result.summary
+        assert (
+            run["spec"] == result.spec and run["outcome"] == "completed" and run["summary"] == result.summary
+        )
         assert store.records(result.spec.run_id) == result.records
     mode = sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
@@ -50,8 +52,9 @@ def test_repeat_skips_finished_runs_and_parallel_equals_serial(tmp_path):
     assert (serial.ran, serial.skipped) == (8, 0)
     again = run_comparison(tmp_path / "serial", *arguments, lr_grid=(0.01, 0.1))
     assert (again.ran, again.skipped) == (0, 8)
-    parallel = run_comparison(tmp_path / "parallel", *arguments, lr_grid=(0.01, 0.1), jobs=2,
-                              worker_setup=register_tiny_problems)
+    parallel = run_comparison(
+        tmp_path / "parallel", *arguments, lr_grid=(0.01, 0.1), jobs=2, worker_setup=register_tiny_problems
+    )
     assert parallel.chosen_lr == serial.chosen_lr and parallel.run_ids == serial.run_ids
     with RunStore(tmp_path / "serial") as first, RunStore(tmp_path / "parallel") as second:
         for run_id in serial.run_ids:
