@@ -1,0 +1,172 @@
+"""MNIST and Fashion-MNIST from IDX files in a folder the user provides (we never download them).
+
+The folder must hold the four files under their original names, each optionally ending in ``.gz``:
+``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+``t10k-labels-idx1-ubyte`` (Fashion-MNIST uses the same names). The 10k test set serves as
+validation set. Pixels are scaled to [0, 1].
+
+Use :func:`mnist_problem` to build a problem for a folder and pass it to
+:func:`~descentlab.problems.register`, or set ``DESCENTLAB_MNIST_DIR`` (and/or
+``DESCENTLAB_FASHION_MNIST_DIR``) before importing :mod:`descentlab.problems` to register
+``mnist-mlp`` and ``mnist-cnn`` (``fashion-mnist-mlp``, ``fashion-mnist-cnn``). A variable pointing
+to a folder without the files gives a warning naming the variable and the missing file, and
+registers nothing; the files are read (and cached per process) only when a task is built.
+
+References: LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to document
+recognition", 1998; Xiao, Rasul & Vollgraf, "Fashion-MNIST", 2017, https://arxiv.org/abs/1708.07747.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from descentlab.problems.base import Problem
+from descentlab.problems.classification import ClassificationData, classification_problem
+from descentlab.problems.idx import IdxFormatError, load_idx
+from descentlab.problems.networks import cnn2d, mlp
+from descentlab.problems.registry import register
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+ENVIRONMENT_FOLDERS = {"DESCENTLAB_MNIST_DIR": "mnist", "DESCENTLAB_FASHION_MNIST_DIR": "fashion-mnist"}
+Architecture = Literal["mlp", "cnn"]
+CLASSES = 10
+
+
+def find_mnist_files(folder: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Paths of the four MNIST IDX files in ``folder`` (plain or ``.gz``), in :data:`MNIST_FILES` order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"MNIST folder {folder} does not exist; it must hold {', '.join(MNIST_FILES)}"
+        )
+    found = []
+    for stem in MNIST_FILES:
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        existing = [candidate for candidate in candidates if candidate.is_file()]
+        if not existing:
+            raise FileNotFoundError(
+                f"no {stem} or {stem}.gz in {folder}; the folder must hold {', '.join(MNIST_FILES)} "
+                "(each may be gzipped), as distributed by the MNIST and Fashion-MNIST sites"
+            )
+        found.append(existing[0])
+    return tuple(found)
+
+
+def images_and_labels(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened float32 images in [0, 1] and int64 labels, after checking they belong together."""
+    images, labels = load_idx(images_path), load_idx(labels_path)
+    if images.ndim != 3:
+        raise IdxFormatError(
+            f"{images_path}: expected images of shape (count, rows, columns), got {images.shape}"
+        )
+    if labels.ndim != 1:
+        raise IdxFormatError(f"{labels_path}: expected labels of shape (count,), got {labels.shape}")
+    if len(images) != len(labels):
+        raise IdxFormatError(
+            f"{images_path} holds {len(images)} images but {labels_path} {len(labels)} labels"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= CLASSES):
+        raise IdxFormatError(
+            f"{labels_path}: labels must be in 0..{CLASSES - 1}, found {labels.min()}..{labels.max()}"
+        )
+    inputs = torch.tensor(images.reshape(len(images), -1), dtype=torch.float32) / 255
+    return inputs, torch.tensor(labels, dtype=torch.int64)
+
+
+@cache
+def mnist_data(folder: Path) -> tuple[ClassificationData, tuple[int, int]]:
+    """The data of ``folder`` (train set, and the 10k test set as validation) and the image shape."""
+    train_images, train_labels, test_images, test_labels = find_mnist_files(folder)
+    train = images_and_labels(train_images, train_labels)
+    validation = images_and_labels(test_images, test_labels)
+    image_shape = tuple(load_idx(train_images).shape[1:])
+    if tuple(load_idx(test_images).shape[1:]) != image_shape:
+        raise IdxFormatError(f"{train_images} and {test_images} hold images of different sizes")
+    return ClassificationData(*train, *validation), image_shape
+
+
+def mnist_network(architecture: Architecture, image_shape: tuple[int, int]) -> nn.Module:
+    """MLP ``pixels-256-10`` or the two-block CNN of :func:`~descentlab.problems.networks.cnn2d`."""
+    rows, columns = image_shape
+    if architecture == "mlp":
+        return mlp((rows * columns, 256, CLASSES))
+    if rows != columns:
+        raise ValueError(f"the CNN expects square images, got {rows} x {columns}")
+    return cnn2d(rows, (16, 32), CLASSES)
+
+
+def mnist_problem(
+    folder: str | os.PathLike[str], name: str = "mnist-mlp", architecture: Architecture = "mlp"
+) -> Problem:
+    """A learning problem on the MNIST-format IDX files in ``folder`` (not registered; see module doc).
+
+    The files must exist now (a clear ``FileNotFoundError`` otherwise) but are read when the first
+    task is built. Default budget: about one epoch of 60k images at batch size 128.
+
+    Args:
+        folder: folder holding the four IDX files (:data:`MNIST_FILES`, optionally ``.gz``).
+        name: registry name for the problem.
+        architecture: ``"mlp"`` (784-256-10) or ``"cnn"`` (two conv blocks).
+    """
+    if architecture not in ("mlp", "cnn"):
+        raise ValueError(f"architecture must be 'mlp' or 'cnn', got {architecture!r}")
+    folder = Path(folder).resolve()
+    find_mnist_files(folder)
+
+    def load_data() -> ClassificationData:
+        return mnist_data(folder)[0]
+
+    def build_model() -> nn.Module:
+        return mnist_network(architecture, mnist_data(folder)[1])
+
+    return classification_problem(
+        name,
+        f"{'MLP 784-256-10' if architecture == 'mlp' else 'two-block CNN'} on the IDX files in {folder}",
+        load_data,
+        build_model,
+        budget_steps=500,
+        batch_size=128,
+        # Not measured here (no MNIST offline); typical one-epoch accuracies on MNIST with Adam.
+        target=0.95 if architecture == "mlp" else 0.97,
+        tags=("idx",),
+    )
+
+
+def register_from_environment() -> list[str]:
+    """Register ``<prefix>-mlp``/``<prefix>-cnn`` for each folder variable set; return the names.
+
+    A set variable whose folder lacks the files warns (naming the variable and the file) and
+    registers nothing, so a stale variable never breaks ``import descentlab.problems``.
+    """
+    registered = []
+    for variable, prefix in ENVIRONMENT_FOLDERS.items():
+        folder = os.environ.get(variable)
+        if not folder:
+            continue
+        try:
+            problems = [
+                mnist_problem(folder, f"{prefix}-{architecture}", architecture)
+                for architecture in ("mlp", "cnn")
+            ]
+        except FileNotFoundError as error:
+            warnings.warn(f"{variable}={folder!r}: {error}; no {prefix} problems registered", stacklevel=2)
+            continue
+        for problem in problems:
+            register(problem)
+            registered.append(problem.name)
+    return registered
+
+
+register_from_environment()

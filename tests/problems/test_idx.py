@@ -1,0 +1,177 @@
+"""IDX reading on small files the tests write byte by byte, and MNIST folder problems on them."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from descentlab.problems import IdxFormatError, load_idx, mnist_problem, registry
+from descentlab.problems.mnist import MNIST_FILES, mnist_data, register_from_environment
+
+TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding written from the format description: magic, big-endian sizes, big-endian data."""
+    kind = array.dtype.kind + str(array.dtype.itemsize)
+    header = bytes([0, 0, TYPE_CODES[kind], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "i2", "i4", "f4", "f8"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_round_trip(tmp_path, dtype, compressed):
+    array = (np.arange(24).reshape(2, 3, 4) - 7).astype(dtype) if dtype != "u1" else np.arange(24, dtype="u1")
+    raw = idx_bytes(array)
+    path = tmp_path / ("data.idx.gz" if compressed else "data.idx")
+    path.write_bytes(gzip.compress(raw) if compressed else raw)
+    loaded = load_idx(path)
+    np.testing.assert_array_equal(loaded, array)
+    assert loaded.shape == array.shape and loaded.dtype.isnative
+
+
+def test_mnist_header_is_read_as_documented(tmp_path):
+    path = tmp_path / "labels"
+    path.write_bytes(bytes.fromhex("00000801") + (3).to_bytes(4, "big") + bytes([7, 2, 1]))
+    np.testing.assert_array_equal(load_idx(path), [7, 2, 1])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothere.*does not exist"):
+        load_idx(tmp_path / "nothere")
+
+
+def test_bad_magic_number_names_the_file_and_the_expected_form(tmp_path):
+    path = tmp_path / "bad"
+    path.write_bytes(b"\x12\x34\x08\x01" + (1).to_bytes(4, "big") + b"\x00")
+    with pytest.raises(IdxFormatError, match=r"bad.*bad magic number 0x12340801.*0x00000803"):
+        load_idx(path)
+    path.write_bytes(b"\x00\x00\x07\x01" + (1).to_bytes(4, "big") + b"\x00")
+    with pytest.raises(IdxFormatError, match="bad magic number 0x00000701"):
+        load_idx(path)
+
+
+def test_truncated_data_says_what_was_expected(tmp_path):
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros((2, 3, 3), dtype="u1"))[:-5]))
+    with pytest.raises(
+        IdxFormatError, match=r"images.gz: truncated; shape \(2, 3, 3\) of uint8 needs 18 .* found 13"
+    ):
+        load_idx(path)
+
+
+def test_truncated_header_and_tiny_file(tmp_path):
+    path = tmp_path / "short"
+    path.write_bytes(bytes.fromhex("00000803") + (2).to_bytes(4, "big"))
+    with pytest.raises(IdxFormatError, match="truncated header; 3 dimensions need 16 header bytes, found 8"):
+        load_idx(path)
+    path.write_bytes(b"\x00\x00")
+    with pytest.raises(IdxFormatError, match="2 bytes, too short"):
+        load_idx(path)
+
+
+def test_trailing_bytes_are_an_error(tmp_path):
+    path = tmp_path / "long"
+    path.write_bytes(idx_bytes(np.zeros(4, dtype="u1")) + b"\x01")
+    with pytest.raises(IdxFormatError, match=r"longer than its header says.*needs 4 .* found 5"):
+        load_idx(path)
+
+
+def test_corrupt_gzip(tmp_path):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(b"definitely not gzip")
+    with pytest.raises(IdxFormatError, match=r"broken.gz: not a readable gzip file"):
+        load_idx(path)
+
+
+def write_mnist_folder(folder, train=40, test=20, side=8, compressed=False):
+    """A tiny MNIST-format folder whose label is readable from the image (its mean brightness)."""
+    generator = np.random.default_rng(0)
+    folder.mkdir(exist_ok=True)
+    arrays = []
+    for count in (train, test):
+        labels = generator.integers(0, 10, size=count).astype("u1")
+        images = (labels[:, None, None] * 25 + generator.integers(0, 5, (count, side, side))).astype("u1")
+        arrays += [images, labels]
+    for stem, array in zip(MNIST_FILES, arrays):
+        raw = idx_bytes(array)
+        if compressed:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / stem).write_bytes(raw)
+    return arrays
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_mnist_problem_loads_a_folder_and_trains(tmp_path, architecture):
+    train_images, train_labels, test_images, test_labels = write_mnist_folder(
+        tmp_path / "mnist", compressed=True
+    )
+    problem = mnist_problem(tmp_path / "mnist", name="tiny", architecture=architecture)
+    data, image_shape = mnist_data((tmp_path / "mnist").resolve())
+    assert image_shape == (8, 8)
+    np.testing.assert_allclose(data.train_inputs.numpy(), train_images.reshape(40, 64) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.train_labels.numpy(), train_labels)
+    np.testing.assert_allclose(data.validation_inputs.numpy(), test_images.reshape(20, 64) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.validation_labels.numpy(), test_labels)
+    assert problem.name == "tiny" and problem.metric == "accuracy" and problem.higher_is_better
+    task = problem.task(seed=0, batch_size=8)
+    assert task.steps_per_epoch == 5
+    inputs, _ = next(task.batches)
+    assert inputs.shape == (8, 64) and inputs.max() <= 1
+    before = task.evaluate()
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        task.loss(next(task.batches)).backward()
+        optimizer.step()
+    assert task.evaluate()["loss"] < before["loss"]
+
+
+def test_mnist_problem_missing_file_names_it(tmp_path):
+    write_mnist_folder(tmp_path / "mnist")
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz in"):
+        mnist_problem(tmp_path / "mnist")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mnist_problem(tmp_path / "elsewhere")
+
+
+def test_mismatched_images_and_labels(tmp_path):
+    write_mnist_folder(tmp_path / "mnist")
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(3, dtype="u1")))
+    problem = mnist_problem(tmp_path / "mnist")
+    with pytest.raises(IdxFormatError, match=r"holds 40 images but .*train-labels-idx1-ubyte 3 labels"):
+        problem.task(seed=0)
+
+
+def test_labels_out_of_range(tmp_path):
+    write_mnist_folder(tmp_path / "mnist")
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(20, 12, dtype="u1")))
+    with pytest.raises(IdxFormatError, match=r"labels must be in 0..9, found 12..12"):
+        mnist_problem(tmp_path / "mnist").task(seed=0)
+
+
+def test_bad_architecture():
+    with pytest.raises(ValueError, match="architecture must be 'mlp' or 'cnn', got 'rnn'"):
+        mnist_problem(".", architecture="rnn")
+
+
+def test_environment_variables_register_problems(tmp_path, monkeypatch):
+    write_mnist_folder(tmp_path / "fashion")
+    monkeypatch.setattr(registry, "_PROBLEMS", {})
+    monkeypatch.delenv("DESCENTLAB_MNIST_DIR", raising=False)
+    monkeypatch.setenv("DESCENTLAB_FASHION_MNIST_DIR", str(tmp_path / "fashion"))
+    assert register_from_environment() == ["fashion-mnist-mlp", "fashion-mnist-cnn"]
+    assert registry.get_problem("fashion-mnist-cnn").task(seed=0).evaluate()["accuracy"] >= 0
+
+
+def test_environment_variable_with_a_bad_folder_warns_and_registers_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_PROBLEMS", {})
+    monkeypatch.setenv("DESCENTLAB_MNIST_DIR", str(tmp_path))
+    monkeypatch.delenv("DESCENTLAB_FASHION_MNIST_DIR", raising=False)
+    with pytest.warns(UserWarning, match="DESCENTLAB_MNIST_DIR=.*no train-images-idx3-ubyte"):
+        assert register_from_environment() == []
+    assert registry.all_problems() == []
