@@ -50,7 +50,8 @@ def open_in_browser(page: Path, screenshot: Path) -> dict:
         driver.set_page_load_timeout(60)
         driver.get(page.resolve().as_uri())
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);"
+            "return Array.from(document.images)"
+            ".map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);"
         )
         height = driver.execute_script("return document.body.scrollHeight")
         driver.set_window_size(1280, min(int(height) + 40, 16000))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lab.tiny_problems import register_tiny_problems, unregister_tiny_problems
 
 

@@ -139,7 +139,7 @@ def test_config_file_fills_options_and_command_line_wins(tmp_path, suffix, capsy
 def test_config_file_errors_name_the_problem(tmp_path):
     bad_key = tmp_path / "bad.toml"
     bad_key.write_text("optimisers = ['sgd']\n")
-    with pytest.raises(ValueError, match="unknown option 'optimisers'.*allowed: .*optimizers"):
+    with pytest.raises(ValueError, match=r"unknown option 'optimisers'.*allowed: .*optimizers"):
         run_cli(["compare", "--config", str(bad_key)])
     broken = tmp_path / "broken.yaml"
     broken.write_text("optimizers: [sgd\n")

@@ -3,10 +3,10 @@ import json
 import re
 
 import pytest
-from lab.browser import open_in_browser, require_browser
 
 from descentlab.lab import run_comparison, write_report
 from descentlab.lab.report.atomic_file import write_text_atomic
+from lab.browser import open_in_browser, require_browser
 
 
 @pytest.fixture(scope="module")

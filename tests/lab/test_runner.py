@@ -40,7 +40,8 @@ def test_sgd_on_the_bowl_follows_the_closed_form():
 def test_divergence_is_an_outcome_with_the_documented_rule():
     result = run_spec(RunSpec.create("tiny-blowup", "sgd", {"lr": 0.01}, steps=200))
     assert result.outcome == "diverged"
-    # loss = -100 r^2, gradient -200 xy: r grows by (1 + 200 lr) a step: first |loss| > 1e3 * max(|L(step 1)|, 1)
+    # loss = -100 r^2, gradient -200 xy: r grows by (1 + 200 lr) = 3 a step;
+    # diverged at the first step with |loss| > 1e3 * max(|L(step 1)|, 1)
     initial = 100 * 0.5
     threshold = DIVERGENCE_FACTOR * initial
     expected = next(t for t in range(1, 200) if 100 * 0.5 * (3.0 ** (t - 1)) ** 2 > threshold)
@@ -49,7 +50,7 @@ def test_divergence_is_an_outcome_with_the_documented_rule():
 
 
 def test_nan_is_divergence_not_a_crash():
-    result = run_spec(RunSpec.create("tiny-bowl", "sgd", {"lr": float(1e308)}, steps=5))
+    result = run_spec(RunSpec.create("tiny-bowl", "sgd", {"lr": 1e308}, steps=5))
     assert result.outcome == "diverged" and result.summary["steps"] < 5
 
 

@@ -4,14 +4,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from lab.tiny_problems import register_tiny_problems
 
 from descentlab.lab import RunStore, run_comparison, run_spec
 from descentlab.lab.comparison import LR_GRID, SWEEP_FRACTION
 from descentlab.lab.spec import RunSpec
+from lab.tiny_problems import register_tiny_problems
 
 
 def test_store_round_trip_in_wal_mode(tmp_path):
@@ -30,7 +29,7 @@ def test_store_round_trip_in_wal_mode(tmp_path):
 
 
 def test_sweep_chooses_the_best_rate_by_the_closed_form(tmp_path):
-    """SGD on the bowl: the sweep's choice equals the argmin of the closed-form loss after the sweep budget."""
+    """SGD on the bowl: the sweep picks the argmin of the closed-form loss after the sweep budget."""
     summary = run_comparison(tmp_path, ["sgd"], ["tiny-bowl"], [0, 1])
     sweep_steps = round(40 * SWEEP_FRACTION)
 

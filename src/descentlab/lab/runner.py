@@ -168,9 +168,9 @@ def run_spec(spec: RunSpec) -> RunResult:
         metrics = None
         if (step % eval_every == 0 or last) and not diverged:
             metrics = evaluate()
-            if steps_to_target is None and target is not None and problem.metric in metrics:
-                if better(metrics[problem.metric], target):
-                    steps_to_target, seconds_to_target = step, seconds
+            reached = target is not None and better(metrics.get(problem.metric, math.nan), target)
+            if steps_to_target is None and reached:
+                steps_to_target, seconds_to_target = step, seconds
         if step % record_every == 0 or last or metrics is not None:
             records.append(
                 {

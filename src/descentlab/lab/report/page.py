@@ -89,7 +89,8 @@ def _table(problem_runs: ProblemRuns, rows: list[OptimizerRow], colors: dict[str
             f"<td><span class='swatch' style='background:{colors[row.optimizer]}'></span>"
             f"{html.escape(display_name(row.optimizer))}</td><td>{_format(row.lr, 3)}</td>"
             f"<td>{_mean_std(row.final)}</td><td>{_mean_std(row.best)}</td><td>{steps}</td><td>{seconds}</td>"
-            f"<td>{diverged}</td><td>{row.overhead_seconds_per_step * 1e6:.1f}</td><td>{row.seconds:.3g}</td></tr>"
+            f"<td>{diverged}</td><td>{row.overhead_seconds_per_step * 1e6:.1f}</td>"
+            f"<td>{row.seconds:.3g}</td></tr>"
         )
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -145,23 +146,25 @@ def render_page(out_dir: str | Path) -> tuple[str, object]:
     seeds = comparison.get("seeds")
     grid = comparison.get("lr_grid") or []
     notes = [
-        "Curves show the mean over seeds with a min–max band; the training loss of minibatch problems is a "
-        "running mean over 1/50 of the recorded steps. Wall time counts training steps only (evaluation excluded).",
-        "Final and best metric: mean ± standard deviation over the seeds that did not diverge; steps and seconds "
-        "to target: median over the seeds that reached it (count in brackets).",
-        f"A run diverges when its loss or parameters become NaN/Inf or |loss| exceeds {DIVERGENCE_FACTOR:g} × "
-        "max(|initial loss|, 1); it stops there and counts as diverged, not as a crash.",
+        "Curves show the mean over seeds with a min–max band; the training loss of minibatch problems is "
+        "a running mean over 1/50 of the recorded steps. Wall time counts training steps only "
+        "(evaluation excluded).",
+        "Final and best metric: mean ± standard deviation over the seeds that did not diverge; steps and "
+        "seconds to target: median over the seeds that reached it (count in brackets).",
+        "A run diverges when its loss or parameters become NaN/Inf or |loss| exceeds "
+        f"{DIVERGENCE_FACTOR:g} × max(|initial loss|, 1); it stops there and counts as diverged, "
+        "not as a crash.",
         "Optimizer µs/step is the time spent inside optimizer.step() only.",
     ]
     if grid:
         notes.insert(
             0,
             (
-                f"Learning rates: for each optimizer and problem a sweep over {len(grid)} rates from {min(grid):g} to "
-                f"{max(grid):g} (half-decade log grid) on seed {seeds[0] if seeds else 0} with "
-                f"{comparison.get('sweep_fraction', SWEEP_FRACTION):g} of the budget; the rate with the best final "
-                "metric (diverged rates last) runs on every seed and is the 'lr' column. Other hyperparameters are "
-                "each optimizer's defaults."
+                f"Learning rates: for each optimizer and problem a sweep over {len(grid)} rates from "
+                f"{min(grid):g} to {max(grid):g} (half-decade log grid) on seed {seeds[0] if seeds else 0} "
+                f"with {comparison.get('sweep_fraction', SWEEP_FRACTION):g} of the budget; the rate with the "
+                "best final metric (diverged rates last) runs on every seed and is the 'lr' column. Other "
+                "hyperparameters are each optimizer's defaults."
             ),
         )
     nav = "".join(f"<a href='#{html.escape(p.name)}'>{html.escape(p.name)}</a>" for p in data.problems)
@@ -189,7 +192,11 @@ def render_page(out_dir: str | Path) -> tuple[str, object]:
 
 
 def write_report(out_dir: str | Path) -> Path:
-    """Write ``report.html``, ``runs.csv``, ``records.csv`` and ``report.json`` in ``out_dir``; return the page."""
+    """Write ``report.html``, ``runs.csv``, ``records.csv`` and ``report.json`` in ``out_dir``.
+
+    Returns:
+        The path of ``report.html``.
+    """
     out_dir = Path(out_dir)
     page, (data, tables) = render_page(out_dir)
     write_exports(out_dir, data, tables)
