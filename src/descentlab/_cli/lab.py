@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ DEFAULT_OPTIMIZERS = (
     "RAdam",
 )
 DEFAULT_SEEDS = "0,1,2"
+DEFAULT_JOBS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seeds", default=DEFAULT_SEEDS, help=f"comma-separated seeds (default {DEFAULT_SEEDS})"
     )
     compare.add_argument(
-        "--jobs", type=_positive_int, default=1, help="parallel worker processes (default 1)"
+        "--jobs",
+        type=_positive_int,
+        default=DEFAULT_JOBS,
+        help=f"parallel worker processes (default: the {DEFAULT_JOBS} cores this process may use)",
     )
     compare.add_argument("--lr", type=_positive_float, help="one learning rate for all (skips the sweep)")
     compare.add_argument("--no-sweep", action="store_true", help="use each optimizer's default learning rate")
@@ -173,7 +178,7 @@ def _parse_seeds(text: Any) -> list[int]:
 
 _DEFAULTS = {
     "run": {"hp": [], "seed": 0, "out": DEFAULT_OUT},
-    "compare": {"seeds": DEFAULT_SEEDS, "jobs": 1, "no_sweep": False, "out": DEFAULT_OUT},
+    "compare": {"seeds": DEFAULT_SEEDS, "jobs": DEFAULT_JOBS, "no_sweep": False, "out": DEFAULT_OUT},
     "report": {},
 }
 

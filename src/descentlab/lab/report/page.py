@@ -39,6 +39,8 @@ h2 small { color:var(--muted); font-weight:400; font-size:14px; margin-left:8px;
            border-radius:4px; }
 .figures { display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start; }
 .figures img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:6px; }
+.figures img.half { max-width:calc(50% - 8px); }
+@media (max-width: 900px) { .figures img.half { max-width:100%; } }
 table { border-collapse:collapse; width:100%; margin:14px 0 4px; font-size:13.5px;
         font-variant-numeric: tabular-nums; }
 th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
@@ -95,10 +97,12 @@ def _table(problem_runs: ProblemRuns, rows: list[OptimizerRow], colors: dict[str
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _image(figure, alt: str) -> str:
+def _image(figure, alt: str, half: bool = False) -> str:
+    """An ``<img>`` holding ``figure`` as a data URI (empty for ``None``); ``half`` shares a row."""
     if figure is None:
         return ""
-    return f"<img src='{figure_to_data_uri(figure)}' alt='{html.escape(alt)}'>"
+    size = " class='half'" if half else ""
+    return f"<img{size} src='{figure_to_data_uri(figure)}' alt='{html.escape(alt)}'>"
 
 
 def render_page(out_dir: str | Path) -> tuple[str, object]:
@@ -118,23 +122,22 @@ def render_page(out_dir: str | Path) -> tuple[str, object]:
             winners.append(ranked[0].optimizer)
         verdict = problem_verdict(problem_runs, rows)
         verdicts.append(verdict)
-        figures = []
-        if problem is not None:
-            figures.append(_image(trajectory_figure(problem_runs, colors), f"{problem.name} trajectories"))
-        figures.append(_image(curves_figure(problem_runs, colors), f"{problem_runs.name} curves"))
+        trajectories = trajectory_figure(problem_runs, colors) if problem is not None else None
+        sweep_plot = None
         if problem is not None and problem_runs.name in sweep:
-            figures.append(
-                _image(
-                    sweep_figure(
-                        problem_runs.name,
-                        sweep[problem_runs.name],
-                        colors,
-                        problem.metric,
-                        problem.higher_is_better,
-                    ),
-                    f"{problem.name} sweep",
-                )
+            sweep_plot = sweep_figure(
+                problem_runs.name, sweep[problem_runs.name], colors, problem.metric, problem.higher_is_better
             )
+        curves = _image(curves_figure(problem_runs, colors), f"{problem_runs.name} curves")
+        # 2-D problems lead with their paths (sweep beside them); learning problems with their curves
+        if trajectories is not None:
+            figures = [
+                _image(trajectories, f"{problem_runs.name} trajectories", half=True),
+                _image(sweep_plot, f"{problem_runs.name} sweep", half=True),
+                curves,
+            ]
+        else:
+            figures = [curves, _image(sweep_plot, f"{problem_runs.name} sweep", half=True)]
         subtitle = html.escape(f"{problem.kind} · {problem.summary}") if problem else "problem not registered"
         sections.append(
             f"<section class='card' id='{html.escape(problem_runs.name)}'>"

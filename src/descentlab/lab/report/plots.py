@@ -43,7 +43,7 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
     grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
     with torch.no_grad():
         values = problem.function(grid).double().numpy()
-    figure = Figure(figsize=(7.2, 5.0))
+    figure = Figure(figsize=(6.4, 4.6))
     axes = figure.add_subplot()
     finite = values[np.isfinite(values)]
     low = float(finite.min())
@@ -51,7 +51,7 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
         # log-spaced levels show both the narrow valley floor and the steep walls
         floor = max(np.quantile(finite[finite > 0], 0.002), float(finite.max()) * 1e-8)
         levels = np.geomspace(floor, float(finite.max()), 30)
-        filled = axes.contourf(
+        axes.contourf(
             xs, ys, np.clip(values, floor, None), levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55
         )
         axes.contour(
@@ -64,10 +64,8 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
             linewidths=0.4,
         )
     else:
-        filled = axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
+        axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
         axes.contour(xs, ys, values, levels=30, colors="#9ca3af", linewidths=0.4)
-    colorbar = figure.colorbar(filled, ax=axes, shrink=0.85)
-    colorbar.set_label("loss")
     for optimizer in order_optimizers(list(problem_runs.runs)):
         run = min(problem_runs.runs[optimizer], key=lambda run: run["seed"])
         points = np.array(
@@ -105,7 +103,7 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
     axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0")
     axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1")
     axes.set_title(f"{problem.name}: paths from the start (seed {run['seed']})", fontsize=11)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.22, 1.0), frameon=False, fontsize=9)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return figure
 
 
@@ -214,7 +212,7 @@ def sweep_figure(
     """Final metric of each sweep learning rate per optimizer (diverged rates are left out)."""
     if not sweep:
         return None
-    figure = Figure(figsize=(6.4, 3.4))
+    figure = Figure(figsize=(5.6, 4.0))
     axes = figure.add_subplot()
     _style(axes)
     all_positive = True
