@@ -11,6 +11,8 @@ def run_cli(argv):
     """Parse with a parser holding only the lab commands, then call the handler like cli.main does."""
     parser = argparse.ArgumentParser(prog="descentlab")
     lab_cli.register(parser.add_subparsers(dest="command"))
+    if argv[0] == "compare" and "--jobs" not in argv:
+        argv = [*argv, "--jobs", "1"]  # worker processes would not have the tiny test problems
     args = parser.parse_args(argv)
     return args.handler(args)
 
@@ -46,6 +48,10 @@ def test_compare_then_report(tmp_path, capsys):
 
 
 def test_compare_with_no_arguments_uses_default_optimizers_and_problems(tmp_path, monkeypatch, capsys):
+    from descentlab.problems import registry
+
+    tiny_only = {name: problem for name, problem in registry._PROBLEMS.items() if name.startswith("tiny-")}
+    monkeypatch.setattr(registry, "_PROBLEMS", tiny_only)  # the real default problems take minutes
     monkeypatch.chdir(tmp_path)
     assert run_cli(["compare", "--seeds", "0", "--no-sweep"]) == 0
     with RunStore(tmp_path / "descentlab-runs") as store:

@@ -33,7 +33,7 @@ def test_page_is_self_contained(report_dir):
     assert page == folder / "report.html"
     assert "<script" not in text and not re.search(r"(src|href)=['\"]https?:", text)
     # contours + curves + sweep for the two 2-D problems, curves + sweep for the learning problem
-    assert len(re.findall(r"<img src='data:image/png;base64,", text)) == 3 + 3 + 2
+    assert len(re.findall(r"<img[^>]* src='data:image/png;base64,", text)) == 3 + 3 + 2
     for name in ("tiny-bowl", "tiny-logreg", "tiny-blowup", "SGD", "Adam", "AdamW", "<h2>Summary</h2>"):
         assert name in text
     assert "On tiny-blowup every optimizer diverged." in text
