@@ -1,0 +1,241 @@
+"""The report's figures, drawn with matplotlib ``Figure`` objects (no pyplot, no display) as PNG bytes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import torch
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from descentlab.lab.report.colors import display_name, order_optimizers
+from descentlab.lab.report.data import ProblemRuns
+
+GRID_POINTS = 200
+"""Contour grid resolution per axis."""
+
+
+def figure_to_data_uri(figure: Figure) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI, so the page needs no other file."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", facecolor="white")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _style(axes) -> None:
+    axes.grid(True, color="#e5e7eb", linewidth=0.7)
+    axes.set_axisbelow(True)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+
+
+def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
+    """Seed-0 (first seed) trajectories of every optimizer over the loss contours of a 2-D problem."""
+    problem = problem_runs.problem
+    if problem is None or problem.function is None or problem.bounds is None:
+        return None
+    (x_min, x_max), (y_min, y_max) = problem.bounds
+    xs = np.linspace(x_min, x_max, GRID_POINTS)
+    ys = np.linspace(y_min, y_max, GRID_POINTS)
+    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
+    with torch.no_grad():
+        values = problem.function(grid).double().numpy()
+    figure = Figure(figsize=(6.4, 4.6))
+    axes = figure.add_subplot()
+    finite = values[np.isfinite(values)]
+    low = float(finite.min())
+    if low >= 0 and float(finite.max()) > 0:
+        # log-spaced levels show both the narrow valley floor and the steep walls
+        floor = max(np.quantile(finite[finite > 0], 0.002), float(finite.max()) * 1e-8)
+        levels = np.geomspace(floor, float(finite.max()), 30)
+        axes.contourf(
+            xs, ys, np.clip(values, floor, None), levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55
+        )
+        axes.contour(
+            xs,
+            ys,
+            np.clip(values, floor, None),
+            levels=levels,
+            norm=LogNorm(),
+            colors="#9ca3af",
+            linewidths=0.4,
+        )
+    else:
+        axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
+        axes.contour(xs, ys, values, levels=30, colors="#9ca3af", linewidths=0.4)
+    for optimizer in order_optimizers(list(problem_runs.runs)):
+        run = min(problem_runs.runs[optimizer], key=lambda run: run["seed"])
+        points = np.array(
+            [(r["x"], r["y"]) for r in run["records"] if r["x"] is not None and r["y"] is not None]
+        )
+        if len(points) == 0:
+            continue
+        label = display_name(optimizer) + (" (diverged)" if run["outcome"] == "diverged" else "")
+        axes.plot(
+            points[:, 0],
+            points[:, 1],
+            "-o",
+            color=colors[optimizer],
+            markersize=2.2,
+            linewidth=1.4,
+            label=label,
+            alpha=0.95,
+        )
+    if problem.start is not None:
+        axes.plot(*problem.start, marker="s", color="black", markersize=7, linestyle="none", label="start")
+    if problem.minima:
+        minima = np.array(problem.minima)
+        axes.plot(
+            minima[:, 0],
+            minima[:, 1],
+            marker="*",
+            color="#facc15",
+            markeredgecolor="black",
+            markersize=14,
+            linestyle="none",
+            label="minimum" if len(minima) == 1 else "minima",
+        )
+    axes.set_xlim(x_min, x_max)
+    axes.set_ylim(y_min, y_max)
+    axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0")
+    axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1")
+    axes.set_title(f"{problem.name}: paths from the start (seed {run['seed']})", fontsize=11)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    return figure
+
+
+def _series(records: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
+    if key == "loss":
+        pairs = [(r[x_key], r["loss"]) for r in records if r["loss"] is not None]
+    else:
+        pairs = [(r[x_key], r["metrics"][key]) for r in records if r["metrics"] and key in r["metrics"]]
+    pairs = [(x, y) for x, y in pairs if x is not None and y is not None and math.isfinite(y)]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    array = np.array(pairs, dtype=float)
+    return array[:, 0], array[:, 1]
+
+
+def _smooth(values: np.ndarray) -> np.ndarray:
+    """Running mean over 1/50 of the points: minibatch losses are too noisy to read raw."""
+    window = max(1, len(values) // 50)
+    if window == 1:
+        return values
+    kernel = np.ones(window) / window
+    padded = np.concatenate([np.full(window - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, smooth: bool) -> bool:
+    """Mean over seeds with a min-max band; x is the step, or the mean wall time at that step."""
+    curves = []
+    for run in runs:
+        steps, values = _series(run["records"], key, "step")
+        seconds, _ = _series(run["records"], key, "seconds")
+        if len(values):
+            curves.append((steps, seconds, _smooth(values) if smooth else values))
+    if not curves:
+        return False
+    length = min(len(curve[0]) for curve in curves)  # diverged seeds stop early: show the common part
+    steps = curves[0][0][:length]
+    stacked = np.stack([curve[2][:length] for curve in curves])
+    x = steps if x_key == "step" else np.mean(np.stack([curve[1][:length] for curve in curves]), axis=0)
+    axes.plot(x, stacked.mean(axis=0), color=color, linewidth=1.6, label=label)
+    if len(curves) > 1:
+        axes.fill_between(x, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.18, linewidth=0)
+    return True
+
+
+def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
+    """Training loss and validation metric against steps (top) and training wall time (bottom)."""
+    problem = problem_runs.problem
+    metric = problem.metric if problem else "loss"
+    learning = problem is not None and problem.kind == "learning"
+    panels = [("loss", "training loss"), (metric, f"validation {metric}")] if learning else [("loss", "loss")]
+    figure = Figure(figsize=(11, 7.2 if learning else 3.8))
+    grid = figure.subplots(2 if learning else 1, 2, squeeze=False)
+    for column, x_key in enumerate(("step", "seconds")):
+        for row, (key, title) in enumerate(panels):
+            axes = grid[row][column] if learning else grid[0][column]
+            _style(axes)
+            drawn = False
+            for optimizer in order_optimizers(list(problem_runs.runs)):
+                drawn |= _band(
+                    axes,
+                    problem_runs.runs[optimizer],
+                    key,
+                    x_key,
+                    colors[optimizer],
+                    display_name(optimizer),
+                    smooth=key == "loss" and learning,
+                )
+            use_log = (
+                key == "loss"
+                and drawn
+                and all(
+                    value > 0
+                    for runs in problem_runs.runs.values()
+                    for run in runs
+                    for value in _series(run["records"], "loss", "step")[1]
+                )
+            )
+            if use_log:
+                axes.set_yscale("log")
+            axes.set_xlabel("step" if x_key == "step" else "training time (s)")
+            axes.set_title(f"{title} vs {'steps' if x_key == 'step' else 'wall time'}", fontsize=10)
+            if problem is not None and problem.target is not None and key == metric and key != "loss":
+                axes.axhline(problem.target, color="#6b7280", linestyle="--", linewidth=0.9)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(len(labels), 6),
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.04 if learning else -0.1),
+        )
+    figure.tight_layout()
+    return figure
+
+
+def sweep_figure(
+    problem_name: str,
+    sweep: dict[str, dict[str, float | None]],
+    colors: dict[str, str],
+    metric: str,
+    higher_is_better: bool,
+) -> Figure | None:
+    """Final metric of each sweep learning rate per optimizer (diverged rates are left out)."""
+    if not sweep:
+        return None
+    figure = Figure(figsize=(5.6, 4.0))
+    axes = figure.add_subplot()
+    _style(axes)
+    all_positive = True
+    for optimizer in order_optimizers(list(sweep)):
+        points = sorted((float(lr), value) for lr, value in sweep[optimizer].items() if value is not None)
+        if not points:
+            continue
+        lrs, values = zip(*points)
+        all_positive &= all(value > 0 for value in values)
+        axes.plot(
+            lrs,
+            values,
+            "-o",
+            color=colors.get(optimizer, "black"),
+            markersize=3,
+            linewidth=1.2,
+            label=display_name(optimizer),
+        )
+    axes.set_xscale("log")
+    if all_positive and not higher_is_better:
+        axes.set_yscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel(f"final {metric} (seed 0, short run)")
+    axes.set_title(f"{problem_name}: learning-rate sweep", fontsize=10)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+    return figure
