@@ -13,7 +13,7 @@ $(BIN)/descentlab: requirements.txt requirements-dev.txt constraints.txt pyproje
 	touch $(BIN)/descentlab
 
 demo: $(BIN)/descentlab
-	$(BIN)/descentlab demo
+	$(BIN)/descentlab compare
 
 test: $(BIN)/descentlab
 	$(BIN)/ruff check .

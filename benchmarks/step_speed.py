@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from descentlab.optim.registry import optimizer_classes
+from descentlab.optim.registry import optimizer_classes, step_protocol
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "step_speed.md"
 FLOAT32_BYTES = 4
@@ -217,7 +217,8 @@ def time_modes(
 
 def configurations(names: Sequence[str] | None) -> list[tuple[str, type, dict]]:
     """(class name, descentlab class, non-default kwargs) for every optimizer, filtered by ``names``."""
-    classes = optimizer_classes()
+    # Closure-driven optimizers (line search, Newton, SVRG) have no per-step kernel to compare.
+    classes = {key: cls for key, cls in optimizer_classes().items() if step_protocol(cls) == "gradient"}
     if names:
         unknown = [name for name in names if name.lower() not in classes]
         if unknown:

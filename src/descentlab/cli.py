@@ -16,6 +16,7 @@ from descentlab import __version__
 COMMAND_MODULES = (
     "descentlab._cli.info",
     "descentlab._cli.analysis",
+    "descentlab._cli.lab",
 )
 
 

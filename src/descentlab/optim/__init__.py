@@ -8,15 +8,15 @@ from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adadelta import Adadelta
 from descentlab.optim.adagrad import Adagrad
 from descentlab.optim.adam import Adam, AdamW
-from descentlab.optim.line_search import LineSearchGD
-from descentlab.optim.newton import Newton
 from descentlab.optim.adamax import Adamax
-from descentlab.optim.rmsprop import RMSprop
-from descentlab.optim.nadam import NAdam
-from descentlab.optim.radam import RAdam
+from descentlab.optim.line_search import LineSearchGD
 from descentlab.optim.lion import Lion
 from descentlab.optim.momentum import Momentum, Nesterov
+from descentlab.optim.nadam import NAdam
+from descentlab.optim.newton import Newton
 from descentlab.optim.normalized_gd import NormalizedGD
+from descentlab.optim.radam import RAdam
+from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -25,22 +25,21 @@ __all__ = [
     "SGD",
     "SVRG",
     "SWATS",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "Direction",
     "LineSearchGD",
-    "Newton",
-    "RuleOptimizer",
-    "train_svrg",
-]
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Direction", "RMSprop", "RuleOptimizer"]
-__all__ = ["SGD", "Adam", "AdamW", "Direction", "NAdam", "RAdam", "RuleOptimizer"]
-    "Adam",
-    "AdamW",
-    "Direction",
     "Lion",
     "Momentum",
+    "NAdam",
     "Nesterov",
+    "Newton",
     "NormalizedGD",
+    "RAdam",
+    "RMSprop",
     "RuleOptimizer",
+    "train_svrg",
 ]
