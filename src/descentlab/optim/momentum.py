@@ -79,7 +79,7 @@ class Momentum(RuleOptimizer):
         return Direction(buffers)
 
 
-class Nesterov(RuleOptimizer):
+class Nesterov(Momentum):
     r"""Nesterov accelerated momentum (EMA form): the gradient is taken at the look-ahead point.
 
     The published update (Prince, UDL eq. 6.12):
@@ -130,28 +130,6 @@ class Nesterov(RuleOptimizer):
     """
 
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.12; Nesterov 1983"
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-2,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-    ) -> None:
-        _check_momentum_arguments(momentum, weight_decay)
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-        )
-        super().__init__(params, defaults)
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         return {
