@@ -1,44 +1,117 @@
-"""Run optimizers x problems x seeds, with a fair learning-rate choice, into the store.
+"""Run optimizers x problems x configurations x seeds, with a fair learning-rate choice, into the store.
 
-Fairness: unless the caller fixes ``lr``, every (optimizer, problem) pair gets a short sweep over
-:data:`LR_GRID` (a half-decade log grid) on seed 0 with ``SWEEP_FRACTION`` of the budget; the
-learning rate with the best final headline metric (diverged runs rank last) is then used on every
-seed. Every other hyperparameter keeps the optimizer's own default. Sweep runs are stored too
-(purpose ``"sweep"``), so an interrupted comparison does not repeat them.
+A comparison is named (``name``); its settings apply to every run (``settings``: ``--set``), and
+``vary`` makes one configuration per value (several give their product). Keys are those of
+:mod:`descentlab.lab.fields`; ``Optimizer.key`` applies to one optimizer only.
+
+Fairness: unless a configuration fixes ``lr``, it gets a sweep over :data:`LR_GRID` (half decades) on
+the first seed with ``SWEEP_FRACTION`` of the budget, selected on the **validation** metric (diverged
+runs rank last; rates whose results tie within the float resolution count as equally good and the
+middle one of them is taken). When the chosen rate is at an edge of the grid, the grid grows by one
+half decade beyond that edge, round after round, until the choice is interior or the bound
+``[LR_MIN, LR_MAX]`` is reached; a choice left at an edge is flagged (``edge``) and the report warns.
+The chosen rate then runs on every seed. Sweep runs are stored too (purpose ``"sweep"``), so an
+interrupted comparison does not repeat them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import math
 import multiprocessing
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
+from descentlab.lab.fields import SettingError, resolve_for_optimizer, split_settings
+from descentlab.lab.labels import configuration_label
+from descentlab.lab.progress import Progress
 from descentlab.lab.runner import RunResult, run_spec
 from descentlab.lab.spec import RunSpec
-from descentlab.lab.store import RunStore
+from descentlab.lab.store import COMPARISON_PREFIX, RunStore
+from descentlab.lab.verdicts import resolution
+from descentlab.optim.registry import get_optimizer_class
+from descentlab.problems.base import Problem
 from descentlab.problems.registry import get_problem
 
-LR_GRID = (1e-3, 10**-2.5, 1e-2, 10**-1.5, 1e-1, 10**-0.5, 1.0)
-"""Learning rates tried by the sweep: 1e-3 to 1 in half decades."""
+LR_GRID = tuple(10 ** (k / 2) for k in range(-6, 2))
+"""Learning rates tried first: 1e-3 to 10**0.5 (3.16) in half decades; reaches the textbook rates
+(SGD 0.95, Momentum 0.1, AdaGrad 1.5, Adam 0.3 on the bowl)."""
+
+LR_MIN, LR_MAX = 1e-6, 1e3
+"""The sweep never extends beyond these rates."""
 
 SWEEP_FRACTION = 0.25
 """Fraction of the run budget each sweep run trains for."""
 
+Runner = Callable[[RunSpec], RunResult]
+
+
+@dataclass
+class Configuration:
+    """One configuration of a comparison: a template spec (seed 0) and how its ``lr`` was chosen."""
+
+    problem: Problem
+    optimizer: str
+    template: RunSpec
+    swept: bool
+    grid: list[float] = field(default_factory=list)
+    chosen_lr: float | None = None
+    edge: str | None = None
+    sweep: dict[str, float | None] = field(default_factory=dict)
+
+    def spec(self, seed: int, lr: float | None = None, *, sweep: bool = False) -> RunSpec:
+        """The run of this configuration on ``seed`` (a sweep run when ``sweep``)."""
+        hyperparameters = dict(self.template.hyperparameters)
+        if lr is not None:
+            hyperparameters["lr"] = lr
+        budget = _sweep_budget(self.template, self.problem) if sweep else {}
+        return RunSpec.create(
+            self.template.problem,
+            self.template.optimizer,
+            hyperparameters,
+            variant=self.template.variant,
+            schedule=self.template.schedule_dict,
+            seed=seed,
+            steps=budget.get("steps", self.template.steps),
+            epochs=budget.get("epochs", self.template.epochs),
+            batch_size=self.template.batch_size,
+            techniques=self.template.technique_dict,
+            model=self.template.model_dict,
+            record={} if sweep else self.template.record_dict,
+            data=self.template.data,
+        )
+
 
 @dataclass
 class ComparisonSummary:
-    """What :func:`run_comparison` did: runs trained, runs skipped as already stored, chosen rates."""
+    """What :func:`run_comparison` did: runs trained, skipped, diverged, and the configurations."""
 
+    name: str = ""
     ran: int = 0
     skipped: int = 0
     diverged: int = 0
-    chosen_lr: dict[str, dict[str, float]] = field(default_factory=dict)
+    configurations: list[Configuration] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def chosen_lr(self) -> dict[str, dict[str, float]]:
+        """``{problem: {optimizer: lr}}`` for comparisons with one configuration per pair."""
+        table: dict[str, dict[str, float]] = {}
+        for configuration in self.configurations:
+            if configuration.chosen_lr is not None:
+                table.setdefault(configuration.problem.name, {})[configuration.optimizer] = (
+                    configuration.chosen_lr
+                )
+        return table
+
+
+def _sweep_budget(template: RunSpec, problem: Problem) -> dict[str, int | None]:
+    if template.epochs is not None:
+        return {"steps": None, "epochs": max(1, round(template.epochs * SWEEP_FRACTION))}
+    return {"steps": max(1, round((template.steps or problem.budget_steps) * SWEEP_FRACTION)), "epochs": None}
 
 
 def _worker_init(worker_setup: Callable[[], None] | None) -> None:
@@ -50,59 +123,163 @@ def _worker_init(worker_setup: Callable[[], None] | None) -> None:
 
 
 def _execute(
-    specs: list[RunSpec], jobs: int, description: str, worker_setup: Callable[[], None] | None
+    specs: list[RunSpec], jobs: int, runner: Runner, worker_setup: Callable[[], None] | None
 ) -> Iterator[RunResult]:
     """Yield the result of every spec, in completion order, in ``jobs`` processes."""
-    progress = tqdm(
-        total=len(specs), desc=description, unit="run", disable=not sys.stderr.isatty(), leave=False
-    )
-    try:
-        if jobs <= 1 or len(specs) <= 1:
-            for spec in specs:
-                yield run_spec(spec)
-                progress.update()
-            return
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
-        with context.Pool(min(jobs, len(specs)), initializer=_worker_init, initargs=(worker_setup,)) as pool:
-            for result in pool.imap_unordered(run_spec, specs):
-                yield result
-                progress.update()
-    finally:
-        progress.close()
+    if jobs <= 1 or len(specs) <= 1:
+        for spec in specs:
+            yield runner(spec)
+        return
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with context.Pool(min(jobs, len(specs)), initializer=_worker_init, initargs=(worker_setup,)) as pool:
+        yield from pool.imap_unordered(runner, specs)
 
 
-def _run_missing(
-    store: RunStore,
-    specs: list[RunSpec],
-    purpose: str,
-    jobs: int,
-    worker_setup: Callable[[], None] | None,
-    summary: ComparisonSummary,
-) -> None:
-    done = store.completed_run_ids()
-    missing = list({spec.run_id: spec for spec in specs if spec.run_id not in done}.values())
-    if purpose == "compare":
-        summary.skipped += len({spec.run_id for spec in specs}) - len(missing)
-    for result in _execute(missing, jobs, purpose, worker_setup):
-        store.save(result, purpose)  # the main process is the only writer
+@dataclass
+class _Executor:
+    """Runs what the store lacks, with progress, counting into the summary."""
+
+    store: RunStore
+    jobs: int
+    runner: Runner
+    worker_setup: Callable[[], None] | None
+    summary: ComparisonSummary
+
+    def run(self, specs: Iterable[RunSpec], purpose: str) -> None:
+        specs = list({spec.run_id: spec for spec in specs}.values())
+        done = self.store.completed_run_ids()
+        missing = [spec for spec in specs if spec.run_id not in done]
         if purpose == "compare":
-            summary.ran += 1
-            summary.diverged += result.outcome == "diverged"
+            self.summary.skipped += len(specs) - len(missing)
+        progress = Progress(len(missing), purpose)
+        try:
+            for result in _execute(missing, self.jobs, self.runner, self.worker_setup):
+                self.store.save(result, purpose)  # the main process is the only writer
+                progress.update()
+                if purpose == "compare":
+                    self.summary.ran += 1
+                    self.summary.diverged += result.outcome == "diverged"
+        finally:
+            progress.close()
 
 
-def _score(outcome: str, summary: dict[str, Any], higher_is_better: bool) -> float:
-    """Sweep ranking key, smaller is better; diverged or missing metrics rank last."""
-    value = summary.get("final_metric")
-    if outcome != "completed" or value is None or not math.isfinite(value):
+def _score(run: dict[str, Any], higher_is_better: bool) -> float:
+    """Sweep ranking key on the validation metric, smaller is better; diverged or missing rank last."""
+    value = run["summary"].final_metric
+    if run["outcome"] != "completed" or value is None or not math.isfinite(value):
         return math.inf
     return -value if higher_is_better else value
 
 
-def _sweep_budget(steps: int | None, epochs: int | None, default_steps: int) -> dict[str, int | None]:
-    if epochs is not None:
-        return {"steps": None, "epochs": max(1, round(epochs * SWEEP_FRACTION))}
-    return {"steps": max(1, round((steps or default_steps) * SWEEP_FRACTION)), "epochs": None}
+def metric_tolerance(problem: Problem, summaries: Iterable[Any]) -> float:
+    """The difference below which two values of the problem's metric tie (float resolution).
+
+    Loss-like metrics scale with the loss at the start; accuracies are counts and tie only when equal.
+    """
+    if problem.higher_is_better:
+        return 0.0
+    summaries = list(summaries)
+    scale = max((abs(s.initial_loss) for s in summaries if s.initial_loss is not None), default=0.0)
+    dtype = next((s.dtype for s in summaries), "float32")
+    return resolution(dtype, scale)
+
+
+def choose_rate(scores: Mapping[float, float], tolerance: float) -> float:
+    """The middle of the rates that tie with the best score (the smallest rate when all diverged)."""
+    rates = sorted(scores)
+    best = min(scores.values())
+    if not math.isfinite(best):
+        return rates[0]
+    tied = [lr for lr in rates if scores[lr] - best <= tolerance]
+    return tied[len(tied) // 2]
+
+
+def _next_rate(grid: list[float], edge: str) -> float | None:
+    step = 10**0.5
+    rate = grid[0] / step if edge == "low" else grid[-1] * step
+    return rate if LR_MIN * (1 - 1e-9) <= rate <= LR_MAX * (1 + 1e-9) else None
+
+
+def _sweep(configurations: list[Configuration], executor: _Executor, seed: int, grid: Sequence[float]) -> None:
+    """Sweep every configuration that has no fixed ``lr``, growing grids until choices are interior."""
+    pending = [c for c in configurations if c.swept]
+    for configuration in pending:
+        configuration.grid = sorted(grid)
+    while pending:
+        executor.run((c.spec(seed, lr, sweep=True) for c in pending for lr in c.grid), "sweep")
+        stored = {run["run_id"]: run for run in executor.store.runs("sweep")}
+        still_pending = []
+        for configuration in pending:
+            higher = configuration.problem.higher_is_better
+            runs = {lr: stored[configuration.spec(seed, lr, sweep=True).run_id] for lr in configuration.grid}
+            tolerance = metric_tolerance(configuration.problem, [run["summary"] for run in runs.values()])
+            scores = {lr: _score(run, higher) for lr, run in runs.items()}
+            chosen = choose_rate(scores, tolerance)
+            configuration.chosen_lr = chosen
+            configuration.sweep = {
+                repr(lr): run["summary"].final_metric if run["outcome"] == "completed" else None
+                for lr, run in runs.items()
+            }
+            edge = "low" if chosen == configuration.grid[0] else "high" if chosen == configuration.grid[-1] else None
+            configuration.edge = edge
+            rate = _next_rate(configuration.grid, edge) if edge else None
+            if rate is not None:
+                configuration.grid = sorted([*configuration.grid, rate])
+                still_pending.append(configuration)
+        pending = still_pending
+
+
+def _combinations(vary: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
+    keys = [key for key, _ in vary]
+    if len(set(keys)) != len(keys):
+        raise SettingError(f"each key may be varied once; got {keys}")
+    for key, values in vary:
+        if not values:
+            raise SettingError(f"--vary {key}= needs at least one value")
+    return [dict(zip(keys, values)) for values in itertools.product(*(values for _, values in vary))]
+
+
+def build_configurations(
+    optimizers: Sequence[str],
+    problems: Sequence[Problem],
+    settings: Mapping[str, Any],
+    vary: Sequence[tuple[str, Sequence[Any]]],
+    sweep: bool,
+) -> list[Configuration]:
+    """Every configuration of the comparison, each with its template spec (all settings parsed)."""
+    configurations = []
+    for problem in problems:
+        for optimizer in optimizers:
+            cls = get_optimizer_class(optimizer)
+            for combination in _combinations(vary):
+                flat = resolve_for_optimizer({**settings, **combination}, optimizer)
+                parts = split_settings(flat, cls, getattr(problem, "options", {}) or {})
+                template = RunSpec.create(
+                    problem.name,
+                    optimizer,
+                    parts.hyperparameters,
+                    variant=parts.variant,
+                    schedule=parts.schedule or None,
+                    seed=0,
+                    techniques=parts.techniques,
+                    model=parts.model,
+                    record=parts.record,
+                    **parts.budget,
+                )
+                configurations.append(
+                    Configuration(problem, optimizer, template, swept=sweep and "lr" not in parts.hyperparameters)
+                )
+    seen: dict[str, Configuration] = {}
+    for configuration in configurations:
+        seen.setdefault(configuration.template.configuration_id, configuration)
+    return list(seen.values())
+
+
+def default_name(optimizers: Sequence[str], problems: Sequence[str], settings: Any, vary: Any) -> str:
+    """A stable name for an unnamed comparison: the same arguments resume the same comparison."""
+    text = json.dumps([list(optimizers), list(problems), settings, vary], sort_keys=True, default=str)
+    return "comparison-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def run_comparison(
@@ -111,105 +288,79 @@ def run_comparison(
     problems: Iterable[str],
     seeds: Iterable[int] = (0, 1, 2),
     *,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    hyperparameters: dict[str, dict[str, Any]] | None = None,
-    schedule: dict[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    vary: Sequence[tuple[str, Sequence[Any]]] = (),
     lr_grid: Iterable[float] | None = LR_GRID,
+    name: str | None = None,
     jobs: int = 1,
+    runner: Runner = run_spec,
     worker_setup: Callable[[], None] | None = None,
 ) -> ComparisonSummary:
-    """Train every optimizer on every problem for every seed and store the results in ``out_dir``.
+    """Train every configuration of every optimizer on every problem for every seed into ``out_dir``.
 
     Args:
         out_dir: results folder holding the store.
         optimizers, problems, seeds: what to compare (names resolved through the registries).
-        steps, epochs, batch_size: budget overrides (``None`` keeps each problem's default).
-        hyperparameters: per-optimizer keyword arguments ``{optimizer: {name: value}}``; an ``lr``
-            here skips the sweep for that optimizer.
-        schedule: learning-rate schedule spec applied to every run (see ``schedule_bridge``).
-        lr_grid: learning rates for the sweep; ``None`` skips the sweep and uses optimizer defaults.
+        settings: ``{key: value}`` for every run (``Optimizer.key`` for one optimizer); an ``lr``
+            fixes the rate and skips the sweep.
+        vary: ``[(key, values), ...]``: one configuration per value, several keys give their product.
+        lr_grid: first learning rates of the sweep; ``None`` skips the sweep (optimizer defaults).
+        name: the comparison's name in the folder (default: derived from the arguments).
         jobs: parallel worker processes (1 runs in this process).
+        runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1``).
         worker_setup: picklable function run once in each worker (e.g. to register extra problems).
 
     Returns:
-        What ran, what was skipped, and the learning rate chosen per problem and optimizer.
+        What ran, what was skipped, and every configuration with its chosen rate.
     """
-    from descentlab.optim.registry import get_optimizer_class
-
-    optimizers = [get_optimizer_class(name).__name__.lower() for name in optimizers]
-    problem_objects = [get_problem(name) for name in problems]
+    optimizers = [get_optimizer_class(name_).__name__.lower() for name_ in optimizers]
+    problem_objects = [get_problem(problem) for problem in problems]
     seeds = list(seeds)
     if not optimizers or not problem_objects or not seeds:
         raise ValueError("a comparison needs at least one optimizer, one problem and one seed")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    hyperparameters = {key.lower(): value for key, value in (hyperparameters or {}).items()}
-    summary = ComparisonSummary()
+    settings = dict(settings or {})
+    grid = list(lr_grid) if lr_grid is not None else []
+    configurations = build_configurations(optimizers, problem_objects, settings, vary, sweep=bool(grid))
+    name = name or default_name(optimizers, [p.name for p in problem_objects], settings, vary)
+    summary = ComparisonSummary(name=name, configurations=configurations)
     with RunStore(out_dir) as store:
-        sweep_specs: dict[tuple[str, str, float], RunSpec] = {}
-        grid = list(lr_grid) if lr_grid is not None else []
-        for problem in problem_objects:
-            for optimizer in optimizers:
-                if "lr" in hyperparameters.get(optimizer, {}) or not grid:
-                    continue
-                budget = _sweep_budget(steps, epochs, problem.budget_steps)
-                for lr in grid:
-                    sweep_specs[problem.name, optimizer, lr] = RunSpec.create(
-                        problem.name,
-                        optimizer,
-                        {**hyperparameters.get(optimizer, {}), "lr": lr},
-                        schedule=schedule,
-                        seed=seeds[0],
-                        batch_size=batch_size,
-                        **budget,
-                    )
-        _run_missing(store, list(sweep_specs.values()), "sweep", jobs, worker_setup, summary)
-        sweep_results = {run["run_id"]: run for run in store.runs("sweep")}
-        sweep_table: dict[str, dict[str, dict[str, float | None]]] = {}
-        compare_specs = []
-        for problem in problem_objects:
-            for optimizer in optimizers:
-                chosen = dict(hyperparameters.get(optimizer, {}))
-                if "lr" not in chosen and grid:
-                    scores = {}
-                    for lr in grid:
-                        run = sweep_results[sweep_specs[problem.name, optimizer, lr].run_id]
-                        scores[lr] = _score(run["outcome"], run["summary"], problem.higher_is_better)
-                        sweep_table.setdefault(problem.name, {}).setdefault(optimizer, {})[repr(lr)] = (
-                            run["summary"].get("final_metric") if run["outcome"] == "completed" else None
-                        )
-                    # ties (e.g. every rate diverged) go to the smallest rate: the cautious choice
-                    chosen["lr"] = min(grid, key=lambda lr: (scores[lr], lr))
-                if "lr" in chosen:
-                    summary.chosen_lr.setdefault(problem.name, {})[optimizer] = float(chosen["lr"])
-                for seed in seeds:
-                    compare_specs.append(
-                        RunSpec.create(
-                            problem.name,
-                            optimizer,
-                            chosen,
-                            schedule=schedule,
-                            seed=seed,
-                            steps=steps,
-                            epochs=epochs,
-                            batch_size=batch_size,
-                        )
-                    )
+        executor = _Executor(store, jobs, runner, worker_setup, summary)
+        _sweep(configurations, executor, seeds[0], grid)
+        compare_specs = [c.spec(seed, c.chosen_lr) for c in configurations for seed in seeds]
         summary.run_ids = [spec.run_id for spec in compare_specs]
-        store.set_meta(
-            "comparison",
-            {
-                "optimizers": optimizers,
-                "problems": [p.name for p in problem_objects],
-                "seeds": seeds,
-                "chosen_lr": summary.chosen_lr,
-                "lr_grid": grid,
-                "sweep_fraction": SWEEP_FRACTION,
-                "sweep": sweep_table,
-                "run_ids": summary.run_ids,
-            },
-        )
-        _run_missing(store, compare_specs, "compare", jobs, worker_setup, summary)
+        store.set_meta(COMPARISON_PREFIX + name, _comparison_meta(summary, seeds, settings, vary, grid))
+        executor.run(compare_specs, "compare")
     return summary
+
+
+def _comparison_meta(
+    summary: ComparisonSummary, seeds: list[int], settings: dict[str, Any], vary: Any, grid: list[float]
+) -> dict[str, Any]:
+    return {
+        "name": summary.name,
+        "optimizers": sorted({c.optimizer for c in summary.configurations}),
+        "problems": list(dict.fromkeys(c.problem.name for c in summary.configurations)),
+        "seeds": seeds,
+        "settings": {key: str(value) for key, value in settings.items()},
+        "vary": [[key, [str(v) for v in values]] for key, values in vary],
+        "lr_grid": grid,
+        "lr_bounds": [LR_MIN, LR_MAX],
+        "sweep_fraction": SWEEP_FRACTION,
+        "configurations": [
+            {
+                "configuration_id": c.spec(seeds[0], c.chosen_lr).configuration_id,
+                "label": configuration_label(c.spec(seeds[0], c.chosen_lr)),
+                "problem": c.problem.name,
+                "optimizer": c.optimizer,
+                "swept": c.swept,
+                "lr": c.chosen_lr if c.swept else c.template.hyperparameter_dict.get("lr"),
+                "edge": c.edge,
+                "sweep": c.sweep,
+                "run_ids": [c.spec(seed, c.chosen_lr).run_id for seed in seeds],
+            }
+            for c in summary.configurations
+        ],
+        "run_ids": summary.run_ids,
+    }

@@ -1,9 +1,15 @@
 """Train one :class:`RunSpec` and record what happened, step by step.
 
-Recorded per recorded step: training loss, learning rate, gradient norm, update norm, training wall
-time (evaluation excluded) and time spent inside ``optimizer.step()``; validation metrics every
-``eval_every`` steps (per epoch for epoch budgets) and at the end; for 2-parameter problems the
-parameters ``(x, y)`` after each step, for trajectory plots.
+The loop dispatches on the optimizer's declared ``step_protocol`` (:mod:`descentlab.lab.protocols`);
+the schedule comes from :mod:`descentlab.schedules` (:mod:`descentlab.lab.schedules`) and the
+techniques from :mod:`descentlab.training` (:mod:`descentlab.lab.techniques`).
+
+Recorded per recorded step (:class:`~descentlab.lab.records.StepRecord`): training loss, learning rate,
+gradient norm, update norm, training wall time (evaluation excluded), time inside ``step()``, loss and
+gradient evaluations so far; validation and training-subset metrics every ``eval_every`` steps (per
+epoch for epoch budgets) and at the end; test metrics at the end; for 2-parameter problems the iterate
+``(x, y)``. Evaluation, positions and update norms use the optimizer's true iterate: an optimizer
+that holds a look-ahead point in its parameters (Nesterov) exposes ``at_iterate()``.
 
 Divergence is an outcome, not a crash: a run stops as ``"diverged"`` when the loss or a parameter
 becomes NaN/Inf, or when ``|loss| > DIVERGENCE_FACTOR * max(|initial loss|, 1)``.
@@ -11,6 +17,8 @@ becomes NaN/Inf, or when ``|loss| > DIVERGENCE_FACTOR * max(|initial loss|, 1)``
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,10 +26,16 @@ from typing import Any
 
 import torch
 
-from descentlab.lab.schedule_bridge import build_scheduler
+from descentlab.lab.instruments import Instruments
+from descentlab.lab.protocols import Counts, StepOutcome, stepper_for
+from descentlab.lab.records import InstrumentRecord, RunSummary, StepRecord
+from descentlab.lab.schedules import build_scheduler, uses_metric
 from descentlab.lab.spec import RunSpec
-from descentlab.optim.registry import make_optimizer
+from descentlab.lab.techniques import Techniques
+from descentlab.optim.registry import get_optimizer_class, step_protocol
+from descentlab.problems.base import Problem, Task
 from descentlab.problems.registry import get_problem
+from descentlab.training.clipping import NonFiniteGradientError
 
 DIVERGENCE_FACTOR = 1e3
 """A loss this many times larger in magnitude than the initial loss (or 1) counts as diverged."""
@@ -35,22 +49,25 @@ EVALUATIONS_PER_RUN = 50
 
 @dataclass
 class RunResult:
-    """What a finished run produced: a summary and its step records.
+    """What a finished run produced.
 
     Attributes:
         spec: the run.
         outcome: ``"completed"`` or ``"diverged"``.
-        records: one dict per recorded step with keys ``step, loss, lr, grad_norm, update_norm,
-            seconds, optimizer_seconds, x, y, metrics`` (``metrics`` is a dict or ``None``;
-            ``x``/``y`` are ``None`` unless the problem has two parameters).
-        summary: ``steps`` done, ``initial_loss``, ``final_loss``, ``final_metric``, ``best_metric``,
-            ``steps_to_target``, ``seconds_to_target``, ``seconds``, ``optimizer_seconds_per_step``.
+        records: the step records.
+        summary: the run's numbers.
+        instruments: optional measurements (empty unless the spec asked for some).
     """
 
     spec: RunSpec
     outcome: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    records: list[StepRecord] = field(default_factory=list)
+    summary: RunSummary = field(default_factory=RunSummary)
+    instruments: list[InstrumentRecord] = field(default_factory=list)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _budget(spec: RunSpec, steps_per_epoch: int, default_steps: int) -> int:
@@ -61,150 +78,298 @@ def _budget(spec: RunSpec, steps_per_epoch: int, default_steps: int) -> int:
     return default_steps
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def build_task(problem: Problem, spec: RunSpec) -> Task:
+    """The seeded task of ``spec`` (``batch_size="full"`` trains on the whole training set)."""
+    batch_size = spec.batch_size
+    options = spec.model_dict or None
+    if batch_size == "full":
+        # with batches of one, an epoch has one step per training example
+        batch_size = None if problem.batch_size is None else problem.task(0, 1, options).steps_per_epoch
+    return problem.task(spec.seed, batch_size, options=options)
+
+
+class Training:
+    """One run in progress: task, optimizer, schedule, techniques, instruments and counters."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.problem = get_problem(spec.problem)
+        torch.manual_seed(spec.seed)  # modules the task builds without a generator still start paired
+        self.task = build_task(self.problem, spec)
+        self.total_steps = _budget(spec, self.task.steps_per_epoch, self.problem.budget_steps)
+        cls = get_optimizer_class(spec.optimizer)
+        self.protocol = step_protocol(cls)
+        self.techniques = Techniques(spec.technique_dict, self.task.model)
+        hyperparameters = spec.hyperparameter_dict
+        if spec.variant is not None:
+            hyperparameters["variant"] = spec.variant
+        if self.protocol == "svrg":
+            hyperparameters.setdefault("snapshot_every", self.task.steps_per_epoch)  # once per epoch
+        try:
+            self.optimizer = cls(self.techniques.parameter_groups(hyperparameters), **hyperparameters)
+        except TypeError as error:
+            raise ValueError(f"bad hyperparameters for {cls.__name__}: {error}") from None
+        self.techniques.attach(self.optimizer)
+        self.scheduler = build_scheduler(
+            spec.schedule_dict, self.optimizer, self.total_steps, self.problem.higher_is_better
+        )
+        self.parameters = [p for p in self.task.model.parameters()]
+        self.instruments = Instruments(spec.record_dict, self.task.model, self.total_steps)
+        self.counts = Counts()
+        self.stepper = stepper_for(self.protocol)(
+            self.task, self.optimizer, self._objective, self.parameters, self.techniques.clip, self.counts
+        )
+        self.eval_every = (
+            self.task.steps_per_epoch
+            if spec.epochs is not None
+            else max(1, self.total_steps // EVALUATIONS_PER_RUN)
+        )
+        self.record_every = max(1, math.ceil(self.total_steps / MAX_RECORDS))
+
+    def _objective(self, batch: Any) -> torch.Tensor:
+        loss = self.task.loss(batch)
+        penalty = self.techniques.penalty()
+        return loss if penalty is None else loss + penalty
+
+    def at_iterate(self) -> contextlib.AbstractContextManager:
+        """A block in which the parameters hold the optimizer's true iterate."""
+        at_iterate = getattr(self.optimizer, "at_iterate", None)
+        return at_iterate() if at_iterate is not None else contextlib.nullcontext()
+
+    def point(self) -> torch.Tensor:
+        """The true iterate as one flat float64 vector."""
+        with self.at_iterate(), torch.no_grad():
+            return torch.cat([p.detach().reshape(-1).double() for p in self.parameters])
+
+    def evaluate(self, which: str = "validation") -> dict[str, float] | None:
+        """Metrics of the true iterate on a split (``None`` when the problem has no such split)."""
+        function = {
+            "validation": self.task.evaluate,
+            "train": getattr(self.task, "evaluate_train", None),
+            "test": getattr(self.task, "evaluate_test", None),
+        }[which]
+        if function is None:
+            return None
+        model = self.task.model
+        was_training = model.training
+        model.eval()
+        with self.at_iterate(), torch.no_grad():
+            metrics = {key: float(value) for key, value in function().items()}
+        model.train(was_training)
+        return metrics
+
+
+@dataclass
+class _Progress:
+    """What the loop tracks between steps."""
+
+    initial_loss: float | None = None
+    loss: float = math.nan
+    seconds: float = 0.0
+    optimizer_seconds: float = 0.0
+    steps: int = 0
+    stop_reason: str = "budget"
+    best: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    evaluations_without_gain: int = 0
+    target: tuple[int, float, int] | None = None
+
+
+def _better(problem: Problem, a: float, b: float | None) -> bool:
+    if b is None:
+        return True
+    return a > b if problem.higher_is_better else a < b
+
+
+def _reaches(problem: Problem, value: float) -> bool:
+    if problem.target is None or not math.isfinite(value):
+        return False
+    return value >= problem.target if problem.higher_is_better else value <= problem.target
+
+
+def _step_record(training: Training, progress: _Progress, outcome: StepOutcome, **fields: Any) -> StepRecord:
+    return StepRecord(
+        step=progress.steps,
+        loss=_finite(outcome.loss),
+        grad_norm=_finite(outcome.grad_norm),
+        seconds=progress.seconds,
+        optimizer_seconds=progress.optimizer_seconds,
+        loss_evaluations=training.counts.loss_evaluations,
+        gradient_evaluations=training.counts.gradient_evaluations,
+        **fields,
+    )
+
+
+def _position(training: Training, point: torch.Tensor) -> dict[str, float | None]:
+    if point.numel() != 2:
+        return {"x": None, "y": None}
+    return {"x": _finite(float(point[0])), "y": _finite(float(point[1]))}
+
+
+def _watch_evaluation(training: Training, progress: _Progress, metrics: dict[str, float]) -> bool:
+    """Track target, best weights and early stopping after an evaluation; True means stop."""
+    problem = training.problem
+    value = metrics.get(problem.metric, math.nan)
+    if progress.target is None and _reaches(problem, value):
+        progress.target = (progress.steps, progress.seconds, training.counts.gradient_evaluations)
+    patience = training.spec.technique_dict.get("early_stopping")
+    if not math.isfinite(value):
+        return False
+    if _better(problem, value, progress.best):
+        progress.best = value
+        progress.evaluations_without_gain = 0
+        if patience:
+            with training.at_iterate():
+                progress.best_state = copy.deepcopy(training.task.model.state_dict())
+        return False
+    progress.evaluations_without_gain += 1
+    return bool(patience) and progress.evaluations_without_gain >= patience
+
+
+def _one_step(training: Training, progress: _Progress, batch: Any, evaluated: bool) -> StepOutcome:
+    step = progress.steps + 1
+    handles = training.instruments.watch(step, evaluated)
+    started = time.perf_counter()
+    try:
+        outcome = training.stepper.step(batch)
+    finally:
+        training.instruments.finish_watch(handles)
+    elapsed = time.perf_counter() - started
+    training.instruments.after_backward(step, evaluated)
+    training.instruments.after_step(step, training.optimizer)
+    training.techniques.after_step(step, training.optimizer)
+    progress.seconds += elapsed
+    progress.optimizer_seconds += elapsed
+    return outcome
+
+
+def _diverged(training: Training, progress: _Progress, update_norm: float) -> bool:
+    blown_up = not math.isfinite(progress.loss) or abs(progress.loss) > DIVERGENCE_FACTOR * max(
+        abs(progress.initial_loss or 0.0), 1.0
+    )
+    bad_parameters = not all(bool(torch.isfinite(p).all()) for p in training.parameters)
+    return blown_up or bad_parameters or not math.isfinite(update_norm)
+
+
+def _train(training: Training, records: list[StepRecord]) -> _Progress:
+    """The training loop; appends to ``records`` (which hold the start) and returns the progress."""
+    progress = _Progress()
+    start = records[0].metrics or {}
+    if _reaches(training.problem, start.get(training.problem.metric, math.nan)):
+        progress.target = (0, 0.0, 0)
+    problem, scheduler, grad_tol = training.problem, training.scheduler, training.spec.technique_dict.get(
+        "grad_tol"
+    )
+    point = training.point()
+    listens = uses_metric(scheduler)
+    for step in range(1, training.total_steps + 1):
+        lr = training.optimizer.param_groups[0]["lr"]
+        evaluated = step % training.eval_every == 0 or step == training.total_steps
+        batch = next(training.task.batches)
+        try:
+            outcome = _one_step(training, progress, batch, evaluated)
+        except NonFiniteGradientError:
+            progress.steps, progress.stop_reason = step, "diverged"
+            break
+        progress.steps, progress.loss = step, outcome.loss
+        if progress.initial_loss is None:
+            progress.initial_loss = outcome.loss
+        after = training.point()
+        update_norm = float(torch.linalg.vector_norm(after - point))
+        point = after
+        diverged = _diverged(training, progress, update_norm)
+        stop = diverged or (grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol)
+        metrics = train_metrics = None
+        if (evaluated or stop) and not diverged:
+            metrics = training.evaluate("validation")
+            train_metrics = training.evaluate("train")
+            if _watch_evaluation(training, progress, metrics):
+                progress.stop_reason, stop = "early_stopping", True
+        if scheduler is not None:
+            if listens and metrics is not None:
+                scheduler.step(metrics.get(problem.metric, math.nan))
+            elif not listens:
+                scheduler.step()
+        if step % training.record_every == 0 or stop or evaluated or step == training.total_steps:
+            records.append(
+                _step_record(
+                    training,
+                    progress,
+                    outcome,
+                    lr=float(lr),
+                    update_norm=_finite(update_norm),
+                    metrics=metrics,
+                    train_metrics=train_metrics,
+                    **_position(training, after),
+                )
+            )
+        if diverged:
+            progress.stop_reason = "diverged"
+            break
+        if stop:
+            if progress.stop_reason == "budget":
+                progress.stop_reason = "grad_tol"
+            break
+    return progress
+
+
+def _summary(training: Training, progress: _Progress, records: list[StepRecord]) -> RunSummary:
+    problem = training.problem
+    diverged = progress.stop_reason == "diverged"
+    if progress.best_state is not None and progress.stop_reason == "early_stopping":
+        training.task.model.load_state_dict(progress.best_state)
+    final = None if diverged else training.evaluate("validation")
+    test = None if diverged else training.evaluate("test")
+    train = None if diverged else training.evaluate("train")
+    evaluated = [r.metrics[problem.metric] for r in records if r.metrics and problem.metric in r.metrics]
+    evaluated = [value for value in evaluated if math.isfinite(value)]
+    best = (max(evaluated) if problem.higher_is_better else min(evaluated)) if evaluated else None
+    target = progress.target
+    extra = {}
+    switch_steps = getattr(training.optimizer, "switch_steps", None)
+    if callable(switch_steps):
+        extra["switch_steps"] = switch_steps()
+        extra["sgd_learning_rates"] = training.optimizer.sgd_learning_rates()
+    dtype = str(training.parameters[0].dtype).removeprefix("torch.") if training.parameters else "float32"
+    return RunSummary(
+        steps=progress.steps,
+        stop_reason=progress.stop_reason,
+        protocol=training.protocol,
+        dtype=dtype,
+        initial_loss=_finite(progress.initial_loss),
+        final_loss=None if diverged else _finite(progress.loss),
+        final_metric=None if final is None else _finite(final.get(problem.metric, math.nan)),
+        best_metric=best,
+        test_metric=None if test is None else _finite(test.get(problem.metric, math.nan)),
+        train_metric=None if train is None else _finite(train.get(problem.metric, math.nan)),
+        steps_to_target=None if target is None else target[0],
+        seconds_to_target=None if target is None else target[1],
+        evaluations_to_target=None if target is None else target[2],
+        seconds=progress.seconds,
+        optimizer_seconds_per_step=progress.optimizer_seconds / max(1, progress.steps),
+        loss_evaluations=training.counts.loss_evaluations,
+        gradient_evaluations=training.counts.gradient_evaluations,
+        extra=extra,
+    )
 
 
 def run_spec(spec: RunSpec) -> RunResult:
     """Train ``spec`` on its problem and return the result (never raises on divergence).
 
-    Unknown problem/optimizer names and bad hyperparameters raise ``ValueError``.
+    Unknown problem/optimizer names, bad hyperparameters and techniques that do not fit the problem
+    raise ``ValueError``.
     """
-    problem = get_problem(spec.problem)
-    torch.manual_seed(spec.seed)  # modules the task builds without a generator still start paired
-    task = problem.task(spec.seed, spec.batch_size)
-    total_steps = _budget(spec, task.steps_per_epoch, problem.budget_steps)
-    hyperparameters = spec.hyperparameter_dict
-    if spec.variant is not None:
-        hyperparameters["variant"] = spec.variant
-    parameters = [p for p in task.model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(spec.optimizer, parameters, **hyperparameters)
-    scheduler = build_scheduler(spec.schedule_dict, optimizer, total_steps)
-
-    record_every = max(1, math.ceil(total_steps / MAX_RECORDS))
-    eval_every = (
-        task.steps_per_epoch if spec.epochs is not None else max(1, total_steps // EVALUATIONS_PER_RUN)
-    )
-    two_dimensional = sum(p.numel() for p in parameters) == 2
-
-    def position() -> tuple[float | None, float | None]:
-        if not two_dimensional:
-            return None, None
-        flat = torch.cat([p.detach().reshape(-1) for p in parameters]).double()
-        return float(flat[0]), float(flat[1])
-
-    def evaluate() -> dict[str, float]:
-        task.model.eval()
-        with torch.no_grad():
-            metrics = {key: float(value) for key, value in task.evaluate().items()}
-        task.model.train()
-        return metrics
-
-    records: list[dict[str, Any]] = []
-    initial_metrics = evaluate()
-    x0, y0 = position()
-    records.append(
-        {
-            "step": 0,
-            "loss": None,
-            "lr": optimizer.param_groups[0]["lr"],
-            "grad_norm": None,
-            "update_norm": None,
-            "seconds": 0.0,
-            "optimizer_seconds": 0.0,
-            "x": x0,
-            "y": y0,
-            "metrics": initial_metrics,
-        }
-    )
-    target = problem.target
-    better = (lambda a, b: a >= b) if problem.higher_is_better else (lambda a, b: a <= b)
-    steps_to_target = seconds_to_target = None
-    if (
-        target is not None
-        and problem.metric in initial_metrics
-        and better(initial_metrics[problem.metric], target)
-    ):
-        steps_to_target, seconds_to_target = 0, 0.0
-
-    outcome = "completed"
-    initial_loss: float | None = None
-    seconds = optimizer_seconds = 0.0
-    loss_value = math.nan
-    steps_done = 0
-    for step in range(1, total_steps + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        batch = next(task.batches)
-        started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(batch)
-        loss.backward()
-        grads = [p.grad for p in parameters if p.grad is not None]
-        grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
-        before = [p.detach().clone() for p in parameters]
-        step_started = time.perf_counter()
-        optimizer.step()
-        step_seconds = time.perf_counter() - step_started
-        if scheduler is not None:
-            scheduler.step()
-        update_norm = float(
-            torch.linalg.vector_norm(
-                torch.stack([(p.detach() - b).norm() for p, b in zip(parameters, before)])
-            )
+    training = Training(spec)
+    records = [
+        StepRecord(
+            step=0,
+            lr=float(training.optimizer.param_groups[0]["lr"]),
+            metrics=training.evaluate("validation"),
+            train_metrics=training.evaluate("train"),
+            **_position(training, training.point()),
         )
-        seconds += time.perf_counter() - started
-        optimizer_seconds += step_seconds
-        steps_done = step
-        loss_value = float(loss.detach())
-        if initial_loss is None:
-            initial_loss = loss_value
-        x, y = position()
-        blown_up = not math.isfinite(loss_value) or abs(loss_value) > DIVERGENCE_FACTOR * max(
-            abs(initial_loss), 1.0
-        )
-        bad_parameters = not all(bool(torch.isfinite(p).all()) for p in parameters)
-        diverged = blown_up or bad_parameters or not math.isfinite(update_norm)
-        last = step == total_steps or diverged
-        metrics = None
-        if (step % eval_every == 0 or last) and not diverged:
-            metrics = evaluate()
-            reached = target is not None and better(metrics.get(problem.metric, math.nan), target)
-            if steps_to_target is None and reached:
-                steps_to_target, seconds_to_target = step, seconds
-        if step % record_every == 0 or last or metrics is not None:
-            records.append(
-                {
-                    "step": step,
-                    "loss": _finite(loss_value),
-                    "lr": lr,
-                    "grad_norm": _finite(grad_norm),
-                    "update_norm": _finite(update_norm),
-                    "seconds": seconds,
-                    "optimizer_seconds": optimizer_seconds,
-                    "x": None if x is None else _finite(x),
-                    "y": None if y is None else _finite(y),
-                    "metrics": metrics,
-                }
-            )
-        if diverged:
-            outcome = "diverged"
-            break
-
-    evaluated = [
-        r["metrics"][problem.metric] for r in records if r["metrics"] and problem.metric in r["metrics"]
     ]
-    evaluated = [value for value in evaluated if math.isfinite(value)]
-    final_metric = None if outcome == "diverged" or not evaluated else evaluated[-1]
-    best_metric = (max(evaluated) if problem.higher_is_better else min(evaluated)) if evaluated else None
-    summary = {
-        "steps": steps_done,
-        "initial_loss": initial_loss,
-        "final_loss": _finite(loss_value) if outcome == "completed" else None,
-        "final_metric": final_metric,
-        "best_metric": best_metric,
-        "steps_to_target": steps_to_target,
-        "seconds_to_target": seconds_to_target,
-        "seconds": seconds,
-        "optimizer_seconds_per_step": optimizer_seconds / max(1, steps_done),
-    }
-    return RunResult(spec=spec, outcome=outcome, records=records, summary=summary)
+    progress = _train(training, records)
+    summary = _summary(training, progress, records)
+    outcome = "diverged" if summary.stop_reason == "diverged" else "completed"
+    return RunResult(spec, outcome, records, summary, training.instruments.records)
