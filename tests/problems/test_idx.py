@@ -86,9 +86,9 @@ def test_corrupt_gzip(tmp_path):
         load_idx(path)
 
 
-def write_mnist_folder(folder, train=40, test=20, side=8, compressed=False):
+def write_mnist_folder(folder, train=40, test=20, side=8, compressed=False, data_seed=0):
     """A tiny MNIST-format folder whose label is readable from the image (its mean brightness)."""
-    generator = np.random.default_rng(0)
+    generator = np.random.default_rng(data_seed)
     folder.mkdir(exist_ok=True)
     arrays = []
     for count in (train, test):
@@ -112,13 +112,24 @@ def test_mnist_problem_loads_a_folder_and_trains(tmp_path, architecture):
     problem = mnist_problem(tmp_path / "mnist", name="tiny", architecture=architecture)
     data, image_shape = mnist_data((tmp_path / "mnist").resolve())
     assert image_shape == (8, 8)
-    np.testing.assert_allclose(data.train_inputs.numpy(), train_images.reshape(40, 64) / 255, rtol=1e-6)
-    np.testing.assert_array_equal(data.train_labels.numpy(), train_labels)
-    np.testing.assert_allclose(data.validation_inputs.numpy(), test_images.reshape(20, 64) / 255, rtol=1e-6)
-    np.testing.assert_array_equal(data.validation_labels.numpy(), test_labels)
+    # The train file splits into 33 training and round(40 / 6) = 7 validation images; t10k is the test.
+    assert (len(data.train_inputs), len(data.validation_inputs)) == (33, 7)
+    train_and_validation = torch.cat([data.train_inputs, data.validation_inputs]).numpy()
+    expected_rows = (train_images.reshape(40, 64) / 255).astype(np.float32)
+    np.testing.assert_allclose(
+        train_and_validation[np.lexsort(train_and_validation.T)],
+        expected_rows[np.lexsort(expected_rows.T)],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(
+        np.sort(torch.cat([data.train_labels, data.validation_labels]).numpy()), np.sort(train_labels)
+    )
+    np.testing.assert_allclose(data.test_inputs.numpy(), test_images.reshape(20, 64) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.test_labels.numpy(), test_labels)
     assert problem.name == "tiny" and problem.metric == "accuracy" and problem.higher_is_better
     task = problem.task(seed=0, batch_size=8)
-    assert task.steps_per_epoch == 5
+    assert task.steps_per_epoch == 5  # ceil(33 / 8)
+    assert task.evaluate_test()["accuracy"] >= 0 and task.evaluate_train()["accuracy"] >= 0
     inputs, _ = next(task.batches)
     assert inputs.shape == (8, 64) and inputs.max() <= 1
     before = task.evaluate()
@@ -175,3 +186,29 @@ def test_environment_variable_with_a_bad_folder_warns_and_registers_nothing(tmp_
     with pytest.warns(UserWarning, match="DESCENTLAB_MNIST_DIR=.*no train-images-idx3-ubyte"):
         assert register_from_environment() == []
     assert registry.all_problems() == []
+
+
+def test_the_fingerprint_follows_the_files_the_variable_points_at(tmp_path, monkeypatch):
+    write_mnist_folder(tmp_path / "one")
+    write_mnist_folder(tmp_path / "same-bytes-gzipped", compressed=True)
+    write_mnist_folder(tmp_path / "other", data_seed=1)
+    fingerprints = {}
+    for folder in ("one", "same-bytes-gzipped", "other"):
+        monkeypatch.setattr(registry, "_PROBLEMS", {})
+        monkeypatch.setenv("DESCENTLAB_MNIST_DIR", str(tmp_path / folder))
+        monkeypatch.delenv("DESCENTLAB_FASHION_MNIST_DIR", raising=False)
+        register_from_environment()
+        fingerprints[folder] = registry.get_problem("mnist-mlp").fingerprint()
+        assert registry.get_problem("mnist-cnn").fingerprint() != fingerprints[folder]
+    assert fingerprints["one"] == fingerprints["same-bytes-gzipped"], "the fingerprint hashes the content"
+    assert fingerprints["one"] != fingerprints["other"]
+    assert all(len(value) == 16 and int(value, 16) >= 0 for value in fingerprints.values())
+
+
+def test_changing_one_test_label_changes_the_fingerprint(tmp_path):
+    write_mnist_folder(tmp_path / "a")
+    _, _, _, labels = write_mnist_folder(tmp_path / "b")
+    labels = labels.copy()
+    labels[0] = (labels[0] + 1) % 10
+    (tmp_path / "b" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    assert mnist_problem(tmp_path / "a").fingerprint() != mnist_problem(tmp_path / "b").fingerprint()

@@ -71,7 +71,7 @@ def test_task_construction_leaves_global_random_state_alone():
 def test_an_epoch_visits_every_training_example_once_and_reshuffles():
     task = get_problem("digits-logreg").task(seed=0, batch_size=100)
     data = digits_data()
-    assert task.steps_per_epoch == 15  # ceil(1438 / 100)
+    assert task.steps_per_epoch == 11  # ceil(1079 / 100)
 
     def epoch():
         return torch.cat([next(task.batches)[0] for _ in range(task.steps_per_epoch)])
@@ -87,23 +87,39 @@ def test_digits_split_is_fixed_disjoint_and_complete():
     from sklearn.datasets import load_digits
 
     data = digits_data()
-    assert (len(data.train_inputs), len(data.validation_inputs)) == (1438, 359)
-    everything = torch.cat([data.train_inputs, data.validation_inputs])
-    assert (
-        torch.unique(everything, dim=0).shape
-        == torch.unique(torch.tensor(load_digits().data, dtype=torch.float32) / 16, dim=0).shape
+    sizes = (len(data.train_inputs), len(data.validation_inputs), len(data.test_inputs))
+    assert sizes == (1079, 359, 359)  # 60/20/20 of 1797
+    everything = torch.cat([data.train_inputs, data.validation_inputs, data.test_inputs])
+    labels = torch.cat([data.train_labels, data.validation_labels, data.test_labels])
+    original = torch.tensor(load_digits().data, dtype=torch.float32) / 16
+
+    # The splits are a permutation of the data set: sorting rows (with labels) gives the same table.
+    def sorted_rows(inputs, targets):
+        table = torch.cat([inputs, targets[:, None].float()], dim=1).numpy()
+        return table[np.lexsort(table.T[::-1])]
+
+    np.testing.assert_array_equal(
+        sorted_rows(everything, labels),
+        sorted_rows(original, torch.tensor(load_digits().target)),
     )
     assert everything.min() == 0 and everything.max() == 1
+    assert digits_data.__wrapped__().fingerprint == data.fingerprint, "the split is the same every time"
 
 
-def test_mnist1d_is_the_packages_own_default_dataset():
+def test_mnist1d_keeps_the_packages_test_split_and_carves_800_validation_signals():
     from mnist1d.data import get_dataset_args, make_dataset
 
     reference = make_dataset(get_dataset_args())
     data = mnist1d_data()
-    np.testing.assert_allclose(data.train_inputs.numpy(), reference["x"].astype(np.float32))
-    np.testing.assert_array_equal(data.validation_labels.numpy(), reference["y_test"])
-    assert data.train_inputs.shape == (4000, 40)
+    assert (len(data.train_inputs), len(data.validation_inputs), len(data.test_inputs)) == (3200, 800, 1000)
+    np.testing.assert_allclose(data.test_inputs.numpy(), reference["x_test"].astype(np.float32))
+    np.testing.assert_array_equal(data.test_labels.numpy(), reference["y_test"])
+    train_and_validation = torch.cat([data.train_inputs, data.validation_inputs]).numpy()
+    package_train = reference["x"].astype(np.float32)
+    np.testing.assert_array_equal(
+        np.sort(train_and_validation.sum(1)), np.sort(package_train.sum(1)), "validation comes from train"
+    )
+    assert train_and_validation.shape == (4000, 40)
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

@@ -4,9 +4,15 @@ Each function maps a ``(..., 2)`` tensor to a ``(...)`` tensor in closed form; g
 autograd on that closed form. A task holds one parameter of shape ``(2,)`` started at the function's
 ``start`` and evaluates to ``{"loss": f(x), "distance": distance to the nearest known minimum}``.
 
+The plain functions are deterministic (:attr:`~descentlab.problems.base.Problem.deterministic`): seed 0
+starts at the canonical ``start`` and seed ``k > 0`` at
+:func:`~descentlab.problems.seeding.perturbed_start` (a normal offset of 5 % of the window width per
+axis, clamped into the window). Their ``epoch_batches`` is the single full batch ``[None]``.
+
 The noisy versions add zero-mean Gaussian noise to the gradient only (the reported loss stays
 ``f(x)``); the noise is drawn per step from a generator seeded by the task seed, so every optimizer
-sees the same noise sequence for the same seed.
+sees the same noise sequence for the same seed. The noisy versions keep the canonical start for every
+seed and have no finite training set (``epoch_batches`` is ``None``), so SVRG cannot run on them.
 
 References:
     Rosenbrock, H. H. "An automatic method for finding the greatest or least value of a function",
@@ -30,8 +36,9 @@ import torch
 from torch import nn
 
 from descentlab.problems.base import Problem, Task
+from descentlab.problems.fingerprints import fingerprint_values
 from descentlab.problems.registry import register
-from descentlab.problems.seeding import noise_generator
+from descentlab.problems.seeding import noise_generator, perturbed_start
 
 
 def bowl(point: torch.Tensor) -> torch.Tensor:
@@ -97,6 +104,7 @@ class Function2D:
         budget_steps: default step budget.
         target: loss value that counts as reached.
         noise_std: standard deviation of the gradient noise of the ``noisy-`` version.
+        formula_version: bump when ``formula`` changes, so that data fingerprints change with it.
     """
 
     name: str
@@ -109,6 +117,7 @@ class Function2D:
     budget_steps: int
     target: float
     noise_std: float
+    formula_version: int = 1
 
 
 FUNCTIONS: tuple[Function2D, ...] = (
@@ -173,7 +182,8 @@ def function_task(function: Function2D, seed: int, batch_size: int | None, noise
 
     Args:
         function: the test function.
-        seed: seeds the gradient noise (the start point is fixed by the function).
+        seed: with noise, seeds the noise (the start is the function's); without noise, seeds the start
+            (:func:`~descentlab.problems.seeding.perturbed_start`; seed 0 is the function's start).
         batch_size: must be ``None``: 2-D functions are full-batch.
         noise_std: standard deviation of the per-coordinate gradient noise (0 for exact gradients).
     """
@@ -184,12 +194,17 @@ def function_task(function: Function2D, seed: int, batch_size: int | None, noise
         )
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-    model = PointModel(function.start)
     if noise_std > 0:
+        model = PointModel(function.start)
         generator = noise_generator(seed)
         batches = (noise_std * torch.randn(2, generator=generator) for _ in itertools.count())
+        epoch_batches = None
     else:
+        model = PointModel(perturbed_start(function.start, function.bounds, seed))
         batches = itertools.repeat(None)
+
+        def epoch_batches() -> list[None]:
+            return [None]
 
     def loss(noise: torch.Tensor | None) -> torch.Tensor:
         value = function.formula(model.point)
@@ -207,7 +222,14 @@ def function_task(function: Function2D, seed: int, batch_size: int | None, noise
             metrics["distance_to_saddle"] = float(torch.linalg.vector_norm(model.point.detach()))
         return metrics
 
-    return Task(model=model, batches=batches, loss=loss, evaluate=evaluate, steps_per_epoch=1)
+    return Task(
+        model=model,
+        batches=batches,
+        loss=loss,
+        evaluate=evaluate,
+        steps_per_epoch=1,
+        epoch_batches=epoch_batches,
+    )
 
 
 def function_problem(function: Function2D, noisy: bool = False, tags: tuple[str, ...] = ()) -> Problem:
@@ -216,6 +238,13 @@ def function_problem(function: Function2D, noisy: bool = False, tags: tuple[str,
 
     def make_task(seed: int, batch_size: int | None) -> Task:
         return function_task(function, seed, batch_size, noise_std)
+
+    def data_fingerprint() -> str:
+        formula = function.formula
+        identity = f"{formula.__module__}.{formula.__qualname__}"
+        return fingerprint_values(
+            identity, function.formula_version, function.start, function.bounds, noise_std
+        )
 
     summary = f"{function.summary}; gradient + N(0, {noise_std:g}^2) noise" if noisy else function.summary
     return Problem(
@@ -233,6 +262,8 @@ def function_problem(function: Function2D, noisy: bool = False, tags: tuple[str,
         minima=function.minima,
         start=function.start,
         tags=(*tags, "noisy") if noisy else tags,
+        deterministic=not noisy,
+        data_fingerprint=data_fingerprint,
     )
 
 

@@ -2,8 +2,16 @@
 
 The folder must hold the four files under their original names, each optionally ending in ``.gz``:
 ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-``t10k-labels-idx1-ubyte`` (Fashion-MNIST uses the same names). The 10k test set serves as
-validation set. Pixels are scaled to [0, 1].
+``t10k-labels-idx1-ubyte`` (Fashion-MNIST uses the same names). Pixels are scaled to [0, 1].
+
+Splits: the t10k files are the test split; the last sixth of a fixed permutation of the train files
+(10,000 of MNIST's 60,000 images, ``round(N / 6)`` of a smaller file) is the validation split and the
+rest (50,000) the training split (:func:`~descentlab.problems.classification.carve_validation`, split
+seed 0). The data fingerprint hashes the (decompressed) bytes of all four files, so pointing a
+variable at other files changes it.
+
+Model options: the MLP takes ``dropout``, ``batch_norm``, ``activation`` and ``init``; the CNN
+``batch_norm``, ``activation`` and ``init`` (see :mod:`descentlab.problems.networks`).
 
 Use :func:`mnist_problem` to build a problem for a folder and pass it to
 :func:`~descentlab.problems.register`, or set ``DESCENTLAB_MNIST_DIR`` (and/or
@@ -22,15 +30,16 @@ import os
 import warnings
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from descentlab.problems.base import Problem
-from descentlab.problems.classification import ClassificationData, classification_problem
-from descentlab.problems.idx import IdxFormatError, load_idx
-from descentlab.problems.networks import cnn2d, mlp
+from descentlab.problems.classification import ClassificationData, carve_validation, classification_problem
+from descentlab.problems.fingerprints import fingerprint_values
+from descentlab.problems.idx import IdxFormatError, load_idx, read_bytes
+from descentlab.problems.networks import CNN_OPTIONS, MLP_OPTIONS, cnn2d, domains_for, mlp
 from descentlab.problems.registry import register
 
 MNIST_FILES = (
@@ -87,24 +96,41 @@ def images_and_labels(images_path: Path, labels_path: Path) -> tuple[torch.Tenso
 
 @cache
 def mnist_data(folder: Path) -> tuple[ClassificationData, tuple[int, int]]:
-    """The data of ``folder`` (train set, and the 10k test set as validation) and the image shape."""
+    """The splits of ``folder`` (see the module docstring) and the image shape (cached per folder)."""
     train_images, train_labels, test_images, test_labels = find_mnist_files(folder)
     train = images_and_labels(train_images, train_labels)
-    validation = images_and_labels(test_images, test_labels)
+    test = images_and_labels(test_images, test_labels)
     image_shape = tuple(load_idx(train_images).shape[1:])
     if tuple(load_idx(test_images).shape[1:]) != image_shape:
         raise IdxFormatError(f"{train_images} and {test_images} hold images of different sizes")
-    return ClassificationData(*train, *validation), image_shape
+    if len(train[0]) < 2:
+        raise IdxFormatError(
+            f"{train_images} holds {len(train[0])} images; training and validation need at least 2"
+        )
+    validation_count = max(1, round(len(train[0]) / 6))
+    return carve_validation(*train, *test, validation_count=validation_count), image_shape
 
 
-def mnist_network(architecture: Architecture, image_shape: tuple[int, int]) -> nn.Module:
-    """MLP ``pixels-256-10`` or the two-block CNN of :func:`~descentlab.problems.networks.cnn2d`."""
+@cache
+def mnist_files_fingerprint(folder: Path) -> str:
+    """SHA-256 hex digest over the names and decompressed bytes of the four IDX files of ``folder``."""
+    files = find_mnist_files(folder)
+    return fingerprint_values(
+        *(part for path in files for part in (path.name.removesuffix(".gz"), read_bytes(path)))
+    )
+
+
+def mnist_network(architecture: Architecture, image_shape: tuple[int, int], **options: Any) -> nn.Module:
+    """MLP ``pixels-256-10`` or the two-block CNN of :func:`~descentlab.problems.networks.cnn2d`.
+
+    ``options`` are the model options of :mod:`descentlab.problems.networks`.
+    """
     rows, columns = image_shape
     if architecture == "mlp":
-        return mlp((rows * columns, 256, CLASSES))
+        return mlp((rows * columns, 256, CLASSES), **options)
     if rows != columns:
         raise ValueError(f"the CNN expects square images, got {rows} x {columns}")
-    return cnn2d(rows, (16, 32), CLASSES)
+    return cnn2d(rows, (16, 32), CLASSES, **options)
 
 
 def mnist_problem(
@@ -128,8 +154,10 @@ def mnist_problem(
     def load_data() -> ClassificationData:
         return mnist_data(folder)[0]
 
-    def build_model() -> nn.Module:
-        return mnist_network(architecture, mnist_data(folder)[1])
+    def build_model(**options: Any) -> nn.Module:
+        return mnist_network(architecture, mnist_data(folder)[1], **options)
+
+    options = MLP_OPTIONS if architecture == "mlp" else CNN_OPTIONS
 
     return classification_problem(
         name,
@@ -141,6 +169,9 @@ def mnist_problem(
         # Not measured here (no MNIST offline); typical one-epoch accuracies on MNIST with Adam.
         target=0.95 if architecture == "mlp" else 0.97,
         tags=("idx",),
+        options=options,
+        option_domains=domains_for(options),
+        data_fingerprint=lambda: mnist_files_fingerprint(folder),
     )
 
 

@@ -6,6 +6,10 @@ per step, so its gradient ``h * x - h * c`` is the exact gradient ``H x`` plus n
 the noisy quadratic model of Zhang et al. The expected loss is ``f(x) + d / (2B)`` with
 ``f(x) = 1/2 x^T H x``; ``evaluate`` reports the noise-free ``f(x)``, whose minimum is 0 at ``x = 0``.
 
+There is no finite data set: no training or test split (``evaluate_train``/``evaluate_test`` are
+``None``) and no pass over the training set (``epoch_batches`` is ``None``), so SVRG cannot run here.
+The data fingerprint hashes the curvatures.
+
 Reference: Zhang, Li, Nado, Martens, Sachdeva, Dahl, Shallue, Grosse, "Which Algorithmic Choices
 Matter at Which Batch Sizes? Insights From a Noisy Quadratic Model", NeurIPS 2019,
 https://arxiv.org/abs/1907.04164.
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 from descentlab.problems.base import Problem, Task
+from descentlab.problems.fingerprints import fingerprint_values
 from descentlab.problems.registry import register
 from descentlab.problems.seeding import noise_generator
 
@@ -90,5 +95,6 @@ register(
         target=0.05,
         optimum=0.0,
         tags=("learning", "noisy"),
+        data_fingerprint=lambda: fingerprint_values(CURVATURES),
     )
 )

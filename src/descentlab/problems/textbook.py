@@ -17,6 +17,12 @@ surface over ``(phi0, phi1)`` as ``Problem.function`` with plotting bounds and i
 The loss is the book's sum of squared residuals ``L(phi) = sum_i (f(x_i, phi) - y_i)^2`` (UDL
 eq. 2.5). With a ``batch_size`` the task draws minibatches and scales their sum by ``N / B`` so
 that the minibatch loss is an unbiased estimate of the full loss (UDL section 6.2).
+
+The three are deterministic (:attr:`~descentlab.problems.base.Problem.deterministic`): seed 0 starts at
+the book's start above and seed ``k > 0`` at :func:`~descentlab.problems.seeding.perturbed_start`
+(a normal offset of 5 % of the plotting-window width per axis, clamped into the window); with a
+``batch_size`` the seed also orders the minibatches. ``epoch_batches`` is the full batch, or with a
+``batch_size`` the data in stored order as minibatches of that size.
 """
 
 from __future__ import annotations
@@ -27,9 +33,16 @@ from functools import partial
 import torch
 
 from descentlab.problems.base import Problem, Task
+from descentlab.problems.fingerprints import fingerprint_values
 from descentlab.problems.functions2d import PointModel, nearest_minimum_distance
 from descentlab.problems.registry import register
-from descentlab.problems.seeding import batches_per_epoch, order_generator, shuffled_batches
+from descentlab.problems.seeding import (
+    batches_in_order,
+    batches_per_epoch,
+    order_generator,
+    perturbed_start,
+    shuffled_batches,
+)
 
 LINEAR_X = (0.03, 0.19, 0.34, 0.46, 0.78, 0.81, 1.08, 1.18, 1.39, 1.60, 1.65, 1.90)
 LINEAR_Y = (0.67, 0.85, 1.05, 1.00, 1.40, 1.50, 1.30, 1.54, 1.55, 1.68, 1.73, 1.60)
@@ -108,18 +121,21 @@ def least_squares_task(
     minima: tuple[tuple[float, float], ...],
     seed: int,
     batch_size: int | None,
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Task:
-    """A task fitting ``phi`` (a :class:`PointModel` started at ``start``) by least squares.
+    """A task fitting ``phi`` (a :class:`PointModel`) by least squares.
 
-    Full batch when ``batch_size`` is ``None``; otherwise seed-ordered minibatches whose summed loss is
-    scaled by ``N / B``. ``evaluate`` gives the full-data ``loss`` and the ``distance`` to the nearest
-    of ``minima``.
+    ``phi`` starts at ``start`` for seed 0 and, when ``bounds`` are given, at
+    :func:`~descentlab.problems.seeding.perturbed_start` for seeds ``k > 0``. Full batch when
+    ``batch_size`` is ``None``; otherwise seed-ordered minibatches whose summed loss is scaled by
+    ``N / B``. ``evaluate`` gives the full-data ``loss`` and the ``distance`` to the nearest of ``minima``.
     """
-    model = PointModel(start)
+    model = PointModel(perturbed_start(start, bounds, seed) if bounds is not None else start)
     count = len(x)
     if batch_size is None:
         batches = iter(lambda: (x, y), None)
         steps_per_epoch = 1
+        epoch = [(x, y)]
     else:
         if not 1 <= batch_size <= count:
             raise ValueError(
@@ -127,6 +143,7 @@ def least_squares_task(
             )
         batches = shuffled_batches(x, y, batch_size, order_generator(seed))
         steps_per_epoch = batches_per_epoch(count, batch_size)
+        epoch = batches_in_order(x, y, batch_size)
 
     def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         batch_x, batch_y = batch
@@ -137,7 +154,14 @@ def least_squares_task(
             value = float(sum_of_squares(predict, x, y, model.point))
         return {"loss": value, "distance": nearest_minimum_distance(model.point, minima)}
 
-    return Task(model=model, batches=batches, loss=loss, evaluate=evaluate, steps_per_epoch=steps_per_epoch)
+    return Task(
+        model=model,
+        batches=batches,
+        loss=loss,
+        evaluate=evaluate,
+        steps_per_epoch=steps_per_epoch,
+        epoch_batches=lambda: list(epoch),
+    )
 
 
 def least_squares_problem(
@@ -159,7 +183,10 @@ def least_squares_problem(
     data_y = torch.tensor(y, dtype=torch.float64)
 
     def make_task(seed: int, batch_size: int | None) -> Task:
-        return least_squares_task(predict, data_x, data_y, start, minima, seed, batch_size)
+        return least_squares_task(predict, data_x, data_y, start, minima, seed, batch_size, bounds)
+
+    def data_fingerprint() -> str:
+        return fingerprint_values(predict.__name__, data_x, data_y, start, bounds)
 
     return Problem(
         name=name,
@@ -176,6 +203,8 @@ def least_squares_problem(
         minima=minima,
         start=start,
         tags=tags,
+        deterministic=True,
+        data_fingerprint=data_fingerprint,
     )
 
 
