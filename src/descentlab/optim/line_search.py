@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim import Optimizer
 
-from descentlab.optim._validation import check_positive, check_unit_interval
+from descentlab.optim._engine import as_float
+from descentlab.optim._validation import check_non_negative, check_positive, check_unit_interval
 
 METHODS = ("golden", "armijo", "strong-wolfe")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: each golden-section iteration keeps this fraction
@@ -53,6 +54,48 @@ def armijo_backtracking(
     return 0.0  # no acceptable step within the budget: stay (the next step sees the same point)
 
 
+@dataclass
+class LineSearchRecord:
+    r"""What one :class:`LineSearchGD` step tried, in evaluation order (``optimizer.last_search``).
+
+    Step sizes :math:`\alpha` are lengths along :math:`d = -\nabla L(\theta)` (not multiples of
+    ``lr``), so the trial point of ``trial_steps[i]`` is :math:`\theta + \alpha_i d`.
+
+    Attributes:
+        method: ``"golden"``, ``"armijo"`` or ``"strong-wolfe"``.
+        initial_step: ``lr * max_step``, the first trial (Armijo, Wolfe) or the initial bracket end (golden).
+        loss_before: :math:`h(0) = L(\theta)`, the loss the step's first closure call returned.
+        slope: :math:`h'(0) = -\|\nabla L(\theta)\|^2`.
+        trial_steps: every :math:`\alpha` at which the loss was evaluated.
+        trial_losses: :math:`h(\alpha)` at each of ``trial_steps``.
+        trial_slopes: :math:`h'(\alpha)` where the method needed it (strong Wolfe), NaN elsewhere.
+        brackets: golden section only: the bracket ``(a, b, c, d)`` (``a < b < c < d``, ``b`` and ``c`` the
+            interior points) when the section phase starts and after each reduction; the chosen step is
+            the midpoint of ``a`` and ``d`` of the last one. The doubling phase before it shows only in
+            the trials. Empty for the other methods.
+        chosen_step: the accepted :math:`\alpha` (0.0 when no step was taken).
+    """
+
+    method: str
+    initial_step: float
+    loss_before: float
+    slope: float
+    trial_steps: list[float] = field(default_factory=list)
+    trial_losses: list[float] = field(default_factory=list)
+    trial_slopes: list[float] = field(default_factory=list)
+    brackets: list[tuple[float, float, float, float]] = field(default_factory=list)
+    chosen_step: float = 0.0
+
+
+def _real_views(tensors: list[Tensor]) -> list[Tensor]:
+    return [torch.view_as_real(t) if torch.is_complex(t) else t for t in tensors]
+
+
+def _flat_float64(tensors: list[Tensor]) -> Tensor:
+    """All ``tensors`` as one float64 vector: slopes are accumulated in float64 whatever the dtypes."""
+    return torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])
+
+
 class LineSearchGD(Optimizer):
     r"""Gradient descent whose step length is chosen by a line search along :math:`d = -\nabla L`.
 
@@ -63,24 +106,38 @@ class LineSearchGD(Optimizer):
         \theta \leftarrow \theta + \alpha^\star d, \qquad d = -g, \qquad
         \alpha^\star \approx \arg\min_{\alpha \ge 0} h(\alpha), \quad h(\alpha) = L(\theta + \alpha d)
 
-    with :math:`\alpha^\star` chosen by ``method``:
+    with :math:`\alpha^\star` chosen by ``method``, starting from :math:`\alpha_0 = \text{lr} \cdot
+    \text{max\_step}`:
 
     - ``"golden"``: the bracketing search of Prince, *Understanding Deep Learning*, fig. 6.10:
-      keep an interval :math:`[a, d]` (initially ``[0, max_step]``), evaluate two interior points
+      keep an interval :math:`[a, d]` (initially :math:`[0, \alpha_0]`), evaluate two interior points
       :math:`b < c` at golden-section spacing, drop :math:`[c, d]` if :math:`h(b) < h(c)` else
       :math:`[a, b]`, until the interval is shorter than ``tolerance``; :math:`\alpha` is its midpoint.
       When the minimum sits at the right end the interval is doubled first (up to
       ``max_expansions`` times), so the minimiser need not lie in the first bracket.
-    - ``"armijo"``: backtracking from ``max_step``, shrinking by ``shrink`` until
+    - ``"armijo"``: backtracking from :math:`\alpha_0`, shrinking by ``shrink`` until
       :math:`L(\theta + \alpha d) \le L(\theta) + c_1 \alpha\, g^\top d` (Nocedal & Wright, Alg. 3.1).
-    - ``"strong-wolfe"``: a step satisfying the strong Wolfe conditions with :math:`c_1, c_2`
-      (Nocedal & Wright, Algorithms 3.5-3.6, with bisection in the zoom phase).
+    - ``"strong-wolfe"``: a step satisfying the strong Wolfe conditions with :math:`c_1, c_2`, first
+      trial :math:`\alpha_0`, doubling (Nocedal & Wright, Algorithms 3.5-3.6, bisection in the zoom).
+
+    ``lr`` (param-group key, default 1, any value >= 0) scales only :math:`\alpha_0`: the first
+    trial step (Armijo, Wolfe) or the initial bracket (golden). ``tolerance`` stays absolute, and the
+    golden search still doubles a bracket that is too short, so ``lr`` is the knob torch schedulers
+    and LR monitors turn (as for ``torch.optim.LBFGS``) without capping the step; ``lr = 1`` is the
+    search without it, and ``lr = 0`` takes no step and evaluates nothing.
 
     Protocol: ``closure()`` must zero the gradients, compute the loss, call ``backward()`` and return
-    the loss (as for ``torch.optim.LBFGS``); it is called several times per step. The chosen step
-    length is ``optimizer.last_step_size`` and every one is kept in ``optimizer.step_sizes``; the
-    number of loss evaluations of the last step is ``optimizer.last_evaluations``. All parameters
-    form one vector (one param group); there is no ``lr``. torch has no line-search gradient descent.
+    the loss (as for ``torch.optim.LBFGS``); it is called several times per step. Instrumentation:
+    ``last_step_size`` (the chosen :math:`\alpha`), ``step_sizes`` (every chosen :math:`\alpha`, one per
+    step), ``last_evaluations`` (loss evaluations of the last step after the first) and
+    ``last_search``, a :class:`LineSearchRecord` of the last step's trial points (``None`` before the
+    first step). All parameters form one search vector (one param group).
+
+    Numerics: parameters keep their dtype, device and strides (float32 stays float32, transposed views
+    work): each trial point :math:`\theta + \alpha d` is computed per parameter in its own dtype and
+    written in place. Only the slopes :math:`g^\top d` are accumulated in float64. Complex parameters
+    are searched as real pairs (:math:`\mathbb{R}^{2n}`), as the engine treats them. torch has no
+    line-search gradient descent.
 
     References:
         Prince, *Understanding Deep Learning*, MIT Press 2023, sec. 6.1.2 and fig. 6.10.
@@ -98,6 +155,7 @@ class LineSearchGD(Optimizer):
         max_step: float = 1.0,
         tolerance: float = 1e-8,
         *,
+        lr: float | Tensor = 1.0,
         c1: float = 1e-4,
         c2: float = 0.9,
         shrink: float = 0.5,
@@ -106,6 +164,7 @@ class LineSearchGD(Optimizer):
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown line-search method {method!r}; choose one of {', '.join(METHODS)}")
+        check_non_negative("lr", lr)
         check_positive("max_step", max_step)
         check_positive("tolerance", tolerance)
         check_unit_interval("c1", c1)
@@ -115,6 +174,7 @@ class LineSearchGD(Optimizer):
         if max_evaluations < 2:
             raise ValueError(f"max_evaluations must be >= 2, got {max_evaluations}")
         defaults = dict(
+            lr=lr,
             method=method,
             max_step=max_step,
             tolerance=tolerance,
@@ -125,60 +185,81 @@ class LineSearchGD(Optimizer):
             max_expansions=max_expansions,
         )
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("LineSearchGD searches along one vector: pass a single param group")
         self.step_sizes: list[float] = []
         self.last_step_size = 0.0
         self.last_evaluations = 0
+        self.last_search: LineSearchRecord | None = None
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add the (only) param group; a second one is refused, since the search is along one vector."""
+        if self.param_groups:
+            raise ValueError("LineSearchGD searches along one vector: pass a single param group")
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("last_search", None)
+        for group in self.param_groups:
+            group.setdefault("lr", 1.0)  # saved before LineSearchGD had an lr: lr = 1 is that search
 
     def _params(self) -> list[Tensor]:
         return self.param_groups[0]["params"]
 
-    def _gradient(self) -> Tensor:
-        return torch.cat(
-            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self._params()]
-        )
+    def _gradients(self) -> list[Tensor]:
+        return [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params()]
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
         """Search along the negative gradient and move there; returns the loss before the step."""
         if closure is None:
             raise ValueError("LineSearchGD.step needs a closure that computes the loss and calls backward()")
         group = self.param_groups[0]
-        params = self._params()
         with torch.enable_grad():
             loss = closure()
-        start = parameters_to_vector(params).detach().clone()
-        gradient = self._gradient().detach().clone()
-        direction = -gradient
-        slope = float(gradient @ direction)
-        self.last_evaluations = 0
+        with torch.no_grad():
+            targets = _real_views(self._params())
+            start = [t.detach().clone() for t in targets]
+            direction = [-g.detach() for g in _real_views(self._gradients())]
+        flat_direction = _flat_float64(direction)
+        slope = float(-flat_direction @ flat_direction)
+        initial_step = as_float(group["lr"]) * float(group["max_step"])
+        record = LineSearchRecord(group["method"], initial_step, loss.detach().item(), slope)
+
+        def move_to(alpha: float) -> None:
+            with torch.no_grad():
+                for target, origin, step in zip(targets, start, direction):
+                    target.copy_(origin + alpha * step)
 
         def evaluate(alpha: float, need_gradient: bool = False) -> tuple[float, float]:
-            self.last_evaluations += 1
-            with torch.no_grad():
-                vector_to_parameters(start + alpha * direction, params)
+            move_to(alpha)
             with torch.enable_grad():
                 value = closure().detach().item()
-            derivative = float(self._gradient() @ direction) if need_gradient else math.nan
+            derivative = math.nan
+            if need_gradient:
+                derivative = float(_flat_float64(_real_views(self._gradients())) @ flat_direction)
+            record.trial_steps.append(alpha)
+            record.trial_losses.append(value)
+            record.trial_slopes.append(derivative)
             return value, derivative
 
-        if slope == 0.0:
+        if slope == 0.0 or initial_step == 0.0:
             alpha = 0.0
         elif group["method"] == "golden":
-            alpha = self._golden(evaluate, group)
+            alpha = self._golden(evaluate, group, initial_step, record.brackets)
         elif group["method"] == "armijo":
-            alpha = self._armijo(evaluate, loss.detach().item(), slope, group)
+            alpha = self._armijo(evaluate, record.loss_before, slope, group, initial_step)
         else:
-            alpha = self._strong_wolfe(evaluate, loss.detach().item(), slope, group)
-        with torch.no_grad():
-            vector_to_parameters(start + alpha * direction, params)
+            alpha = self._strong_wolfe(evaluate, record.loss_before, slope, group, initial_step)
+        move_to(alpha)
+        record.chosen_step = alpha
+        self.last_search = record
+        self.last_evaluations = len(record.trial_steps)
         self.last_step_size = alpha
         self.step_sizes.append(alpha)
         return loss
 
     @staticmethod
-    def _golden(evaluate, group) -> float:
-        low, high = 0.0, float(group["max_step"])
+    def _golden(evaluate, group, initial_step: float, brackets: list) -> float:
+        low, high = 0.0, initial_step
         budget = group["max_evaluations"]
         for _ in range(group["max_expansions"]):
             # Expand while the far end is still lower than an interior point: the minimum lies beyond.
@@ -188,6 +269,7 @@ class LineSearchGD(Optimizer):
                 break
         b, c = high - GOLDEN * (high - low), low + GOLDEN * (high - low)
         h_b, h_c = evaluate(b)[0], evaluate(c)[0]
+        brackets.append((low, b, c, high))
         while high - low > group["tolerance"] and budget > 0:
             budget -= 1
             if h_b < h_c:  # the minimum is in [low, c]
@@ -198,26 +280,27 @@ class LineSearchGD(Optimizer):
                 low, b, h_b = b, c, h_c
                 c = low + GOLDEN * (high - low)
                 h_c = evaluate(c)[0]
+            brackets.append((low, b, c, high))
         return 0.5 * (low + high)
 
     @staticmethod
-    def _armijo(evaluate, value0: float, slope: float, group) -> float:
+    def _armijo(evaluate, value0: float, slope: float, group, initial_step: float) -> float:
         return armijo_backtracking(
             lambda alpha: evaluate(alpha)[0],
             value0,
             slope,
-            initial_step=float(group["max_step"]),
+            initial_step=initial_step,
             c1=group["c1"],
             shrink=group["shrink"],
             max_evaluations=group["max_evaluations"],
         )
 
     @staticmethod
-    def _strong_wolfe(evaluate, value0: float, slope0: float, group) -> float:
+    def _strong_wolfe(evaluate, value0: float, slope0: float, group, initial_step: float) -> float:
         c1, c2 = group["c1"], group["c2"]
         budget = group["max_evaluations"]
         previous_alpha, previous_value = 0.0, value0
-        alpha = float(group["max_step"])
+        alpha = initial_step
 
         def zoom(low, value_low, high) -> float:
             for _ in range(budget):
