@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 from descentlab import __version__
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train with classic and modern optimizers, compare them fairly, and see why one wins.",
     )
     parser.add_argument("--version", action="version", version=f"descentlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -45,9 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
         return 130
-    except ValueError as error:  # bad input from the user: say what was wrong, no traceback
-        print(f"descentlab: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, sqlite3.Error) as error:
+        if args.debug:
+            raise
+        # bad input or a file the user must fix: say what was wrong in one line, no traceback
+        print(f"descentlab: error: {_one_line(error)} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {error.filename}"
+    if isinstance(error, sqlite3.Error):
+        return f"the results database failed: {error}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def _bowl_task(seed: int, batch_size: int | None) -> Task:
         batches=itertools.repeat(None),
         loss=lambda _: bowl(model.xy),
         evaluate=lambda: {"loss": float(bowl(model.xy))},
+        epoch_batches=lambda: [None],
     )
 
 
@@ -42,6 +43,7 @@ def _blowup_task(seed: int, batch_size: int | None) -> Task:
         batches=itertools.repeat(None),
         loss=lambda _: -(model.xy**2).sum() * 100,
         evaluate=lambda: {"loss": float(-(model.xy**2).sum() * 100)},
+        epoch_batches=lambda: [None],
     )
 
 
@@ -76,6 +78,9 @@ def _logreg_task(seed: int, batch_size: int | None) -> Task:
         loss=lambda batch: nn.functional.cross_entropy(model(batch[0]), batch[1]),
         evaluate=evaluate,
         steps_per_epoch=64 // batch_size,
+        epoch_batches=lambda: [
+            (train_x[i : i + batch_size], train_y[i : i + batch_size]) for i in range(0, 64, batch_size)
+        ],
     )
 
 

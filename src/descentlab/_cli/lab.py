@@ -1,4 +1,10 @@
-"""``descentlab problems``, ``run``, ``compare`` and ``report``: the lab on the command line."""
+"""``descentlab problems``, ``run``, ``compare`` and ``report``: the lab on the command line.
+
+Settings (``--set KEY=VALUE``, ``--vary KEY=V1,V2``; keys in :mod:`descentlab.lab.fields`) are the same
+in every command and in ``--config`` files, whose keys are the long options (``optimizers``,
+``seeds``, ...), a ``set`` table, a ``vary`` table, and any setting key (taken as ``--set``).
+Command-line options win over the file.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from descentlab.lab.fields import SettingError, parse_bool, parse_int
 
 DEFAULT_OUT = "descentlab-runs"
 DEFAULT_OPTIMIZERS = (
@@ -23,6 +31,17 @@ DEFAULT_OPTIMIZERS = (
 )
 DEFAULT_SEEDS = "0,1,2"
 DEFAULT_JOBS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+DEFAULT_COMPARISON = "default"
+"""The name of the comparison ``compare`` runs with no arguments (``make demo``)."""
+
+# Shortcut flags and the setting each one sets.
+_SHORTCUTS = {
+    "lr": "lr",
+    "schedule": "schedule",
+    "steps": "steps",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,25 +49,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     problems = subparsers.add_parser("problems", help="list every problem the lab can train on")
     problems.set_defaults(handler=_list_problems)
 
-    run = subparsers.add_parser("run", help="train one optimizer on one problem and store the run")
-    run.add_argument("--problem", required=False, help="problem name (see `descentlab problems`)")
-    run.add_argument("--optimizer", required=False, help="optimizer name (see `descentlab optimizers`)")
-    run.add_argument("--lr", type=_positive_float, help="learning rate (default: the optimizer's default)")
-    run.add_argument(
-        "--hp",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="another optimizer hyperparameter, e.g. --hp momentum=0.9 (repeatable)",
-    )
+    run = subparsers.add_parser("run", help="train one configuration on one seed and store the run")
+    run.add_argument("--problem", help="problem name (see `descentlab problems`)")
+    run.add_argument("--optimizer", help="optimizer name (see `descentlab optimizers`)")
     run.add_argument("--variant", help="optimizer variant (see `descentlab optimizers`)")
+    run.add_argument("--seed", help="seed of data order, init and start (default 0)")
     run.add_argument(
-        "--schedule", help="learning-rate schedule: constant, step, exponential, cosine, onecycle"
+        "--hp", action="append", default=[], metavar="NAME=VALUE", help="same as --set (repeatable)"
     )
-    run.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of data, order and init (default 0)"
-    )
-    _add_budget_options(run)
+    _add_settings(run, vary=False)
     _add_common_output(run)
     run.set_defaults(handler=_run)
 
@@ -56,23 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare",
         help="compare optimizers on problems over seeds, then write the report",
         description="With no options: the default comparison (classic optimizers on the problems tagged "
-        "'default'), with a learning-rate sweep per optimizer and problem.",
+        "'default'), with a learning-rate sweep per configuration.",
     )
-    compare.add_argument("--optimizers", help=f"comma-separated (default: {','.join(DEFAULT_OPTIMIZERS)})")
+    compare.add_argument(
+        "--optimizers", help=f"comma-separated, or 'all' (default: {','.join(DEFAULT_OPTIMIZERS)})"
+    )
     compare.add_argument("--problems", help="comma-separated (default: the problems tagged 'default')")
+    compare.add_argument("--seeds", help=f"comma-separated seeds (default {DEFAULT_SEEDS})")
+    compare.add_argument("--jobs", help=f"parallel worker processes (default: the {DEFAULT_JOBS} cores)")
+    compare.add_argument("--name", help="name of this comparison in the folder (default: from its settings)")
     compare.add_argument(
-        "--seeds", default=DEFAULT_SEEDS, help=f"comma-separated seeds (default {DEFAULT_SEEDS})"
+        "--no-sweep", action="store_true", default=None, help="use each optimizer's default learning rate"
     )
-    compare.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=DEFAULT_JOBS,
-        help=f"parallel worker processes (default: the {DEFAULT_JOBS} cores this process may use)",
-    )
-    compare.add_argument("--lr", type=_positive_float, help="one learning rate for all (skips the sweep)")
-    compare.add_argument("--no-sweep", action="store_true", help="use each optimizer's default learning rate")
-    compare.add_argument("--schedule", help="learning-rate schedule applied to every run")
-    _add_budget_options(compare)
+    _add_settings(compare, vary=True)
     _add_common_output(compare)
     compare.set_defaults(handler=_compare)
 
@@ -82,111 +87,138 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(handler=_report)
 
 
-def _add_budget_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=_positive_int, help="optimizer steps per run (default: per problem)")
+def _add_settings(parser: argparse.ArgumentParser, vary: bool) -> None:
     parser.add_argument(
-        "--epochs", type=_positive_int, help="passes over the training data (instead of --steps)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every run, e.g. --set lr=0.1, --set SGD.momentum=0.9, --set schedule=cosine",
     )
-    parser.add_argument("--batch-size", type=_positive_int, help="minibatch size (default: per problem)")
+    if vary:
+        parser.add_argument(
+            "--vary",
+            action="append",
+            default=[],
+            metavar="KEY=V1,V2",
+            help="one configuration per value, e.g. --vary batch_size=16,full (several: their product)",
+        )
+    parser.add_argument("--lr", help="learning rate (same as --set lr=...; a compare skips its sweep)")
+    parser.add_argument("--schedule", help="learning-rate schedule (same as --set schedule=...)")
+    parser.add_argument("--steps", help="optimizer steps per run (default: per problem)")
+    parser.add_argument("--epochs", help="passes over the training data (instead of --steps)")
+    parser.add_argument("--batch-size", help="minibatch size, or 'full' (default: per problem)")
 
 
 def _add_common_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    parser.add_argument("--out", help=f"results folder (default ./{DEFAULT_OUT})")
     parser.add_argument("--config", help="TOML or YAML file of options (command-line options win)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _pair(text: Any, option: str) -> tuple[str, str]:
+    key, separator, value = str(text).partition("=")
+    if not separator or not key.strip():
+        raise SettingError(f"{option} takes KEY=VALUE, e.g. {option} lr=0.1; got {text!r}")
+    return key.strip(), value.strip()
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+def _split_list(text: Any) -> list[str]:
+    if isinstance(text, list | tuple):
+        return [str(item).strip() for item in text if str(item).strip()]
+    return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
-
-def _parse_value(text: str) -> Any:
-    """``0.9`` -> float, ``true`` -> bool, ``0.9,0.99`` -> tuple, else the text."""
-    if "," in text:
-        return tuple(_parse_value(part) for part in text.split(","))
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _apply_config(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> None:
-    """Fill options not given on the command line from ``--config``; unknown keys are an error."""
+def _merge_config(args: argparse.Namespace, settings: dict[str, Any], vary: dict[str, list[Any]]) -> None:
+    """Fill options the command line left unset from ``--config``; unknown keys are errors."""
     if not getattr(args, "config", None):
         return
     from descentlab.lab.config_file import load_config
+    from descentlab.lab.fields import FIELDS
 
-    allowed = sorted(key for key in vars(args) if key not in ("handler", "config"))
+    options = [key for key in vars(args) if key not in ("handler", "config", "set", "vary", "hp")]
     for key, value in load_config(args.config).items():
-        if key not in allowed:
-            raise ValueError(f"unknown option {key!r} in {args.config}; allowed: {', '.join(allowed)}")
-        if getattr(args, key) == parser_defaults.get(key):
-            if isinstance(value, list):
-                value = ",".join(str(item) for item in value)
-            if key == "hp" and isinstance(value, dict):
-                value = [f"{name}={item}" for name, item in value.items()]
-            setattr(args, key, value)
+        if key == "set" or key == "hp":
+            if not isinstance(value, dict):
+                raise SettingError(f"{key!r} in {args.config} must be a table of KEY = VALUE")
+            for name, item in value.items():
+                settings.setdefault(str(name), item)
+        elif key == "vary" and hasattr(args, "vary"):
+            if not isinstance(value, dict):
+                raise SettingError(f"'vary' in {args.config} must be a table of KEY = [V1, V2]")
+            for name, items in value.items():
+                vary.setdefault(str(name), items if isinstance(items, list) else _split_list(items))
+        elif key in options:
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        elif key in FIELDS or "." in key:
+            settings.setdefault(key, value)
+        else:
+            raise SettingError(
+                f"unknown option {key!r} in {args.config}; allowed: {', '.join(sorted(options))}, "
+                "set, vary, or a setting key (see `descentlab compare --help`)"
+            )
 
 
-def _split_names(text: str | None) -> list[str]:
-    return [part.strip() for part in str(text).split(",") if part.strip()] if text else []
+def collect_settings(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, list[Any]]]]:
+    """The ``--set``/shortcut settings and ``--vary`` lists of ``args`` (config file merged in)."""
+    settings: dict[str, Any] = {}
+    for item in [*getattr(args, "hp", []), *args.set]:
+        key, value = _pair(item, "--set")
+        settings[key] = value
+    for flag, key in _SHORTCUTS.items():
+        if getattr(args, flag, None) is not None:
+            settings[key] = getattr(args, flag)
+    vary: dict[str, list[Any]] = {}
+    for item in getattr(args, "vary", []):
+        key, values = _pair(item, "--vary")
+        if key in vary:
+            raise SettingError(f"--vary {key} is given twice; list every value once: --vary {key}=A,B")
+        vary[key] = _split_list(values)
+    _merge_config(args, settings, vary)
+    for key, values in vary.items():
+        if key in settings:
+            raise SettingError(f"{key} is both set and varied; drop one")
+        if not values:
+            raise SettingError(f"--vary {key}= needs at least one value")
+    return settings, list(vary.items())
 
 
-def _parse_seeds(text: Any) -> list[int]:
-    seeds = []
-    for part in _split_names(str(text)):
-        try:
-            seed = int(part)
-        except ValueError:
-            raise ValueError(f"--seeds must be comma-separated whole numbers >= 0, got {part!r}") from None
-        if seed < 0:
-            raise ValueError(f"--seeds must be >= 0, got {seed}")
-        seeds.append(seed)
+def parse_seeds(text: Any) -> list[int]:
+    """Comma-separated whole seeds (or a list of them), each in ``[0, 2**62)``."""
+    from descentlab.lab.spec import MAX_SEED
+
+    seeds = [parse_int("--seeds", part) for part in _split_list(text)]
     if not seeds:
-        raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
-    return seeds
+        raise SettingError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+    too_large = [seed for seed in seeds if seed >= MAX_SEED]
+    if too_large:
+        raise SettingError(f"--seeds must be below 2**62, got {too_large[0]}")
+    return list(dict.fromkeys(seeds))
 
 
-_DEFAULTS = {
-    "run": {"hp": [], "seed": 0, "out": DEFAULT_OUT},
-    "compare": {"seeds": DEFAULT_SEEDS, "jobs": DEFAULT_JOBS, "no_sweep": False, "out": DEFAULT_OUT},
-    "report": {},
-}
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and check a file can be written there, before any training."""
+    import tempfile
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise SettingError(f"--out {str(path)!r} is a file, not a folder; choose a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".descentlab-write-test-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SettingError(
+            f"cannot write to --out {str(path)!r} ({reason}); choose a folder you can write"
+        ) from None
+    return path
 
 
 def _list_problems(args: argparse.Namespace) -> int:
     from descentlab.problems import all_problems
 
-    rows = [("problem", "kind", "steps", "metric", "target", "tags", "summary")]
+    rows = [("problem", "kind", "steps", "metric", "target", "seeds vary", "summary")]
     for problem in all_problems():
         rows.append(
             (
@@ -195,7 +227,7 @@ def _list_problems(args: argparse.Namespace) -> int:
                 str(problem.budget_steps),
                 problem.metric,
                 "-" if problem.target is None else f"{problem.target:g}",
-                ",".join(problem.tags) or "-",
+                "start" if getattr(problem, "deterministic", False) else "data/noise/init",
                 problem.summary,
             )
         )
@@ -211,109 +243,99 @@ def _list_problems(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _apply_config(args, _DEFAULTS["run"])
+    from descentlab.lab.comparison import build_configurations
+    from descentlab.lab.labels import configuration_label
     from descentlab.lab.runner import run_spec
-    from descentlab.lab.spec import RunSpec
     from descentlab.lab.store import RunStore
-    from descentlab.optim.registry import get_optimizer_class
     from descentlab.problems import get_problem
 
+    settings, _ = collect_settings(args)
+    if args.variant is not None:
+        settings["variant"] = args.variant
     if not args.problem or not args.optimizer:
-        raise ValueError(
+        raise SettingError(
             "run needs --problem and --optimizer (see `descentlab problems`, `descentlab optimizers`)"
         )
-    get_problem(args.problem)
-    get_optimizer_class(args.optimizer)
-    hyperparameters: dict[str, Any] = {}
-    for item in args.hp:
-        name, separator, value = str(item).partition("=")
-        if not separator or not name:
-            raise ValueError(f"--hp takes NAME=VALUE, e.g. --hp momentum=0.9; got {item!r}")
-        hyperparameters[name.strip()] = _parse_value(value.strip())
-    if args.lr is not None:
-        hyperparameters["lr"] = float(args.lr)
-    if args.steps is not None and args.epochs is not None:
-        raise ValueError("give --steps or --epochs, not both")
-    spec = RunSpec.create(
-        args.problem,
-        args.optimizer,
-        hyperparameters,
-        variant=args.variant,
-        schedule={"name": args.schedule} if args.schedule else None,
-        seed=int(args.seed),
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-    )
-    with RunStore(args.out) as store:
+    seed = parse_seeds(args.seed if args.seed is not None else 0)
+    if len(seed) != 1:
+        raise SettingError("run takes one --seed; use compare for several")
+    problem = get_problem(str(args.problem))
+    (configuration,) = build_configurations([str(args.optimizer)], [problem], settings, [], sweep=False)
+    spec = configuration.spec(seed[0])
+    out = ensure_writable(args.out or DEFAULT_OUT)
+    with RunStore(out) as store:
         if spec.run_id in store.completed_run_ids():
             run = next(run for run in store.runs(purpose=None) if run["run_id"] == spec.run_id)
-            print(f"run {spec.run_id} is already stored in {args.out}; not repeated")
+            print(
+                f"run {spec.run_id} ({configuration_label(spec)}, seed {spec.seed}) "
+                f"is already stored in {out}"
+            )
             outcome, summary = run["outcome"], run["summary"]
         else:
             result = run_spec(spec)
             store.save(result, purpose="run")
             outcome, summary = result.outcome, result.summary
-    metric = get_problem(args.problem).metric
-    final = summary.get("final_metric")
+    final, test = summary.final_metric, summary.test_metric
+    text = f"final validation {problem.metric} = {'-' if final is None else f'{final:.6g}'}"
+    if test is not None:
+        text += f", test {problem.metric} = {test:.6g}"
     print(
-        f"run {spec.run_id}: {outcome} after {summary['steps']} steps in {summary['seconds']:.2f} s; "
-        f"final {metric} = {'-' if final is None else f'{final:.6g}'}"
+        f"run {spec.run_id} ({configuration_label(spec)}, seed {spec.seed}): {outcome} after "
+        f"{summary.steps} steps in {summary.seconds:.2f} s; {text}"
     )
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    _apply_config(args, _DEFAULTS["compare"])
-    from descentlab.lab.comparison import run_comparison
-    from descentlab.lab.report import write_report
+def _compare_names(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     from descentlab.optim.registry import optimizer_classes
     from descentlab.problems import all_problems
 
-    optimizers = _split_names(args.optimizers)
-    if not optimizers:
-        known = optimizer_classes()
-        optimizers = [name for name in DEFAULT_OPTIMIZERS if name.lower() in known]
-        missing = [name for name in DEFAULT_OPTIMIZERS if name.lower() not in known]
-        if missing:
-            print(
-                f"note: default optimizers not available in this build: {', '.join(missing)}", file=sys.stderr
-            )
-    problems = _split_names(args.problems)
+    if args.optimizers is not None and not _split_list(args.optimizers):
+        raise SettingError("--optimizers is empty; name some, e.g. --optimizers SGD,Adam, or 'all'")
+    if args.problems is not None and not _split_list(args.problems):
+        raise SettingError("--problems is empty; name some (see `descentlab problems`)")
+    optimizers = _split_list(args.optimizers) if args.optimizers is not None else list(DEFAULT_OPTIMIZERS)
+    if [name.lower() for name in optimizers] == ["all"]:
+        optimizers = [cls.__name__ for cls in optimizer_classes().values()]
+    problems = _split_list(args.problems) if args.problems is not None else []
     if not problems:
         problems = [problem.name for problem in all_problems() if "default" in problem.tags]
         if not problems:
-            raise ValueError(
-                "no problem is tagged 'default'; name some with --problems (see `descentlab problems`)"
-            )
-    if args.steps is not None and args.epochs is not None:
-        raise ValueError("give --steps or --epochs, not both")
-    hyperparameters = {name: {"lr": float(args.lr)} for name in optimizers} if args.lr else None
+            raise SettingError("no problem is tagged 'default'; name some with --problems")
+    return optimizers, problems
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from descentlab.lab.comparison import LR_GRID, run_comparison
+    from descentlab.lab.report import write_report
+
+    settings, vary = collect_settings(args)
+    is_default = not (args.optimizers or args.problems or settings or vary or args.seeds or args.no_sweep)
+    optimizers, problems = _compare_names(args)
+    seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    jobs = parse_int("--jobs", args.jobs, minimum=1) if args.jobs is not None else DEFAULT_JOBS
+    no_sweep = parse_bool("no_sweep", args.no_sweep) if args.no_sweep is not None else False
+    out = ensure_writable(args.out or DEFAULT_OUT)
     summary = run_comparison(
-        args.out,
+        str(out),
         optimizers,
         problems,
-        _parse_seeds(args.seeds),
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        hyperparameters=hyperparameters,
-        schedule={"name": args.schedule} if args.schedule else None,
-        lr_grid=None if args.no_sweep else _default_grid(),
-        jobs=int(args.jobs),
+        seeds,
+        settings=settings,
+        vary=vary,
+        lr_grid=None if no_sweep else LR_GRID,
+        name=args.name or (DEFAULT_COMPARISON if is_default else None),
+        jobs=jobs,
     )
+    edges = sum(c.edge is not None for c in summary.configurations if c.swept)
     print(
-        f"{summary.ran} runs trained, {summary.skipped} already stored, {summary.diverged} diverged",
+        f"comparison {summary.name!r}: {len(summary.configurations)} configurations, "
+        f"{summary.ran} runs trained, {summary.skipped} already stored, {summary.diverged} diverged"
+        + (f"; {edges} chosen learning rates at the edge of the sweep's bound" if edges else ""),
         file=sys.stderr,
     )
-    print(write_report(args.out).resolve())
+    print(write_report(out).resolve())
     return 0
-
-
-def _default_grid() -> tuple[float, ...]:
-    from descentlab.lab.comparison import LR_GRID
-
-    return LR_GRID
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -323,17 +345,17 @@ def _report(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         unknown = sorted(set(config) - {"dir", "out"})
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} in {args.config}; allowed: dir")
+            raise SettingError(f"unknown option(s) {', '.join(unknown)} in {args.config}; allowed: dir, out")
         if args.dir is None:
             args.dir = config.get("dir") or config.get("out")
     folder = Path(args.dir or DEFAULT_OUT)
+    from descentlab.lab.report import write_report
     from descentlab.lab.store import DATABASE_NAME
 
     if not (folder / DATABASE_NAME).is_file():
-        raise ValueError(
+        raise SettingError(
             f"{str(folder)!r} holds no results ({DATABASE_NAME} is missing); run `descentlab compare` first"
         )
-    from descentlab.lab.report import write_report
-
+    ensure_writable(folder)
     print(write_report(folder).resolve())
     return 0

@@ -28,7 +28,7 @@ from typing import Any
 from descentlab.lab.fields import SettingError, resolve_for_optimizer, split_settings
 from descentlab.lab.labels import configuration_label
 from descentlab.lab.progress import Progress
-from descentlab.lab.runner import RunResult, run_spec
+from descentlab.lab.runner import RunResult, check_spec, run_spec
 from descentlab.lab.spec import RunSpec
 from descentlab.lab.store import COMPARISON_PREFIX, RunStore
 from descentlab.lab.verdicts import resolution
@@ -159,7 +159,7 @@ class _Executor:
                 progress.update()
                 if purpose == "compare":
                     self.summary.ran += 1
-                    self.summary.diverged += result.outcome == "diverged"
+                    self.summary.diverged += result.outcome != "completed"
         finally:
             progress.close()
 
@@ -196,12 +196,20 @@ def choose_rate(scores: Mapping[float, float], tolerance: float) -> float:
 
 
 def _next_rate(grid: list[float], edge: str) -> float | None:
-    step = 10**0.5
-    rate = grid[0] / step if edge == "low" else grid[-1] * step
+    """One half decade beyond ``edge``; rates on the half-decade lattice stay exactly on it."""
+    rate = grid[0] if edge == "low" else grid[-1]
+    half_decades = 2 * math.log10(rate)
+    direction = -1 if edge == "low" else 1
+    if abs(half_decades - round(half_decades)) < 1e-9:
+        rate = 10 ** ((round(half_decades) + direction) / 2)
+    else:
+        rate *= 10 ** (direction / 2)
     return rate if LR_MIN * (1 - 1e-9) <= rate <= LR_MAX * (1 + 1e-9) else None
 
 
-def _sweep(configurations: list[Configuration], executor: _Executor, seed: int, grid: Sequence[float]) -> None:
+def _sweep(
+    configurations: list[Configuration], executor: _Executor, seed: int, grid: Sequence[float]
+) -> None:
     """Sweep every configuration that has no fixed ``lr``, growing grids until choices are interior."""
     pending = [c for c in configurations if c.swept]
     for configuration in pending:
@@ -221,7 +229,13 @@ def _sweep(configurations: list[Configuration], executor: _Executor, seed: int, 
                 repr(lr): run["summary"].final_metric if run["outcome"] == "completed" else None
                 for lr, run in runs.items()
             }
-            edge = "low" if chosen == configuration.grid[0] else "high" if chosen == configuration.grid[-1] else None
+            edge = (
+                "low"
+                if chosen == configuration.grid[0]
+                else "high"
+                if chosen == configuration.grid[-1]
+                else None
+            )
             configuration.edge = edge
             rate = _next_rate(configuration.grid, edge) if edge else None
             if rate is not None:
@@ -268,7 +282,9 @@ def build_configurations(
                     **parts.budget,
                 )
                 configurations.append(
-                    Configuration(problem, optimizer, template, swept=sweep and "lr" not in parts.hyperparameters)
+                    Configuration(
+                        problem, optimizer, template, swept=sweep and "lr" not in parts.hyperparameters
+                    )
                 )
     seen: dict[str, Configuration] = {}
     for configuration in configurations:
@@ -323,6 +339,8 @@ def run_comparison(
     settings = dict(settings or {})
     grid = list(lr_grid) if lr_grid is not None else []
     configurations = build_configurations(optimizers, problem_objects, settings, vary, sweep=bool(grid))
+    for configuration in configurations:  # fail on a bad configuration before hours of work
+        check_spec(configuration.spec(seeds[0], grid[0] if configuration.swept else None))
     name = name or default_name(optimizers, [p.name for p in problem_objects], settings, vary)
     summary = ComparisonSummary(name=name, configurations=configurations)
     with RunStore(out_dir) as store:

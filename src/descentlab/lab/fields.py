@@ -198,7 +198,7 @@ TECHNIQUES: dict[str, Field] = {
     ),
     "max_norm": Field("techniques", _positive, "max-norm constraint on each unit's incoming weights"),
     "l1": Field("techniques", _non_negative, "L1 penalty strength added to the loss"),
-    "l2": Field("techniques", _non_negative, "L2 penalty strength added to the loss (sum of w^2 times it)"),
+    "l2": Field("techniques", _non_negative, "L2 penalty: (strength / 2) * sum of w^2 added to the loss"),
     "proximal_l1": Field("techniques", _non_negative, "proximal L1: soft-threshold by lr * strength"),
     "decay_groups": Field(
         "techniques",
@@ -223,7 +223,9 @@ FIELDS: dict[str, Field] = {
     "schedule": Field(
         "schedule", lambda k, v: parse_choice(k, v, SCHEDULE_NAMES), "learning-rate schedule name"
     ),
-    "warmup": Field("schedule", _fraction_or_steps, "linear warm-up: steps, or a fraction (< 1) of the budget"),
+    "warmup": Field(
+        "schedule", _fraction_or_steps, "linear warm-up: steps, or a fraction (< 1) of the budget"
+    ),
     "momentum_schedule": Field(
         "schedule",
         lambda k, v: parse_choice(k, v, ("constant", "onecycle")),

@@ -14,6 +14,7 @@ The effective step size (update norm / gradient norm) needs no instrument: every
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -159,6 +160,8 @@ class Instruments:
 
 
 def _json_ready(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _json_ready(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(key): _json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

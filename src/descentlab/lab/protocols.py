@@ -21,6 +21,7 @@ gradient evaluations (Pearlmutter's R-operator costs one more forward-backward p
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,15 @@ class Stepper:
     ) -> None:
         self.task, self.optimizer, self.objective = task, optimizer, objective
         self.parameters, self.after_backward, self.counts = parameters, after_backward, counts
+        self.step_seconds = 0.0
+
+    def optimizer_step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """``optimizer.step(closure)``, timed into :attr:`step_seconds` (closure calls included)."""
+        started = time.perf_counter()
+        try:
+            return self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        finally:
+            self.step_seconds = time.perf_counter() - started
 
     def forward(self, batch: Any) -> torch.Tensor:
         """The objective on ``batch``, counted as one loss evaluation."""
@@ -121,8 +131,9 @@ class GradientStepper(Stepper):
         self.backward(loss)
         grad_norm = gradient_norm(self.parameters)
         skipped = self.after_backward()
+        self.step_seconds = 0.0
         if not skipped:
-            self.optimizer.step()
+            self.optimizer_step()
         return StepOutcome(float(loss.detach()), grad_norm, skipped)
 
 
@@ -132,7 +143,7 @@ class ClosureStepper(Stepper):
     def step(self, batch: Any) -> StepOutcome:
         """Let the optimizer call the closure as often as it needs."""
         first: dict[str, Any] = {}
-        self.optimizer.step(self.gradient_closure(batch, first))
+        self.optimizer_step(self.gradient_closure(batch, first))
         return StepOutcome(first.get("loss", math.nan), first.get("grad_norm"))
 
 
@@ -141,7 +152,7 @@ class ClosureNoBackwardStepper(Stepper):
 
     def step(self, batch: Any) -> StepOutcome:
         """One step; the gradient and Hessian-vector products the optimizer made are counted."""
-        loss = self.optimizer.step(lambda: self.forward(batch))
+        loss = self.optimizer_step(lambda: self.forward(batch))
         group = self.optimizer.param_groups[0]
         if group.get("mode") == "cg":
             products = int(getattr(self.optimizer, "last_cg_iterations", 0))
@@ -159,8 +170,8 @@ class SVRGStepper(Stepper):
         super().__init__(*args, **kwargs)
         if self.task.epoch_batches is None:
             raise ValueError(
-                "SVRG needs a finite training set for its full-gradient snapshots, and this problem "
-                "draws fresh noise every step (no epoch_batches); choose another problem"
+                "SVRG needs a finite training set for its full-gradient snapshots, and this problem's "
+                "task has none (no epoch_batches: it draws fresh noise every step); choose another problem"
             )
 
     def full_closure(self) -> torch.Tensor:
@@ -182,7 +193,7 @@ class SVRGStepper(Stepper):
         if self.optimizer.needs_snapshot:
             self.optimizer.take_snapshot(self.full_closure)
         first: dict[str, Any] = {}
-        self.optimizer.step(self.gradient_closure(batch, first))
+        self.optimizer_step(self.gradient_closure(batch, first))
         return StepOutcome(first.get("loss", math.nan), first.get("grad_norm"))
 
 

@@ -64,7 +64,7 @@ class RunSummary:
 
     Attributes:
         steps: steps done.
-        stop_reason: ``budget``, ``diverged``, ``early_stopping`` or ``grad_tol``.
+        stop_reason: ``budget``, ``diverged``, ``failed``, ``early_stopping`` or ``grad_tol``.
         protocol: the optimizer's step protocol (``gradient``, ``closure``, ...).
         dtype: parameter dtype (``float32``...): sets the resolution below which values tie.
         initial_loss: training loss of the first step.

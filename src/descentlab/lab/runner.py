@@ -12,7 +12,9 @@ epoch for epoch budgets) and at the end; test metrics at the end; for 2-paramete
 that holds a look-ahead point in its parameters (Nesterov) exposes ``at_iterate()``.
 
 Divergence is an outcome, not a crash: a run stops as ``"diverged"`` when the loss or a parameter
-becomes NaN/Inf, or when ``|loss| > DIVERGENCE_FACTOR * max(|initial loss|, 1)``.
+becomes NaN/Inf, or when ``|loss| > DIVERGENCE_FACTOR * max(|initial loss|, 1)``. An optimizer that
+gives up during training (``RuntimeError``: e.g. Newton on a singular Hessian without damping) ends the
+run as ``"failed"``, with its message kept in the summary (``extra["error"]``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +50,31 @@ MAX_RECORDS = 1000
 EVALUATIONS_PER_RUN = 50
 """Step-budget runs evaluate about this many times (plus once at the start and at the end)."""
 
+THREADS_VARIABLE = "DESCENTLAB_THREADS"
+"""Environment variable with the number of threads a run trains on (default 1)."""
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[None]:
+    """Train on ``$DESCENTLAB_THREADS`` threads (default 1), then restore torch's setting.
+
+    The lab's problems are small: measured on 2 shared cores, a digits-mlp run took 54-68 s on torch's
+    default threads against 1.9 s on one, because the threads spin and contend for every tiny kernel.
+    """
+    previous = torch.get_num_threads()
+    text = os.environ.get(THREADS_VARIABLE, "1")
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{THREADS_VARIABLE} must be a whole number >= 1, got {text!r}")
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
 
 @dataclass
 class RunResult:
@@ -53,7 +82,7 @@ class RunResult:
 
     Attributes:
         spec: the run.
-        outcome: ``"completed"`` or ``"diverged"``.
+        outcome: ``"completed"``, ``"diverged"`` or ``"failed"``.
         records: the step records.
         summary: the run's numbers.
         instruments: optional measurements (empty unless the spec asked for some).
@@ -173,6 +202,7 @@ class _Progress:
     best_state: dict[str, torch.Tensor] | None = None
     evaluations_without_gain: int = 0
     target: tuple[int, float, int] | None = None
+    error: str | None = None
 
 
 def _better(problem: Problem, a: float, b: float | None) -> bool:
@@ -239,7 +269,7 @@ def _one_step(training: Training, progress: _Progress, batch: Any, evaluated: bo
     training.instruments.after_step(step, training.optimizer)
     training.techniques.after_step(step, training.optimizer)
     progress.seconds += elapsed
-    progress.optimizer_seconds += elapsed
+    progress.optimizer_seconds += training.stepper.step_seconds
     return outcome
 
 
@@ -257,8 +287,10 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
     start = records[0].metrics or {}
     if _reaches(training.problem, start.get(training.problem.metric, math.nan)):
         progress.target = (0, 0.0, 0)
-    problem, scheduler, grad_tol = training.problem, training.scheduler, training.spec.technique_dict.get(
-        "grad_tol"
+    problem, scheduler, grad_tol = (
+        training.problem,
+        training.scheduler,
+        training.spec.technique_dict.get("grad_tol"),
     )
     point = training.point()
     listens = uses_metric(scheduler)
@@ -271,6 +303,13 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
         except NonFiniteGradientError:
             progress.steps, progress.stop_reason = step, "diverged"
             break
+        except RuntimeError as error:
+            progress.steps, progress.stop_reason, progress.error = (
+                step,
+                "failed",
+                " ".join(str(error).split()),
+            )
+            break
         progress.steps, progress.loss = step, outcome.loss
         if progress.initial_loss is None:
             progress.initial_loss = outcome.loss
@@ -278,7 +317,9 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
         update_norm = float(torch.linalg.vector_norm(after - point))
         point = after
         diverged = _diverged(training, progress, update_norm)
-        stop = diverged or (grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol)
+        stop = diverged or (
+            grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol
+        )
         metrics = train_metrics = None
         if (evaluated or stop) and not diverged:
             metrics = training.evaluate("validation")
@@ -315,7 +356,7 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
 
 def _summary(training: Training, progress: _Progress, records: list[StepRecord]) -> RunSummary:
     problem = training.problem
-    diverged = progress.stop_reason == "diverged"
+    diverged = progress.stop_reason in ("diverged", "failed")
     if progress.best_state is not None and progress.stop_reason == "early_stopping":
         training.task.model.load_state_dict(progress.best_state)
     final = None if diverged else training.evaluate("validation")
@@ -325,7 +366,7 @@ def _summary(training: Training, progress: _Progress, records: list[StepRecord])
     evaluated = [value for value in evaluated if math.isfinite(value)]
     best = (max(evaluated) if problem.higher_is_better else min(evaluated)) if evaluated else None
     target = progress.target
-    extra = {}
+    extra: dict[str, Any] = {} if progress.error is None else {"error": progress.error}
     switch_steps = getattr(training.optimizer, "switch_steps", None)
     if callable(switch_steps):
         extra["switch_steps"] = switch_steps()
@@ -353,12 +394,35 @@ def _summary(training: Training, progress: _Progress, records: list[StepRecord])
     )
 
 
+def check_spec(spec: RunSpec) -> None:
+    """Build everything ``spec`` needs and take one step, so a bad configuration fails before any work.
+
+    Numerical trouble in that step (``RuntimeError``: a singular Hessian, ...) is left to the run,
+    which records it as an outcome.
+
+    Raises:
+        ValueError: what :func:`run_spec` would raise for ``spec`` (names, hyperparameters, techniques
+            that do not fit the problem, an optimizer that refuses the problem at its first step).
+    """
+    with training_threads():
+        training = Training(spec)
+        try:
+            _one_step(training, _Progress(), next(training.task.batches), evaluated=True)
+        except (RuntimeError, NonFiniteGradientError):
+            pass
+
+
 def run_spec(spec: RunSpec) -> RunResult:
     """Train ``spec`` on its problem and return the result (never raises on divergence).
 
     Unknown problem/optimizer names, bad hyperparameters and techniques that do not fit the problem
     raise ``ValueError``.
     """
+    with training_threads():
+        return _run(spec)
+
+
+def _run(spec: RunSpec) -> RunResult:
     training = Training(spec)
     records = [
         StepRecord(
@@ -371,5 +435,5 @@ def run_spec(spec: RunSpec) -> RunResult:
     ]
     progress = _train(training, records)
     summary = _summary(training, progress, records)
-    outcome = "diverged" if summary.stop_reason == "diverged" else "completed"
+    outcome = summary.stop_reason if summary.stop_reason in ("diverged", "failed") else "completed"
     return RunResult(spec, outcome, records, summary, training.instruments.records)

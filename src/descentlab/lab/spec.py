@@ -131,9 +131,8 @@ class RunSpec:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         size = self.batch_size
-        if size is not None and size != "full":
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"batch_size must be a whole number >= 1 or 'full', got {size!r}")
+        if size not in (None, "full") and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"batch_size must be a whole number >= 1 or 'full', got {size!r}")
         for name, value in self.hyperparameters:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"hyperparameter {name} must be finite, got {value}")

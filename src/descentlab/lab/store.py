@@ -100,9 +100,7 @@ class RunStore:
         names = {row[0] for row in self._connection.execute("SELECT name FROM sqlite_master")}
         missing = {"runs", "records", "meta"} - names
         if missing:
-            raise StoreError(
-                f"{self.path} is not a descentlab store (no table {', '.join(sorted(missing))})"
-            )
+            raise StoreError(f"{self.path} is not a descentlab store (no table {', '.join(sorted(missing))})")
 
     def _add_missing_columns(self) -> None:
         present = {row[1] for row in self._connection.execute("PRAGMA table_info(records)")}

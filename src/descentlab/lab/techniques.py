@@ -39,9 +39,7 @@ class Techniques:
         if "freeze" in self.settings:
             self.frozen = training.freeze(model, list(self.settings["freeze"]))
         decay_all = self.settings.get("decay_groups") == "all"
-        names = (
-            {name for name, _ in model.named_parameters()} if decay_all else decay_parameter_names(model)
-        )
+        names = {name for name, _ in model.named_parameters()} if decay_all else decay_parameter_names(model)
         self.decayed = [p for name, p in model.named_parameters() if name in names]
         self.named = list(model.named_parameters())
 

@@ -45,9 +45,21 @@ def optimizer_colors(names: list[str]) -> dict[str, str]:
     return colors
 
 
-def display_name(name: str) -> str:
-    """The optimizer's class name (``adagrad`` -> ``Adagrad``), or ``name`` when not registered."""
-    from descentlab.optim.registry import optimizer_classes
+def configuration_colors(configurations: list[tuple[str, str]]) -> dict[str, str]:
+    """A colour per configuration label, given ``(label, optimizer)`` pairs in display order.
 
-    cls = optimizer_classes().get(name)
-    return cls.__name__ if cls is not None else name
+    With one configuration per optimizer each keeps its optimizer's colour, the same in every report;
+    otherwise configurations take the palette in display order, so none share a colour.
+    """
+    optimizers = [optimizer for _, optimizer in configurations]
+    if len(set(optimizers)) == len(optimizers):
+        by_optimizer = optimizer_colors(optimizers)
+        return {label: by_optimizer[optimizer] for label, optimizer in configurations}
+    palette = [colormaps["tab10"](index) for index in range(10)] + [
+        colormaps["tab20"](index) for index in range(1, 20, 2)
+    ]
+    colors = {}
+    for index, (label, _) in enumerate(configurations):
+        red, green, blue, _alpha = palette[index % len(palette)]
+        colors[label] = f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+    return colors

@@ -1,5 +1,8 @@
 """The report's data files: ``runs.csv`` (one row per run), ``records.csv`` (one row per recorded step)
-and ``report.json`` (comparison settings, per-problem tables and run summaries)."""
+and ``report.json`` (each part's settings, per-problem tables and run summaries).
+
+Every row names its configuration (id and label), so a number can always be traced to what produced it.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +10,15 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from descentlab.lab.records import SCALAR_COLUMNS, RunSummary
 from descentlab.lab.report.atomic_file import write_text_atomic
 from descentlab.lab.report.data import ReportData
-from descentlab.lab.report.statistics import OptimizerRow
 
-SUMMARY_KEYS = (
-    "steps",
-    "initial_loss",
-    "final_loss",
-    "final_metric",
-    "best_metric",
-    "steps_to_target",
-    "seconds_to_target",
-    "seconds",
-    "optimizer_seconds_per_step",
-)
-RECORD_KEYS = ("step", "loss", "lr", "grad_norm", "update_norm", "seconds", "optimizer_seconds", "x", "y")
+SUMMARY_KEYS = tuple(f.name for f in fields(RunSummary) if f.name != "extra")
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -48,61 +40,93 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_exports(out_dir: Path, data: ReportData, tables: dict[str, list[OptimizerRow]]) -> list[Path]:
+def _runs(data: ReportData) -> list[tuple[str, Any, dict[str, Any]]]:
+    """``(part title, configuration, run)`` for every run, each run once."""
+    seen, result = set(), []
+    for section in data.sections:
+        for problem in section.problems:
+            for configuration in problem.configurations:
+                for run in configuration.runs:
+                    if run["run_id"] not in seen:
+                        seen.add(run["run_id"])
+                        result.append((section.title, configuration, run))
+    return result
+
+
+def write_exports(out_dir: Path, data: ReportData, tables: dict[str, dict[str, list]]) -> list[Path]:
     """Write the three data files atomically and return their paths."""
-    runs = [run for problem in data.problems for runs in problem.runs.values() for run in runs]
+    runs = _runs(data)
     run_rows = [
         [
             run["run_id"],
+            configuration.configuration_id,
+            configuration.label,
             run["problem"],
             run["optimizer"],
             run["seed"],
             run["spec"].hyperparameter_dict.get("lr"),
             run["outcome"],
-            *(run["summary"].get(key) for key in SUMMARY_KEYS),
+            *(getattr(run["summary"], key) for key in SUMMARY_KEYS),
             json.dumps(run["spec"].to_dict(), sort_keys=True),
         ]
-        for run in runs
+        for _, configuration, run in runs
     ]
-    metric_keys = sorted(
-        {key for run in runs for r in run["records"] if r["metrics"] for key in r["metrics"]}
-    )
+    metric_keys = sorted({key for *_, run in runs for r in run["records"] if r.metrics for key in r.metrics})
     record_rows = [
         [
             run["run_id"],
+            configuration.configuration_id,
             run["problem"],
             run["optimizer"],
             run["seed"],
-            *(r[key] for key in RECORD_KEYS),
-            *((r["metrics"] or {}).get(key) for key in metric_keys),
+            *(getattr(r, key) for key in SCALAR_COLUMNS),
+            *((r.metrics or {}).get(key) for key in metric_keys),
+            *((r.train_metrics or {}).get(key) for key in metric_keys),
         ]
-        for run in runs
+        for _, configuration, run in runs
         for r in run["records"]
     ]
     document = {
-        "comparison": {key: value for key, value in data.comparison.items() if key != "run_ids"},
-        "problems": {name: [asdict(row) for row in rows] for name, rows in tables.items()},
+        "parts": [
+            {
+                "title": section.title,
+                "kind": section.kind,
+                "settings": {k: v for k, v in section.settings.items() if k != "run_ids"},
+                "problems": {
+                    name: [asdict(row) for row in rows]
+                    for name, rows in tables.get(section.title, {}).items()
+                },
+            }
+            for section in data.sections
+        ],
         "runs": [
             {
                 "run_id": run["run_id"],
+                "configuration_id": configuration.configuration_id,
+                "label": configuration.label,
                 "spec": run["spec"].to_dict(),
                 "outcome": run["outcome"],
-                "summary": run["summary"],
+                "summary": run["summary"].to_dict(),
             }
-            for run in runs
+            for _, configuration, run in runs
         ],
     }
+    header = ["run_id", "configuration_id", "label", "problem", "optimizer", "seed", "lr", "outcome"]
     return [
-        write_text_atomic(
-            out_dir / "runs.csv",
-            _csv_text(
-                ["run_id", "problem", "optimizer", "seed", "lr", "outcome", *SUMMARY_KEYS, "spec"], run_rows
-            ),
-        ),
+        write_text_atomic(out_dir / "runs.csv", _csv_text([*header, *SUMMARY_KEYS, "spec"], run_rows)),
         write_text_atomic(
             out_dir / "records.csv",
             _csv_text(
-                ["run_id", "problem", "optimizer", "seed", *RECORD_KEYS, *(f"val_{k}" for k in metric_keys)],
+                [
+                    "run_id",
+                    "configuration_id",
+                    "problem",
+                    "optimizer",
+                    "seed",
+                    *SCALAR_COLUMNS,
+                    *(f"val_{k}" for k in metric_keys),
+                    *(f"train_{k}" for k in metric_keys),
+                ],
                 record_rows,
             ),
         ),

@@ -1,4 +1,8 @@
-"""Render the report: one self-contained HTML page (inline CSS, plots as base64 PNG) plus data files."""
+"""Render the report: one self-contained HTML page (inline CSS, plots as base64 PNG) plus data files.
+
+The page holds one part per comparison of the folder and one for its stand-alone runs; inside each, a
+card per problem with its verdict, warnings, figures and a table of its configurations.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from pathlib import Path
 from descentlab import __version__
 from descentlab.lab.comparison import SWEEP_FRACTION
 from descentlab.lab.report.atomic_file import write_text_atomic
-from descentlab.lab.report.colors import display_name, optimizer_colors
-from descentlab.lab.report.data import ProblemRuns, load_report_data
+from descentlab.lab.report.colors import configuration_colors
+from descentlab.lab.report.data import ProblemRuns, ReportData, Section, load_report_data
 from descentlab.lab.report.exports import write_exports
 from descentlab.lab.report.plots import curves_figure, figure_to_data_uri, sweep_figure, trajectory_figure
-from descentlab.lab.report.statistics import OptimizerRow, optimizer_rows, rank_rows
-from descentlab.lab.report.summary import overall_verdict, problem_verdict
+from descentlab.lab.report.statistics import ConfigurationRow, configuration_rows
+from descentlab.lab.report.summary import ProblemVerdict, overall_verdict, problem_verdict
+from descentlab.lab.report.tables import configuration_table
 from descentlab.lab.runner import DIVERGENCE_FACTOR
 
 REPORT_NAME = "report.html"
@@ -47,54 +52,19 @@ th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right
 th { background:#f9fafb; font-weight:600; color:#374151; }
 th:first-child, td:first-child { text-align:left; }
 tr.winner td { background:#f0fdf4; font-weight:600; }
+tr.tied td { background:#f8fafc; }
 .swatch { display:inline-block; width:11px; height:11px; border-radius:3px; margin-right:7px;
           vertical-align:-1px; }
 .bad { color:#b91c1c; }
+.warn { margin:6px 0 10px; padding:8px 12px; background:#fffbeb; border-left:3px solid #d97706;
+        border-radius:4px; }
+h2.section { margin:30px 0 4px; font-size:22px; }
+p.settings { color:var(--muted); margin:0 0 14px; }
+td.label { white-space:normal; max-width:420px; }
 .muted { color:var(--muted); }
 ul.notes { color:#374151; padding-left:20px; }
 footer { color:var(--muted); font-size:13px; text-align:center; padding:10px; }
 """
-
-
-def _format(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
-
-
-def _mean_std(pair: tuple[float, float] | None) -> str:
-    return "–" if pair is None else f"{pair[0]:.4g} ± {pair[1]:.2g}"
-
-
-def _table(problem_runs: ProblemRuns, rows: list[OptimizerRow], colors: dict[str, str]) -> str:
-    problem = problem_runs.problem
-    metric = problem.metric if problem else "metric"
-    higher = problem.higher_is_better if problem else False
-    target = problem.target if problem else None
-    ranked = rank_rows(rows, higher)
-    winner = ranked[0].optimizer if ranked and ranked[0].final is not None else None
-    arrow = "↑" if higher else "↓"
-    head = (
-        f"<tr><th>optimizer</th><th>lr</th><th>final {html.escape(metric)} {arrow}</th>"
-        f"<th>best {html.escape(metric)} {arrow}</th>"
-        f"<th>steps to {_format(target)}</th><th>seconds to {_format(target)}</th>"
-        "<th>diverged</th><th>optimizer µs/step</th><th>run seconds</th></tr>"
-    )
-    body = []
-    for row in rows:
-        reached = f" <span class='muted'>({row.reached}/{row.seeds})</span>" if target is not None else ""
-        diverged = (
-            f"<span class='bad'>{row.diverged}/{row.seeds}</span>" if row.diverged else f"0/{row.seeds}"
-        )
-        steps = "–" if row.steps_to_target is None else f"{row.steps_to_target:g}{reached}"
-        seconds = "–" if row.seconds_to_target is None else f"{row.seconds_to_target:.3g}"
-        body.append(
-            f"<tr{' class=winner' if row.optimizer == winner else ''}>"
-            f"<td><span class='swatch' style='background:{colors[row.optimizer]}'></span>"
-            f"{html.escape(display_name(row.optimizer))}</td><td>{_format(row.lr, 3)}</td>"
-            f"<td>{_mean_std(row.final)}</td><td>{_mean_std(row.best)}</td><td>{steps}</td><td>{seconds}</td>"
-            f"<td>{diverged}</td><td>{row.overhead_seconds_per_step * 1e6:.1f}</td>"
-            f"<td>{row.seconds:.3g}</td></tr>"
-        )
-    return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _image(figure, alt: str, half: bool = False) -> str:
@@ -105,93 +75,153 @@ def _image(figure, alt: str, half: bool = False) -> str:
     return f"<img{size} src='{figure_to_data_uri(figure)}' alt='{html.escape(alt)}'>"
 
 
-def render_page(out_dir: str | Path) -> tuple[str, object]:
-    """The HTML text of the report of ``out_dir`` and the loaded data (for the data files)."""
-    data = load_report_data(out_dir)
-    all_optimizers = sorted({name for problem in data.problems for name in problem.runs})
-    colors = optimizer_colors(all_optimizers)
-    sweep = data.comparison.get("sweep", {})
-    tables: dict[str, list[OptimizerRow]] = {}
-    sections, winners, verdicts = [], [], []
-    for problem_runs in data.problems:
-        problem = problem_runs.problem
-        rows = optimizer_rows(problem_runs)
-        tables[problem_runs.name] = rows
-        ranked = rank_rows(rows, problem.higher_is_better if problem else False)
-        if ranked and ranked[0].final is not None:
-            winners.append(ranked[0].optimizer)
-        verdict = problem_verdict(problem_runs, rows)
-        verdicts.append(verdict)
-        trajectories = trajectory_figure(problem_runs, colors) if problem is not None else None
-        sweep_plot = None
-        if problem is not None and problem_runs.name in sweep:
-            sweep_plot = sweep_figure(
-                problem_runs.name, sweep[problem_runs.name], colors, problem.metric, problem.higher_is_better
-            )
-        curves = _image(curves_figure(problem_runs, colors), f"{problem_runs.name} curves")
-        # 2-D problems lead with their paths (sweep beside them); learning problems with their curves
-        if trajectories is not None:
-            figures = [
-                _image(trajectories, f"{problem_runs.name} trajectories", half=True),
-                _image(sweep_plot, f"{problem_runs.name} sweep", half=True),
-                curves,
-            ]
-        else:
-            figures = [curves, _image(sweep_plot, f"{problem_runs.name} sweep", half=True)]
-        subtitle = html.escape(f"{problem.kind} · {problem.summary}") if problem else "problem not registered"
-        sections.append(
-            f"<section class='card' id='{html.escape(problem_runs.name)}'>"
-            f"<h2>{html.escape(problem_runs.name)}<small>{subtitle}</small></h2>"
-            f"<p class='verdict'>{html.escape(verdict)}</p>"
-            f"<div class='figures'>{''.join(figures)}</div>{_table(problem_runs, rows, colors)}</section>"
-        )
-    comparison = data.comparison
-    seeds = comparison.get("seeds")
-    grid = comparison.get("lr_grid") or []
-    notes = [
-        "Curves show the mean over seeds with a min–max band; the training loss of minibatch problems is "
-        "a running mean over 1/50 of the recorded steps. Wall time counts training steps only "
-        "(evaluation excluded).",
-        "Final and best metric: mean ± standard deviation over the seeds that did not diverge; steps and "
-        "seconds to target: median over the seeds that reached it (count in brackets).",
-        "A run diverges when its loss or parameters become NaN/Inf or |loss| exceeds "
-        f"{DIVERGENCE_FACTOR:g} × max(|initial loss|, 1); it stops there and counts as diverged, "
-        "not as a crash.",
-        "Optimizer µs/step is the time spent inside optimizer.step() only.",
+def _anchor(section_index: int, problem: str) -> str:
+    return html.escape(f"s{section_index}-{problem}")
+
+
+def _warnings(rows: list[ConfigurationRow], bounds: list[float]) -> list[str]:
+    edges = [row for row in rows if row.swept and row.edge]
+    if not edges:
+        return []
+    bound = f"[{bounds[0]:g}, {bounds[1]:g}]" if bounds else "its bound"
+    names = ", ".join(f"{row.label} ({row.edge} edge)" for row in edges)
+    return [
+        f"The best learning rate sits at an edge of the sweep, which grew to its bound {bound}: {names}. "
+        "The true optimum may lie beyond it."
     ]
+
+
+def _problem_card(
+    section: Section, index: int, problem_runs: ProblemRuns
+) -> tuple[str, ProblemVerdict, list]:
+    problem = problem_runs.problem
+    rows = configuration_rows(problem_runs)
+    colors = configuration_colors([(c.label, c.optimizer) for c in problem_runs.configurations])
+    verdict = problem_verdict(problem_runs, rows)
+    sweep = {c.label: c.sweep for c in problem_runs.configurations if c.swept}
+    sweep_plot = None
+    if problem is not None and sweep:
+        sweep_plot = sweep_figure(problem_runs.name, sweep, colors, problem.metric, problem.higher_is_better)
+    trajectories = trajectory_figure(problem_runs, colors) if problem is not None else None
+    curves = _image(curves_figure(problem_runs, colors), f"{problem_runs.name} curves")
+    if trajectories is not None:  # 2-D problems lead with their paths (sweep beside them)
+        figures = [
+            _image(trajectories, f"{problem_runs.name} trajectories", half=True),
+            _image(sweep_plot, f"{problem_runs.name} sweep", half=True),
+            curves,
+        ]
+    else:
+        figures = [curves, _image(sweep_plot, f"{problem_runs.name} sweep", half=True)]
+    subtitle = html.escape(f"{problem.kind} · {problem.summary}") if problem else "problem not registered"
+    if problem is not None and getattr(problem, "deterministic", False):
+        subtitle += " · deterministic: seeds perturb the start"
+    warnings = "".join(
+        f"<p class='warn'>{html.escape(text)}</p>"
+        for text in _warnings(rows, section.settings.get("lr_bounds", []))
+    )
+    card = (
+        f"<section class='card' id='{_anchor(index, problem_runs.name)}'>"
+        f"<h2>{html.escape(problem_runs.name)}<small>{subtitle}</small></h2>"
+        f"<p class='verdict'>{html.escape(verdict.sentence)}</p>{warnings}"
+        f"<div class='figures'>{''.join(figures)}</div>"
+        f"{configuration_table(problem_runs, rows, colors, verdict.verdict)}</section>"
+    )
+    return card, verdict, rows
+
+
+def _settings_line(section: Section) -> str:
+    meta = section.settings
+    if section.kind != "comparison":
+        return "Runs stored with <code>descentlab run</code>, grouped by configuration."
+    parts = [f"seeds {', '.join(map(str, meta.get('seeds', [])))}"]
+    if meta.get("settings"):
+        parts.append("set " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items()))
+    if meta.get("vary"):
+        parts.append("varied " + "; ".join(f"{k} over {', '.join(v)}" for k, v in meta["vary"]))
+    grid = meta.get("lr_grid") or []
     if grid:
-        notes.insert(
-            0,
-            (
-                f"Learning rates: for each optimizer and problem a sweep over {len(grid)} rates from "
-                f"{min(grid):g} to {max(grid):g} (half-decade log grid) on seed {seeds[0] if seeds else 0} "
-                f"with {comparison.get('sweep_fraction', SWEEP_FRACTION):g} of the budget; the rate with the "
-                "best final metric (diverged rates last) runs on every seed and is the 'lr' column. Other "
-                "hyperparameters are each optimizer's defaults."
-            ),
+        low, high = meta.get("lr_bounds", [min(grid), max(grid)])
+        parts.append(
+            f"lr swept from {min(grid):g} to {max(grid):g} in half decades "
+            f"(growing up to [{low:g}, {high:g}]) "
+            f"on seed {meta['seeds'][0]} with {meta.get('sweep_fraction', SWEEP_FRACTION):g} of the budget, "
+            "chosen on validation"
         )
-    nav = "".join(f"<a href='#{html.escape(p.name)}'>{html.escape(p.name)}</a>" for p in data.problems)
-    runs_total = sum(len(runs) for problem in data.problems for runs in problem.runs.values())
+    return html.escape(" · ".join(parts))
+
+
+def _section(index: int, section: Section) -> tuple[str, list[ProblemVerdict], list]:
+    cards, verdicts, tables = [], [], {}
+    for problem_runs in section.problems:
+        card, verdict, rows = _problem_card(section, index, problem_runs)
+        cards.append(card)
+        verdicts.append(verdict)
+        tables[problem_runs.name] = rows
+    nav = "".join(f"<a href='#{_anchor(index, p.name)}'>{html.escape(p.name)}</a>" for p in section.problems)
+    body = (
+        f"<h2 class='section'>{html.escape(section.title)}</h2>"
+        f"<p class='settings'>{_settings_line(section)}</p><nav>{nav}</nav>{''.join(cards)}"
+    )
+    return body, verdicts, tables
+
+
+_NOTES = (
+    "Runs are grouped by configuration: everything but the seed. Only seeds are replicates; a table row "
+    "never mixes runs that differ in anything else.",
+    "Learning problems report the test split (held out; the sweep chose lr on validation), with the "
+    "validation and training-subset values beside it. 2-D functions and textbook models have no split: "
+    "their column is the final loss.",
+    "Values: mean ± sample standard deviation over the seeds that did not diverge, with the 95 % bootstrap "
+    "interval of the mean in brackets; 'identical on n seeds' when every seed gave the same value.",
+    "A winner is named only when it beats every other configuration beyond noise: the 95 % paired "
+    "bootstrap interval of the per-seed difference lies above the float resolution of the metric "
+    "(8 ulp of its start value). Otherwise the verdict is a tie. On deterministic problems (2-D "
+    "functions and textbook models) seed 0 starts at the textbook point and other seeds perturb it.",
+    "Curves: mean over seeds with a min–max band, against steps, gradient evaluations (minibatch units: "
+    "SVRG, line search and Newton spend more than one per step) and training wall time (evaluation "
+    "excluded). Minibatch losses are a running mean over 1/50 of the recorded steps.",
+    "A run diverges when its loss or parameters become NaN/Inf or |loss| exceeds "
+    f"{DIVERGENCE_FACTOR:g} × max(|initial loss|, 1); it stops there and counts as diverged.",
+    "Optimizer µs/step is the time inside optimizer.step() only (for closure-driven optimizers it includes "
+    "the loss and gradient evaluations they ask for).",
+)
+
+
+def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
+    """The HTML text of the report of ``out_dir``, the loaded data and the tables (for the data files)."""
+    data = load_report_data(out_dir)
+    bodies, all_verdicts, tables = [], [], {}
+    summary_items = []
+    for index, section in enumerate(data.sections):
+        body, verdicts, section_tables = _section(index, section)
+        bodies.append(body)
+        all_verdicts += verdicts
+        tables[section.title] = section_tables
+        summary_items.append(
+            f"<h3>{html.escape(section.title)}</h3>"
+            f"<p class='verdict'>{html.escape(overall_verdict(verdicts))}</p>"
+            f"<ul>{''.join(f'<li>{html.escape(v.sentence)}</li>' for v in verdicts)}</ul>"
+        )
+    runs_total = sum(len(c.runs) for s in data.sections for p in s.problems for c in p.configurations)
+    configurations = sum(len(p.configurations) for s in data.sections for p in s.problems)
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<link rel='icon' href='data:,'>"
         f"<title>descentlab report</title><style>{_CSS}</style></head><body>"
         "<header><h1>descentlab: optimizer comparison</h1>"
-        f"<p>{len(data.problems)} problems · {len(all_optimizers)} optimizers · "
-        f"{len(seeds) if seeds else 'stored'} seeds · {runs_total} runs</p></header><main>"
-        "<section class='card'><h2>Summary</h2>"
-        f"<p class='verdict'>{html.escape(overall_verdict(winners))}</p>"
-        f"<ul>{''.join(f'<li>{html.escape(v)}</li>' for v in verdicts)}</ul></section>"
-        f"<nav>{nav}</nav>{''.join(sections)}"
+        f"<p>{len(data.sections)} parts · {configurations} configurations · {runs_total} runs</p>"
+        "</header><main><section class='card'><h2>Summary</h2>"
+        f"{''.join(summary_items) or '<p>No runs stored.</p>'}</section>"
+        f"{''.join(bodies)}"
         "<section class='card'><h2>How to read this</h2>"
-        f"<ul class='notes'>{''.join(f'<li>{html.escape(note)}</li>' for note in notes)}</ul>"
+        f"<ul class='notes'>{''.join(f'<li>{html.escape(note)}</li>' for note in _NOTES)}</ul>"
         "<p>Data: <a href='runs.csv'>runs.csv</a> · <a href='records.csv'>records.csv</a> · "
         "<a href='report.json'>report.json</a></p></section></main>"
         f"<footer>descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         "</footer></body></html>"
     )
-    return page, (data, tables)
+    return page, data, tables
 
 
 def write_report(out_dir: str | Path) -> Path:
@@ -201,6 +231,6 @@ def write_report(out_dir: str | Path) -> Path:
         The path of ``report.html``.
     """
     out_dir = Path(out_dir)
-    page, (data, tables) = render_page(out_dir)
+    page, data, tables = render_page(out_dir)
     write_exports(out_dir, data, tables)
     return write_text_atomic(out_dir / REPORT_NAME, page)

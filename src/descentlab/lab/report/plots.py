@@ -11,7 +11,6 @@ import torch
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from descentlab.lab.report.colors import display_name, order_optimizers
 from descentlab.lab.report.data import ProblemRuns
 
 GRID_POINTS = 200
@@ -33,7 +32,7 @@ def _style(axes) -> None:
 
 
 def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
-    """Seed-0 (first seed) trajectories of every optimizer over the loss contours of a 2-D problem."""
+    """First-seed trajectories of every configuration over the loss contours of a 2-D problem."""
     problem = problem_runs.problem
     if problem is None or problem.function is None or problem.bounds is None:
         return None
@@ -66,25 +65,24 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
     else:
         axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
         axes.contour(xs, ys, values, levels=30, colors="#9ca3af", linewidths=0.4)
-    for optimizer in order_optimizers(list(problem_runs.runs)):
-        run = min(problem_runs.runs[optimizer], key=lambda run: run["seed"])
-        points = np.array(
-            [(r["x"], r["y"]) for r in run["records"] if r["x"] is not None and r["y"] is not None]
-        )
+    run = None
+    for name, runs in problem_runs.runs.items():
+        run = min(runs, key=lambda run: run["seed"])
+        points = np.array([(r.x, r.y) for r in run["records"] if r.x is not None and r.y is not None])
         if len(points) == 0:
             continue
-        label = display_name(optimizer) + (" (diverged)" if run["outcome"] == "diverged" else "")
+        label = name + (" (diverged)" if run["outcome"] == "diverged" else "")
         axes.plot(
             points[:, 0],
             points[:, 1],
             "-o",
-            color=colors[optimizer],
+            color=colors[name],
             markersize=2.2,
             linewidth=1.4,
             label=label,
             alpha=0.95,
         )
-    if problem.start is not None:
+    if problem.start is not None and run is not None and run["seed"] == 0:
         axes.plot(*problem.start, marker="s", color="black", markersize=7, linestyle="none", label="start")
     if problem.minima:
         minima = np.array(problem.minima)
@@ -102,16 +100,17 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
     axes.set_ylim(y_min, y_max)
     axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0")
     axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1")
-    axes.set_title(f"{problem.name}: paths from the start (seed {run['seed']})", fontsize=11)
+    seed = run["seed"] if run is not None else 0
+    axes.set_title(f"{problem.name}: paths from the start (seed {seed})", fontsize=11)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return figure
 
 
-def _series(records: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _series(records: list, key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
     if key == "loss":
-        pairs = [(r[x_key], r["loss"]) for r in records if r["loss"] is not None]
+        pairs = [(getattr(r, x_key), r.loss) for r in records if r.loss is not None]
     else:
-        pairs = [(r[x_key], r["metrics"][key]) for r in records if r["metrics"] and key in r["metrics"]]
+        pairs = [(getattr(r, x_key), r.metrics[key]) for r in records if r.metrics and key in r.metrics]
     pairs = [(x, y) for x, y in pairs if x is not None and y is not None and math.isfinite(y)]
     if not pairs:
         return np.empty(0), np.empty(0)
@@ -130,48 +129,47 @@ def _smooth(values: np.ndarray) -> np.ndarray:
 
 
 def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, smooth: bool) -> bool:
-    """Mean over seeds with a min-max band; x is the step, or the mean wall time at that step."""
+    """Mean over seeds with a min-max band; x is the step, or the mean of ``x_key`` at that step."""
     curves = []
     for run in runs:
         steps, values = _series(run["records"], key, "step")
-        seconds, _ = _series(run["records"], key, "seconds")
+        xs, _ = _series(run["records"], key, x_key)
         if len(values):
-            curves.append((steps, seconds, _smooth(values) if smooth else values))
+            curves.append((steps, xs, _smooth(values) if smooth else values))
     if not curves:
         return False
     length = min(len(curve[0]) for curve in curves)  # diverged seeds stop early: show the common part
-    steps = curves[0][0][:length]
     stacked = np.stack([curve[2][:length] for curve in curves])
-    x = steps if x_key == "step" else np.mean(np.stack([curve[1][:length] for curve in curves]), axis=0)
+    x = np.mean(np.stack([curve[1][:length] for curve in curves]), axis=0)
     axes.plot(x, stacked.mean(axis=0), color=color, linewidth=1.6, label=label)
     if len(curves) > 1:
         axes.fill_between(x, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.18, linewidth=0)
     return True
 
 
+X_AXES = (
+    ("step", "step", "steps"),
+    ("gradient_evaluations", "gradient evaluations (minibatch units)", "gradient evaluations"),
+    ("seconds", "training time (s)", "wall time"),
+)
+"""The x axes of the curves: steps, gradient evaluations (equal cost), wall time."""
+
+
 def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
-    """Training loss and validation metric against steps (top) and training wall time (bottom)."""
+    """Training loss (and validation metric) against steps, gradient evaluations and wall time."""
     problem = problem_runs.problem
     metric = problem.metric if problem else "loss"
     learning = problem is not None and problem.kind == "learning"
     panels = [("loss", "training loss"), (metric, f"validation {metric}")] if learning else [("loss", "loss")]
-    figure = Figure(figsize=(11, 7.2 if learning else 3.8))
-    grid = figure.subplots(2 if learning else 1, 2, squeeze=False)
-    for column, x_key in enumerate(("step", "seconds")):
+    figure = Figure(figsize=(13, 7.2 if learning else 3.8))
+    grid = figure.subplots(2 if learning else 1, len(X_AXES), squeeze=False)
+    for column, (x_key, x_label, x_title) in enumerate(X_AXES):
         for row, (key, title) in enumerate(panels):
             axes = grid[row][column] if learning else grid[0][column]
             _style(axes)
             drawn = False
-            for optimizer in order_optimizers(list(problem_runs.runs)):
-                drawn |= _band(
-                    axes,
-                    problem_runs.runs[optimizer],
-                    key,
-                    x_key,
-                    colors[optimizer],
-                    display_name(optimizer),
-                    smooth=key == "loss" and learning,
-                )
+            for name, runs in problem_runs.runs.items():
+                drawn |= _band(axes, runs, key, x_key, colors[name], name, smooth=key == "loss" and learning)
             use_log = (
                 key == "loss"
                 and drawn
@@ -184,8 +182,8 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
             )
             if use_log:
                 axes.set_yscale("log")
-            axes.set_xlabel("step" if x_key == "step" else "training time (s)")
-            axes.set_title(f"{title} vs {'steps' if x_key == 'step' else 'wall time'}", fontsize=10)
+            axes.set_xlabel(x_label)
+            axes.set_title(f"{title} vs {x_title}", fontsize=10)
             if problem is not None and problem.target is not None and key == metric and key != "loss":
                 axes.axhline(problem.target, color="#6b7280", linestyle="--", linewidth=0.9)
     handles, labels = grid[0][0].get_legend_handles_labels()
@@ -194,7 +192,7 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
             handles,
             labels,
             loc="lower center",
-            ncol=min(len(labels), 6),
+            ncol=min(len(labels), 3),
             frameon=False,
             bbox_to_anchor=(0.5, -0.04 if learning else -0.1),
         )
@@ -209,15 +207,16 @@ def sweep_figure(
     metric: str,
     higher_is_better: bool,
 ) -> Figure | None:
-    """Final metric of each sweep learning rate per optimizer (diverged rates are left out)."""
+    """Validation metric of each sweep learning rate per configuration (diverged rates left out)."""
+    sweep = {name: rates for name, rates in sweep.items() if rates}
     if not sweep:
         return None
     figure = Figure(figsize=(5.6, 4.0))
     axes = figure.add_subplot()
     _style(axes)
     all_positive = True
-    for optimizer in order_optimizers(list(sweep)):
-        points = sorted((float(lr), value) for lr, value in sweep[optimizer].items() if value is not None)
+    for name, rates in sweep.items():
+        points = sorted((float(lr), value) for lr, value in rates.items() if value is not None)
         if not points:
             continue
         lrs, values = zip(*points)
@@ -226,16 +225,16 @@ def sweep_figure(
             lrs,
             values,
             "-o",
-            color=colors.get(optimizer, "black"),
+            color=colors.get(name, "black"),
             markersize=3,
             linewidth=1.2,
-            label=display_name(optimizer),
+            label=name,
         )
     axes.set_xscale("log")
     if all_positive and not higher_is_better:
         axes.set_yscale("log")
     axes.set_xlabel("learning rate")
-    axes.set_ylabel(f"final {metric} (seed 0, short run)")
+    axes.set_ylabel(f"validation {metric} (first seed, short run)")
     axes.set_title(f"{problem_name}: learning-rate sweep", fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
     return figure

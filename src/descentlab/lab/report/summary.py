@@ -1,55 +1,89 @@
-"""The generated "who won where" paragraph of the report."""
+"""The generated verdicts of the report: who wins on each problem, beyond noise, or which configurations tie.
+
+A winner is named only under the rule of :mod:`descentlab.lab.verdicts` (a paired bootstrap interval
+over common seeds beyond the float resolution of the metric; one seed decides only on deterministic
+problems); otherwise the verdict says "tie: A, B, ...".
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
-from descentlab.lab.report.colors import display_name
+from descentlab.lab.comparison import metric_tolerance
 from descentlab.lab.report.data import ProblemRuns
-from descentlab.lab.report.statistics import OptimizerRow, rank_rows
+from descentlab.lab.report.statistics import ConfigurationRow, final_values, headline_key
+from descentlab.lab.verdicts import Verdict, decide
 
 
 def _format(value: float) -> str:
     return f"{value:.4g}"
 
 
-def problem_verdict(problem_runs: ProblemRuns, rows: list[OptimizerRow]) -> str:
-    """One sentence: the winner on the final metric, the fastest to target, and who diverged."""
+@dataclass
+class ProblemVerdict:
+    """The verdict on one problem and the sentence the report prints."""
+
+    problem: str
+    verdict: Verdict
+    sentence: str
+
+
+def problem_verdict(problem_runs: ProblemRuns, rows: list[ConfigurationRow]) -> ProblemVerdict:
+    """Decide the problem: winner beyond noise, or the configurations tied with the best."""
     problem = problem_runs.problem
     higher = problem.higher_is_better if problem else False
     metric = problem.metric if problem else "metric"
-    ranked = [row for row in rank_rows(rows, higher) if row.final is not None]
-    if not ranked:
-        return f"On {problem_runs.name} every optimizer diverged."
-    winner = ranked[0]
-    sentence = (
-        f"On {problem_runs.name}, {display_name(winner.optimizer)} ends best "
-        f"({metric} {_format(winner.final[0])}"
+    key = headline_key(problem_runs)
+    where = "test" if key == "test_metric" else "final"
+    candidates = {c.label: final_values(c, key) for c in problem_runs.configurations}
+    summaries = [run["summary"] for c in problem_runs.configurations for run in c.runs]
+    tolerance = metric_tolerance(problem, summaries) if problem else 0.0
+    dtype = summaries[0].dtype if summaries else "float32"
+    verdict = decide(
+        candidates,
+        higher_is_better=higher,
+        tolerance=tolerance,
+        deterministic=bool(problem and getattr(problem, "deterministic", False)),
+        tolerance_name=f"{dtype} resolution",
     )
-    if len(ranked) > 1:
-        sentence += f"; runner-up {display_name(ranked[1].optimizer)} {_format(ranked[1].final[0])}"
-    sentence += ")."
-    reached = [row for row in rows if row.steps_to_target is not None and row.reached == row.seeds]
-    if reached:
-        fastest = min(reached, key=lambda row: row.steps_to_target)
-        sentence += (
-            f" Fastest to the target {_format(problem.target)}: {display_name(fastest.optimizer)} "
-            f"in {fastest.steps_to_target:g} steps."
+    name = problem_runs.name
+    by_label = {row.label: row for row in rows}
+    if not verdict.tied:
+        sentence = f"On {name} every configuration diverged."
+    elif verdict.winner is not None:
+        best = by_label[verdict.winner].headline
+        sentence = (
+            f"On {name}, {verdict.winner} ends best ({where} {metric} {_format(best.mean)}); "
+            f"it {verdict.reason}."
         )
-    diverged = [display_name(row.optimizer) for row in rows if row.diverged]
+    elif len(verdict.tied) == 1:
+        sentence = f"On {name} only {verdict.tied[0]} finished without diverging."
+    else:
+        best = by_label[verdict.tied[0]].headline
+        sentence = (
+            f"On {name}, tie: {', '.join(verdict.tied)} ({where} {metric} {_format(best.mean)} for the "
+            f"first; {verdict.reason})."
+        )
+    diverged = [row.label for row in rows if row.diverged]
     if diverged:
         sentence += f" Diverged at least once: {', '.join(diverged)}."
-    return sentence
+    return ProblemVerdict(name, verdict, sentence)
 
 
-def overall_verdict(winners: list[str]) -> str:
-    """Which optimizers won how many problems."""
-    if not winners:
-        return "No problem had an optimizer that finished without diverging."
-    counts = Counter(winners).most_common()
-    parts = [f"{display_name(name)} ({count})" for name, count in counts]
-    return (
-        f"Problems won, by optimizer: {', '.join(parts)}. No optimizer wins everywhere."
-        if len(counts) > 1
-        else f"{display_name(counts[0][0])} won every problem ({counts[0][1]})."
-    )
+def overall_verdict(verdicts: list[ProblemVerdict]) -> str:
+    """How many problems each configuration won beyond noise, and how many ended in ties."""
+    wins = Counter(v.verdict.winner for v in verdicts if v.verdict.winner is not None)
+    ties = sum(1 for v in verdicts if v.verdict.winner is None and len(v.verdict.tied) > 1)
+    if not verdicts:
+        return "No runs to report."
+    parts = []
+    if wins:
+        parts.append(
+            "Problems won beyond noise: " + ", ".join(f"{label} ({n})" for label, n in wins.most_common())
+        )
+    else:
+        parts.append("No configuration won any problem beyond noise")
+    if ties:
+        parts.append(f"{ties} of {len(verdicts)} problems are ties between the best configurations")
+    return "; ".join(parts) + "."
