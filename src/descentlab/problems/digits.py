@@ -40,14 +40,14 @@ def digits_data() -> ClassificationData:
     return split_three(inputs, labels, validation_fraction=0.2, test_fraction=0.2)
 
 
-# Budgets and targets measured with Adam (lr 1e-3), one CPU thread, seeds 0-2, on the former 80/20
-# split: logistic regression reaches 0.93 by 1100-1250 steps (1 s) and ends at 0.94-0.95; the MLP
-# reaches 0.95 by 300-350 steps and ends at 0.97-0.98 (0.25 s); the CNN reaches 0.95 by 300 steps and
-# ends at 0.97 (1.3 s).
+# Budgets and targets measured with Adam (lr 1e-3), one CPU thread, seeds 0-2, on the 60/20/20 split:
+# logistic regression reaches 0.92 validation accuracy by 1200-1300 steps and ends at 0.92-0.93 (1.2 s);
+# the MLP reaches 0.95 by 350-400 steps and ends at 0.97-0.975 (0.9 s); the CNN reaches 0.95 by
+# 300-450 steps and ends at 0.96-0.98 (4-6 s on a loaded machine).
 register(
     classification_problem(
         "digits-logreg", "multinomial logistic regression on sklearn's 8x8 digits",
-        digits_data, partial(mlp, (64, 10)), budget_steps=1500, batch_size=64, target=0.93,
+        digits_data, partial(mlp, (64, 10)), budget_steps=1500, batch_size=64, target=0.92,
         options=LINEAR_OPTIONS, option_domains=domains_for(LINEAR_OPTIONS),
     )
 )  # fmt: skip
