@@ -268,7 +268,7 @@ def build_configurations(
             cls = get_optimizer_class(optimizer)
             for combination in _combinations(vary):
                 flat = resolve_for_optimizer({**settings, **combination}, optimizer)
-                parts = split_settings(flat, cls, getattr(problem, "options", {}) or {})
+                parts = split_settings(flat, cls, problem.options)
                 template = RunSpec.create(
                     problem.name,
                     optimizer,
@@ -277,7 +277,7 @@ def build_configurations(
                     schedule=parts.schedule or None,
                     seed=0,
                     techniques=parts.techniques,
-                    model=parts.model,
+                    model=canonical_model_options(problem, parts.model),
                     record=parts.record,
                     **parts.budget,
                 )
@@ -290,6 +290,17 @@ def build_configurations(
     for configuration in configurations:
         seen.setdefault(configuration.template.configuration_id, configuration)
     return list(seen.values())
+
+
+def canonical_model_options(problem: Problem, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The model options in the problem's canonical spelling, defaults left out.
+
+    ``init=xavier`` and ``init=glorot`` are one configuration, and ``dropout=0`` is the default model.
+    """
+    if not given:
+        return {}
+    resolved = problem.resolve_options(given)
+    return {key: resolved[key] for key in given if resolved[key] != problem.options[key]}
 
 
 def default_name(optimizers: Sequence[str], problems: Sequence[str], settings: Any, vary: Any) -> str:
