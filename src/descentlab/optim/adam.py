@@ -217,6 +217,13 @@ class AdamW(Adam):
             variant=variant,
         )
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # An Adam state_dict carries decoupled_weight_decay=False; AdamW is decoupled by definition
+        # (torch.optim.AdamW forces it back to True the same way).
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
     def _decay_factor(self, group: dict[str, Any]) -> float:
         if group["variant"] != "paper":
             return as_float(group["lr"])
