@@ -9,7 +9,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
-from descentlab.optim._validation import check_betas, check_non_negative, check_positive
+from descentlab.optim._validation import POSITIVE, hyperparameter_checks
 
 ADAM_PHASE, SGD_PHASE = 0.0, 1.0
 
@@ -67,6 +67,8 @@ class SWATS(RuleOptimizer):
     variants = ("paper", "per-tensor")
     block_numel = 0  # the switch test needs whole-group dot products
 
+    hyperparameters = hyperparameter_checks(switch_rtol=POSITIVE)
+
     def __init__(
         self,
         params: Any,
@@ -80,10 +82,6 @@ class SWATS(RuleOptimizer):
         foreach: bool | None = None,
         variant: str = "paper",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        check_positive("switch_rtol", switch_rtol)
         defaults = dict(
             lr=lr,
             betas=betas,
