@@ -24,7 +24,7 @@ CASES = [
         bad=[
             ({"lr_decay": -0.1}, "lr_decay must be >= 0"),
             ({"initial_accumulator_value": -1.0}, "initial_accumulator_value must be >= 0"),
-            ({"eps": -1e-3}, "eps must be >= 0"),
+            ({"eps": -1e-3}, "eps must be > 0"),
             ({"weight_decay": -0.5}, "weight_decay must be >= 0"),
             ({"lr": -0.1}, "lr must be >= 0"),
             ({"variant": "duchi"}, "variant"),
@@ -58,7 +58,7 @@ CASES = [
             ({"alpha": 1.5}, r"alpha must be in [0, 1]"),
             ({"alpha": -0.1}, r"alpha must be in [0, 1]"),
             ({"momentum": -0.9}, "momentum must be >= 0"),
-            ({"eps": -1.0}, "eps must be >= 0"),
+            ({"eps": -1.0}, "eps must be > 0"),
             ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
             ({"variant": "graves"}, "centered=True"),
             ({"capturable": True}, "capturable"),
@@ -107,7 +107,7 @@ CASES = [
         {"lr": 0.25, "rho": 0.95},
         bad=[
             ({"rho": 1.5}, r"rho must be in [0, 1]"),
-            ({"eps": -1.0}, "eps must be >= 0"),
+            ({"eps": -1.0}, "eps must be > 0"),
             ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
             ({"variant": "zeiler"}, "lr must be 1, got 0.5"),
         ],
@@ -142,7 +142,7 @@ CASES = [
         bad=[
             ({"betas": (0.9, 1.0)}, "betas[1]"),
             ({"betas": (1.0, 0.9)}, "betas[0]"),
-            ({"eps": -1.0}, "eps must be >= 0"),
+            ({"eps": -1.0}, "eps must be > 0"),
             ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
         ],
     ),

@@ -12,6 +12,8 @@ import torch
 from optim_descriptions import CASES
 from optim_harness import PROBLEMS, make_tensors, param_groups, run_optimizer, run_reference
 
+import descentlab.optim as dl
+
 REFERENCE_CASES = [case for case in CASES if case.reference is not None]
 TORCH_CASES = [case for case in CASES if case.torch_cls is not None]
 
@@ -253,3 +255,20 @@ def test_cache_blocked_update_equals_whole_tensor_update(case):
         results.append(params)
     for whole, blocked in zip(*results):
         assert torch.equal(whole, blocked)
+
+
+@pytest.mark.parametrize("source_cls", [torch.optim.Adam, dl.Adam], ids=["torch-adam", "our-adam"])
+def test_adam_state_dict_loaded_into_adamw_stays_decoupled(source_cls):
+    source_params = _mixed_params()
+    source = source_cls(source_params, lr=0.01, weight_decay=0.1)
+    _drive(source_params, source, 2)
+    saved = copy.deepcopy(source.state_dict())
+    assert saved["param_groups"][0]["decoupled_weight_decay"] is False
+    ours_params, torch_params = _mixed_params(), _mixed_params()
+    ours, theirs = dl.AdamW(ours_params), torch.optim.AdamW(torch_params)
+    for optimizer in (ours, theirs):
+        optimizer.load_state_dict(copy.deepcopy(saved))  # torch shares the loaded step tensors
+    assert ours.param_groups[0]["decoupled_weight_decay"] is True
+    _drive(ours_params, ours, 3, start=2)
+    _drive(torch_params, theirs, 3, start=2)
+    _assert_same(ours_params, torch_params, ours, theirs)

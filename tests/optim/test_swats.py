@@ -74,3 +74,46 @@ def test_group_needs_every_gradient():
     a.grad = torch.ones(2)
     with pytest.raises(ValueError, match="every parameter of a group"):
         optimizer.step()
+
+
+def test_step_with_closure_runs_the_closure_first_after_zero_grad():
+    x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    expected, switch_step, _ = swats_reference(x0, gradient, 300, 0.02, 0.9, 0.99, 1e-5)
+    tensors = [torch.tensor(part, dtype=torch.float64, requires_grad=True) for part in np.split(x0, [2])]
+    scales = [torch.tensor(part) for part in np.split(SCALES, [2])]
+    optimizer = SWATS(tensors, lr=0.02, betas=(0.9, 0.99), eps=1e-5)
+
+    def closure():
+        optimizer.zero_grad()  # grads are None when step() is entered: the closure must run first
+        # gradient of 0.5 s x^2 + 0.025 x^4 is s x + 0.1 x^3, the reference's gradient
+        loss = sum((0.5 * s * t**2 + 0.025 * t**4).sum() for s, t in zip(scales, tensors))
+        loss.backward()
+        return loss
+
+    for _ in range(300):
+        loss = optimizer.step(closure)
+    assert torch.is_tensor(loss)
+    assert optimizer.switch_steps() == [switch_step]
+    np.testing.assert_allclose(np.concatenate([t.detach().numpy() for t in tensors]), expected, rtol=1e-10)
+
+
+def test_switch_steps_has_one_entry_per_group_and_per_tensor_in_per_tensor_mode():
+    x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
+    _, optimizer = _run_ours(x0, 300, lr=0.02, betas=(0.9, 0.99), variant="per-tensor", switch_rtol=1e-3)
+    first_switch = optimizer.state[optimizer.param_groups[0]["params"][0]]["switch_step"].item()
+    assert first_switch > 2  # see test_per_tensor_variant_switches_tensors_separately
+    assert optimizer.switch_steps() == [{0: int(first_switch), 1: None}]
+    rates = optimizer.sgd_learning_rates()[0]
+    assert rates[1] is None and rates[0] > 0
+
+    # Two "paper" groups: one entry each, the second still in its Adam phase.
+    a = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.5, 1.5, -1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = SWATS([{"params": [a]}, {"params": [b], "lr": 0.0}], lr=0.02, betas=(0.9, 0.99), eps=1e-5)
+    for _ in range(300):
+        for tensor, scales in ((a, SCALES[:2]), (b, SCALES[2:])):
+            x = tensor.detach().numpy()
+            tensor.grad = torch.tensor(scales * x + 0.1 * x**3)
+        optimizer.step()
+    steps = optimizer.switch_steps()
+    assert len(steps) == 2 and isinstance(steps[0], int) and steps[1] is None

@@ -21,9 +21,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from descentlab.optim._validation import check_no_unsupported_modes
+from descentlab.optim._validation import ValidatedOptimizer
 
 
 def scalar_dtype() -> torch.dtype:
@@ -50,7 +49,7 @@ class Direction:
     scale: float | list[float] = 1.0
 
 
-class RuleOptimizer(Optimizer):
+class RuleOptimizer(ValidatedOptimizer):
     """Base class of descentlab's optimizers: a ``torch.optim.Optimizer`` driven by update rules.
 
     Subclasses implement :meth:`init_state` and :meth:`direction`; see the module docstring.
@@ -73,16 +72,28 @@ class RuleOptimizer(Optimizer):
     # 0 turns it off. Algorithms whose update is not elementwise set it to 0.
     block_numel: ClassVar[int] = 1 << 20
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        check_no_unsupported_modes(type(self).__name__, defaults)
-        if defaults.get("variant") is not None or self.variants:
-            variant = defaults.get("variant")
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Refuse torch.optim modes descentlab does not implement, and unknown variants.
+
+        Subclasses that add rules call ``super().check_group(group)`` first.
+        """
+        name = type(self).__name__
+        if group.get("capturable"):
+            raise ValueError(f"{name}: capturable=True (CUDA graph capture) is not supported; leave it False")
+        if group.get("differentiable"):
+            raise ValueError(f"{name}: differentiable=True is not supported; leave it False")
+        if group.get("fused"):
+            raise ValueError(
+                f"{name}: fused=True is not supported; leave fused=None "
+                "(descentlab uses multi-tensor kernels)"
+            )
+        if group.get("variant") is not None or self.variants:
+            variant = group.get("variant")
             if variant not in self.variants:
                 raise ValueError(
-                    f"unknown variant {variant!r} for {type(self).__name__}; "
+                    f"unknown variant {variant!r} for {name}; "
                     f"choose one of {', '.join(map(repr, self.variants))}"
                 )
-        super().__init__(params, defaults)
 
     # --- what an algorithm supplies -------------------------------------------------------------
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:

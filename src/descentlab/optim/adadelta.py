@@ -9,7 +9,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import add_decayed_weights, ema_of_squares_, root_with_eps_inside
-from descentlab.optim._validation import check_non_negative, check_unit_interval
+from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
 
 
 class Adadelta(RuleOptimizer):
@@ -52,6 +52,8 @@ class Adadelta(RuleOptimizer):
     reference = "Zeiler 2012 (arXiv:1212.5701)"
     variants = ("torch", "zeiler", "scaled_accumulator")
 
+    hyperparameters = hyperparameter_checks(rho=CLOSED_UNIT_INTERVAL)
+
     def __init__(
         self,
         params: Any,
@@ -66,9 +68,6 @@ class Adadelta(RuleOptimizer):
         differentiable: bool = False,
         variant: str = "torch",
     ) -> None:
-        check_unit_interval("rho", rho, closed_right=True)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             rho=rho,
@@ -82,10 +81,9 @@ class Adadelta(RuleOptimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group (for ``variant="zeiler"``, refuse a group ``lr`` other than 1)."""
-        _check_zeiler_lr({**self.defaults, **param_group})
-        super().add_param_group(param_group)
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        _check_zeiler_lr(group)
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         return {"step": make_step_counter(), **zeros_like_all(param, ["square_avg", "acc_delta"])}

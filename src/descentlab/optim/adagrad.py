@@ -14,7 +14,7 @@ from descentlab.optim._rules import (
     root_plus_eps,
     root_with_eps_inside,
 )
-from descentlab.optim._validation import check_non_negative
+from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
 
 
 class Adagrad(RuleOptimizer):
@@ -56,6 +56,8 @@ class Adagrad(RuleOptimizer):
     reference = "Duchi, Hazan & Singer 2011 (JMLR 12)"
     variants = ("torch", "eps_inside")
 
+    hyperparameters = hyperparameter_checks(lr_decay=NON_NEGATIVE, initial_accumulator_value=NON_NEGATIVE)
+
     def __init__(
         self,
         params: Any,
@@ -71,10 +73,6 @@ class Adagrad(RuleOptimizer):
         fused: bool | None = None,
         variant: str = "torch",
     ) -> None:
-        check_non_negative("lr_decay", lr_decay)
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("initial_accumulator_value", initial_accumulator_value)
-        check_non_negative("eps", eps)
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,

@@ -17,7 +17,6 @@ from descentlab.optim._rules import (
     root_plus_eps,
     running_max_,
 )
-from descentlab.optim._validation import check_betas, check_non_negative
 
 
 class Adam(RuleOptimizer):
@@ -55,7 +54,8 @@ class Adam(RuleOptimizer):
           :math:`\beta_{1t}`; drive ``betas`` with a scheduler for that), :math:`\alpha_t` is the group's
           ``lr`` (the paper's theory uses :math:`\alpha/\sqrt t`; use a scheduler), there is no
           projection onto a feasible set, and ``eps`` is added to :math:`\sqrt{\hat v_t}` (the paper has
-          none: ``eps=0`` is the paper exactly). Since :math:`m_1 = (1-\beta_1) g_1`, early steps are
+          none; ``eps`` must be > 0 here, since 0/0 would give NaN: a tiny one, e.g. ``1e-30``, is the
+          paper up to rounding). Since :math:`m_1 = (1-\beta_1) g_1`, early steps are
           much shorter than torch's AMSGrad at the same lr.
 
     Differences from torch.optim.Adam: none in ``"torch"``; ``fused``, ``capturable`` and
@@ -90,11 +90,6 @@ class Adam(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         variant: str = "torch",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        if variant == "amsgrad-paper" and not amsgrad:
-            raise ValueError("variant='amsgrad-paper' is AMSGrad: pass amsgrad=True (got amsgrad=False)")
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -110,6 +105,11 @@ class Adam(RuleOptimizer):
             variant=variant,
         )
         super().__init__(params, defaults)
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        if group["variant"] == "amsgrad-paper" and not group["amsgrad"]:
+            raise ValueError("variant='amsgrad-paper' is AMSGrad: pass amsgrad=True (got amsgrad=False)")
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
@@ -196,11 +196,6 @@ class AdamW(Adam):
         fused: bool | None = None,
         variant: str = "torch",
     ) -> None:
-        if variant == "paper" and not 0 <= float(weight_decay) <= 1:
-            raise ValueError(
-                "AdamW(variant='paper') decays theta <- theta - eta_t * weight_decay * theta, so "
-                f"weight_decay must be in [0, 1], got {weight_decay}"
-            )
         super().__init__(
             params,
             lr=lr,
@@ -216,6 +211,21 @@ class AdamW(Adam):
             decoupled_weight_decay=True,
             variant=variant,
         )
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        if group["variant"] == "paper" and not 0 <= as_float(group["weight_decay"]) <= 1:
+            raise ValueError(
+                "AdamW(variant='paper') decays theta <- theta - eta_t * weight_decay * theta, so "
+                f"weight_decay must be in [0, 1], got {group['weight_decay']}"
+            )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # An Adam state_dict carries decoupled_weight_decay=False; AdamW is decoupled by definition
+        # (torch.optim.AdamW forces it back to True the same way).
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
 
     def _decay_factor(self, group: dict[str, Any]) -> float:
         if group["variant"] != "paper":

@@ -10,7 +10,6 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter, zeros_like_all
 from descentlab.optim._rules import add_decayed_weights, bias_correction, ema_
 from descentlab.optim._rules.adaptive import decayed_max_of_abs_
-from descentlab.optim._validation import check_betas, check_non_negative
 
 
 class Adamax(RuleOptimizer):
@@ -58,9 +57,6 @@ class Adamax(RuleOptimizer):
         capturable: bool = False,
         variant: str = "torch",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,

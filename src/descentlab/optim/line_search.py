@@ -9,10 +9,15 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from descentlab.optim._engine import as_float
-from descentlab.optim._validation import check_non_negative, check_positive, check_unit_interval
+from descentlab.optim._validation import (
+    OPEN_UNIT_INTERVAL,
+    POSITIVE,
+    Integer,
+    ValidatedOptimizer,
+    hyperparameter_checks,
+)
 
 METHODS = ("golden", "armijo", "strong-wolfe")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: each golden-section iteration keeps this fraction
@@ -96,7 +101,7 @@ def _flat_float64(tensors: list[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])
 
 
-class LineSearchGD(Optimizer):
+class LineSearchGD(ValidatedOptimizer):
     r"""Gradient descent whose step length is chosen by a line search along :math:`d = -\nabla L`.
 
     Each ``step(closure)`` computes :math:`g = \nabla L(\theta)` and moves to
@@ -147,6 +152,15 @@ class LineSearchGD(Optimizer):
     reference = "Prince 2023 (UDL fig. 6.10); Nocedal & Wright 2006 ch. 3"
     step_protocol = "closure"  # see RuleOptimizer.step_protocol
     variants = METHODS
+    hyperparameters = hyperparameter_checks(
+        max_step=POSITIVE,
+        tolerance=POSITIVE,
+        c1=OPEN_UNIT_INTERVAL,
+        c2=OPEN_UNIT_INTERVAL,
+        shrink=OPEN_UNIT_INTERVAL,
+        max_evaluations=Integer(2),
+        max_expansions=Integer(0),
+    )
 
     def __init__(
         self,
@@ -162,17 +176,6 @@ class LineSearchGD(Optimizer):
         max_evaluations: int = 100,
         max_expansions: int = 20,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown line-search method {method!r}; choose one of {', '.join(METHODS)}")
-        check_non_negative("lr", lr)
-        check_positive("max_step", max_step)
-        check_positive("tolerance", tolerance)
-        check_unit_interval("c1", c1)
-        check_unit_interval("shrink", shrink)
-        if not 0 < c1 < c2 < 1:
-            raise ValueError(f"need 0 < c1 < c2 < 1 for the Wolfe conditions, got c1={c1}, c2={c2}")
-        if max_evaluations < 2:
-            raise ValueError(f"max_evaluations must be >= 2, got {max_evaluations}")
         defaults = dict(
             lr=lr,
             method=method,
@@ -189,6 +192,20 @@ class LineSearchGD(Optimizer):
         self.last_step_size = 0.0
         self.last_evaluations = 0
         self.last_search: LineSearchRecord | None = None
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        """The method's name, the Wolfe ordering of c1 and c2, and a finite first step."""
+        if group["method"] not in METHODS:
+            raise ValueError(
+                f"unknown line-search method {group['method']!r}; choose one of {', '.join(METHODS)}"
+            )
+        c1, c2 = group["c1"], group["c2"]
+        if not c1 < c2:
+            raise ValueError(f"need 0 < c1 < c2 < 1 for the Wolfe conditions, got c1={c1}, c2={c2}")
+        if not math.isfinite(as_float(group["lr"]) * float(group["max_step"])):
+            raise ValueError(
+                f"lr * max_step must be finite, got lr={group['lr']!r}, max_step={group['max_step']!r}"
+            )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add the (only) param group; a second one is refused, since the search is along one vector."""

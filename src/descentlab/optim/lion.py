@@ -9,7 +9,6 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, zeros_like_all
 from descentlab.optim._rules import decay_weights_, ema_
 from descentlab.optim._rules.sign import sign_of_interpolation
-from descentlab.optim._validation import check_betas, check_non_negative
 
 
 class Lion(RuleOptimizer):
@@ -27,7 +26,9 @@ class Lion(RuleOptimizer):
 
     Notes: the paper advises an ``lr`` 3-10x smaller and a ``weight_decay`` 3-10x larger than AdamW's,
     since the sign update has a larger norm. ``sign(0) = 0``: a coordinate whose interpolation is exactly
-    zero does not move (apart from decay). torch.optim has no Lion; differences from the paper: none.
+    zero does not move (apart from decay). A NaN or infinite gradient makes its coordinate NaN (and,
+    through the momentum, keeps it NaN), as torch's optimizers propagate non-finite values, instead of
+    ``sign(NaN) = 0`` freezing it silently. torch.optim has no Lion; differences from the paper: none.
 
     Example:
         >>> opt = Lion(model.parameters(), lr=1e-4, weight_decay=1.0)  # doctest: +SKIP
@@ -50,8 +51,6 @@ class Lion(RuleOptimizer):
         foreach: bool | None = None,
         differentiable: bool = False,
     ) -> None:
-        check_betas(betas)
-        check_non_negative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,

@@ -11,12 +11,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float
 from descentlab.optim._rules import add_decayed_weights, ema_
-from descentlab.optim._validation import check_non_negative, check_unit_interval
-
-
-def _check_momentum_arguments(momentum: Any, weight_decay: Any) -> None:
-    check_unit_interval("momentum", momentum)
-    check_non_negative("weight_decay", weight_decay)
+from descentlab.optim._validation import UNIT_INTERVAL, hyperparameter_checks
 
 
 class Momentum(RuleOptimizer):
@@ -47,6 +42,8 @@ class Momentum(RuleOptimizer):
 
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.11; Polyak 1964"
 
+    hyperparameters = hyperparameter_checks(momentum=UNIT_INTERVAL)  # an EMA weight: 1 would never move
+
     def __init__(
         self,
         params: Any,
@@ -58,7 +55,6 @@ class Momentum(RuleOptimizer):
         foreach: bool | None = None,
         differentiable: bool = False,
     ) -> None:
-        _check_momentum_arguments(momentum, weight_decay)
         defaults = dict(
             lr=lr,
             momentum=momentum,

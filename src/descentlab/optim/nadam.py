@@ -16,7 +16,7 @@ from descentlab.optim._rules import (
     ema_of_squares_,
     root_plus_eps,
 )
-from descentlab.optim._validation import check_betas, check_non_negative
+from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
 
 
 def scheduled_momentum(beta1: float, momentum_decay: float, step: int) -> float:
@@ -72,6 +72,8 @@ class NAdam(RuleOptimizer):
     reference = "Dozat 2016 (ICLR workshop, 'Incorporating Nesterov Momentum into Adam')"
     variants = ("torch", "paper")
 
+    hyperparameters = hyperparameter_checks(momentum_decay=NON_NEGATIVE)
+
     def __init__(
         self,
         params: Any,
@@ -88,10 +90,6 @@ class NAdam(RuleOptimizer):
         differentiable: bool = False,
         variant: str = "torch",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("momentum_decay", momentum_decay)
         defaults = dict(
             lr=lr,
             betas=betas,

@@ -8,9 +8,18 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from descentlab.optim._validation import check_non_negative, check_positive, check_unit_interval
+from descentlab.optim._validation import (
+    NON_NEGATIVE,
+    OPEN_UNIT_INTERVAL,
+    POSITIVE,
+    Flag,
+    Integer,
+    LearningRate,
+    Real,
+    ValidatedOptimizer,
+    hyperparameter_checks,
+)
 from descentlab.optim.line_search import armijo_backtracking
 
 MODES = ("exact", "saddle-free", "cg")
@@ -36,7 +45,7 @@ def _flatten(parts: tuple[Tensor | None, ...], params: list[Tensor]) -> Tensor:
     )
 
 
-class Newton(Optimizer):
+class Newton(ValidatedOptimizer):
     r"""Newton's method over all parameters as one vector :math:`\theta \in \mathbb R^n`.
 
     .. math::
@@ -123,6 +132,16 @@ class Newton(Optimizer):
     reference = "Nocedal & Wright 2006 (ch. 3, Alg. 7.1); Dauphin et al. 2014 (saddle-free)"
     step_protocol = "closure-no-backward"  # see RuleOptimizer.step_protocol
     variants = ()
+    hyperparameters = hyperparameter_checks(
+        lr=LearningRate(positive=True),
+        damping=NON_NEGATIVE,
+        adaptive_damping=Flag(),
+        damping_factor=Real(1.0, low_open=True),
+        max_hessian_params=Integer(1),
+        c1=OPEN_UNIT_INTERVAL,
+        shrink=OPEN_UNIT_INTERVAL,
+        max_evaluations=Integer(1),
+    )
 
     def __init__(
         self,
@@ -141,39 +160,6 @@ class Newton(Optimizer):
         shrink: float = 0.5,
         max_evaluations: int = 30,
     ) -> None:
-        check_positive("lr", lr)
-        if mode not in MODES:
-            raise ValueError(f"unknown Newton mode {mode!r}; choose one of {', '.join(MODES)}")
-        check_non_negative("damping", damping)
-        if line_search not in LINE_SEARCHES:
-            raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}")
-        if not isinstance(adaptive_damping, bool):
-            raise ValueError(f"adaptive_damping must be True or False, got {adaptive_damping!r}")
-        if adaptive_damping and not damping > 0:
-            raise ValueError(
-                f"adaptive_damping=True scales damping up and down, so it needs damping > 0 to start "
-                f"(e.g. damping=1e-3), got damping={damping!r}"
-            )
-        if adaptive_damping and line_search is not None:
-            raise ValueError(
-                "choose either line_search='armijo' or adaptive_damping=True: both decide how far to step"
-            )
-        if not damping_factor > 1:
-            raise ValueError(f"damping_factor must be > 1, got {damping_factor!r}")
-        if not isinstance(max_hessian_params, int) or max_hessian_params < 1:
-            raise ValueError(f"max_hessian_params must be an integer >= 1, got {max_hessian_params!r}")
-        if cg_tolerance is not None:
-            check_positive("cg_tolerance", cg_tolerance)
-        if cg_max_iterations is not None and not (
-            isinstance(cg_max_iterations, int) and cg_max_iterations >= 1
-        ):
-            raise ValueError(f"cg_max_iterations must be None or an integer >= 1, got {cg_max_iterations!r}")
-        check_positive("c1", c1)
-        check_unit_interval("c1", c1)
-        check_positive("shrink", shrink)
-        check_unit_interval("shrink", shrink)
-        if not isinstance(max_evaluations, int) or max_evaluations < 1:
-            raise ValueError(f"max_evaluations must be an integer >= 1, got {max_evaluations!r}")
         defaults = dict(
             lr=lr,
             mode=mode,
@@ -203,6 +189,30 @@ class Newton(Optimizer):
         self.last_direction = "newton"
         self.last_evaluations = 0
         self.last_step_accepted = True
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Rules that involve several keys or optional values (the table holds the simple ones)."""
+        mode, line_search, damping = group["mode"], group["line_search"], group["damping"]
+        cg_tolerance, cg_max_iterations = group["cg_tolerance"], group["cg_max_iterations"]
+        if mode not in MODES:
+            raise ValueError(f"unknown Newton mode {mode!r}; choose one of {', '.join(MODES)}")
+        if line_search not in LINE_SEARCHES:
+            raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}")
+        if group["adaptive_damping"] and not damping > 0:
+            raise ValueError(
+                f"adaptive_damping=True scales damping up and down, so it needs damping > 0 to start "
+                f"(e.g. damping=1e-3), got damping={damping!r}"
+            )
+        if group["adaptive_damping"] and line_search is not None:
+            raise ValueError(
+                "choose either line_search='armijo' or adaptive_damping=True: both decide how far to step"
+            )
+        if cg_tolerance is not None:
+            POSITIVE("cg_tolerance", cg_tolerance)
+        if cg_max_iterations is not None and not (
+            isinstance(cg_max_iterations, int) and cg_max_iterations >= 1
+        ):
+            raise ValueError(f"cg_max_iterations must be None or an integer >= 1, got {cg_max_iterations!r}")
 
     def _params(self) -> list[Tensor]:
         return [p for p in self.param_groups[0]["params"] if p.requires_grad]

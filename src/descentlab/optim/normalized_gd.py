@@ -8,7 +8,6 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, zeros_like_all
 from descentlab.optim._rules import ema_, ema_of_squares_, root_plus_eps
-from descentlab.optim._validation import check_betas, check_non_negative
 
 
 class NormalizedGD(RuleOptimizer):
@@ -52,8 +51,6 @@ class NormalizedGD(RuleOptimizer):
         foreach: bool | None = None,
         differentiable: bool = False,
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
         defaults = dict(
             lr=lr,
             betas=betas,

@@ -16,7 +16,6 @@ from descentlab.optim._rules import (
     ema_of_squares_,
     root_plus_eps,
 )
-from descentlab.optim._validation import check_betas, check_non_negative
 
 
 def sma_length(beta2: float, step: int) -> tuple[float, float]:
@@ -64,7 +63,8 @@ class RAdam(RuleOptimizer):
           otherwise the bias-corrected momentum step :math:`\eta\hat m_t`.
         - ``"paper"``: Liu et al. 2020, Algorithm 2 as written: threshold :math:`\rho_t > 4` (where
           :math:`r_t` first becomes defined), otherwise :math:`\theta_t = \theta_{t-1} - \alpha_t\hat m_t`.
-          The paper has no eps (``eps=0`` is the paper exactly) and no weight decay; ours follow torch.
+          The paper has no eps (``eps`` must be > 0 here; a tiny one such as ``1e-30`` is the paper
+          up to rounding) and no weight decay; ours follow torch.
         - ``"authors-code"``: the authors' public implementation (LiyuanLucasLiu/RAdam, ``radam/radam.py``,
           class ``RAdam`` with its default ``degenerated_to_sgd=False``): rectified step when
           :math:`\rho_t \ge 5`; otherwise **no update at all** (moments are still accumulated, and no
@@ -106,18 +106,6 @@ class RAdam(RuleOptimizer):
         differentiable: bool = False,
         variant: str = "torch",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        if (
-            variant in ("authors-code", "authors-code-sgd")
-            and weight_decay != 0
-            and not decoupled_weight_decay
-        ):
-            raise ValueError(
-                f"variant={variant!r} decays weights decoupled (as the authors' code does); pass "
-                f"decoupled_weight_decay=True or weight_decay=0, got weight_decay={weight_decay}"
-            )
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -131,6 +119,19 @@ class RAdam(RuleOptimizer):
             variant=variant,
         )
         super().__init__(params, defaults)
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        variant, weight_decay = group["variant"], group["weight_decay"]
+        if (
+            variant in ("authors-code", "authors-code-sgd")
+            and weight_decay != 0
+            and not group["decoupled_weight_decay"]
+        ):
+            raise ValueError(
+                f"variant={variant!r} decays weights decoupled (as the authors' code does); pass "
+                f"decoupled_weight_decay=True or weight_decay=0, got weight_decay={weight_decay}"
+            )
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         return {"step": make_step_counter(), **zeros_like_all(param, ["exp_avg", "exp_avg_sq"])}

@@ -16,7 +16,7 @@ from descentlab.optim._rules import (
     root_with_eps_inside,
 )
 from descentlab.optim._rules.adaptive import centered_second_moment
-from descentlab.optim._validation import check_non_negative, check_unit_interval
+from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
 
 
 class RMSprop(RuleOptimizer):
@@ -57,8 +57,9 @@ class RMSprop(RuleOptimizer):
           lr=1e-4, eps=1e-4``; the defaults stay torch's.
 
     Relation to the lecture: Tieleman & Hinton's RMSprop (lecture 6e) divides by
-    :math:`\sqrt{v_t}` with :math:`\alpha = 0.9` and no eps at all: ``RMSprop(..., alpha=0.9, eps=0)``
-    reproduces it exactly in either eps convention.
+    :math:`\sqrt{v_t}` with :math:`\alpha = 0.9` and no eps at all: ``RMSprop(..., alpha=0.9, eps=1e-30)``
+    reproduces it up to rounding in either eps convention (``eps`` must be > 0: with 0 a coordinate whose
+    gradients were all 0 would divide 0 by 0).
 
     Differences from torch.optim.RMSprop: ``alpha`` must lie in [0, 1] (torch accepts any
     ``alpha >= 0``); ``capturable=True`` is refused; raising ``momentum`` above 0 after the state was created
@@ -73,6 +74,8 @@ class RMSprop(RuleOptimizer):
 
     reference = "Tieleman & Hinton 2012 (lecture 6e); centered: Graves 2013 (arXiv:1308.0850)"
     variants = ("torch", "eps_inside", "graves")
+
+    hyperparameters = hyperparameter_checks(alpha=CLOSED_UNIT_INTERVAL)
 
     def __init__(
         self,
@@ -90,15 +93,6 @@ class RMSprop(RuleOptimizer):
         *,
         variant: str = "torch",
     ) -> None:
-        check_unit_interval("alpha", alpha, closed_right=True)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("momentum", momentum)
-        if variant == "graves" and not centered:
-            raise ValueError(
-                "variant='graves' is the centred form of Graves 2013 (eq. 40); pass centered=True, "
-                "or choose variant='torch' or 'eps_inside' for the uncentred one"
-            )
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -113,6 +107,14 @@ class RMSprop(RuleOptimizer):
             variant=variant,
         )
         super().__init__(params, defaults)
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        if group["variant"] == "graves" and not group["centered"]:
+            raise ValueError(
+                "variant='graves' is the centred form of Graves 2013 (eq. 40); pass centered=True, "
+                "or choose variant='torch' or 'eps_inside' for the uncentred one"
+            )
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         names = ["square_avg"]

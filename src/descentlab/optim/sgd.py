@@ -9,7 +9,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim._rules import add_decayed_weights, trace_
-from descentlab.optim._validation import check_non_negative
+from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
 
 
 class SGD(RuleOptimizer):
@@ -51,6 +51,8 @@ class SGD(RuleOptimizer):
     reference = "Robbins & Monro 1951; Polyak 1964; Sutskever et al. 2013"
     variants = ("torch", "ema")
 
+    hyperparameters = hyperparameter_checks(dampening=CLOSED_UNIT_INTERVAL)
+
     def __init__(
         self,
         params: Any,
@@ -66,17 +68,6 @@ class SGD(RuleOptimizer):
         fused: bool | None = None,
         variant: str = "torch",
     ) -> None:
-        check_non_negative("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
-                f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={momentum}, "
-                f"dampening={dampening}"
-            )
-        if variant == "ema" and dampening != 0:
-            raise ValueError(f"variant='ema' fixes dampening to momentum; pass dampening=0, got {dampening}")
-        if variant == "ema" and not 0 <= momentum < 1:
-            raise ValueError(f"variant='ema' needs momentum in [0, 1), got {momentum}")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -90,6 +81,19 @@ class SGD(RuleOptimizer):
             variant=variant,
         )
         super().__init__(params, defaults)
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        super().check_group(group)
+        momentum, dampening = group["momentum"], group["dampening"]
+        if group["nesterov"] and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={momentum}, "
+                f"dampening={dampening}"
+            )
+        if group["variant"] == "ema" and dampening != 0:
+            raise ValueError(f"variant='ema' fixes dampening to momentum; pass dampening=0, got {dampening}")
+        if group["variant"] == "ema" and not 0 <= momentum < 1:
+            raise ValueError(f"variant='ema' needs momentum in [0, 1), got {momentum}")
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         if group["momentum"] == 0:

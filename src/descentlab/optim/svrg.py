@@ -10,7 +10,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim._rules import add_decayed_weights
-from descentlab.optim._validation import check_non_negative
+from descentlab.optim._validation import Integer, hyperparameter_checks
 
 Closure = Callable[[], Tensor]
 
@@ -57,6 +57,8 @@ class SVRG(RuleOptimizer):
     step_protocol = "svrg"
     variants = ()
 
+    hyperparameters = hyperparameter_checks(snapshot_every=Integer(1))
+
     def __init__(
         self,
         params: Any,
@@ -69,11 +71,8 @@ class SVRG(RuleOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        if not isinstance(snapshot_every, int) or snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
         if option not in ("I", "II"):
             raise ValueError(f"option must be 'I' or 'II' (Johnson & Zhang 2013), got {option!r}")
-        check_non_negative("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             snapshot_every=snapshot_every,

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
-from descentlab.optim._validation import check_betas, check_non_negative, check_positive
+from descentlab.optim._validation import POSITIVE, hyperparameter_checks
 
 ADAM_PHASE, SGD_PHASE = 0.0, 1.0
 
@@ -45,9 +45,10 @@ class SWATS(RuleOptimizer):
 
     Variants:
         - ``"paper"`` (default): the per-group switch and the absolute test above.
-        - ``"per-tensor"``: the test and the switch per parameter tensor with the relative tolerance
-          ``|Lambda - gamma| < switch_rtol * |gamma|`` and ``Lambda > 0``, as a popular public
-          implementation does; not the paper's criterion.
+        - ``"per-tensor"``: our own variant: the test and the switch per parameter tensor, with the
+          relative tolerance ``|Lambda - gamma| < switch_rtol * |gamma|`` and ``Lambda > 0``. Neither
+          the paper's criterion nor the public implementations' (those switch per param group);
+          :meth:`switch_steps` then reports one switch per tensor.
 
     Differences from the paper: weight decay (``weight_decay``, coupled L2, default 0) is an addition.
     After the switch the SGD step is :math:`\Lambda \cdot \text{lr}_k / \text{lr}_{switch}` so learning
@@ -66,6 +67,8 @@ class SWATS(RuleOptimizer):
     variants = ("paper", "per-tensor")
     block_numel = 0  # the switch test needs whole-group dot products
 
+    hyperparameters = hyperparameter_checks(switch_rtol=POSITIVE)
+
     def __init__(
         self,
         params: Any,
@@ -79,10 +82,6 @@ class SWATS(RuleOptimizer):
         foreach: bool | None = None,
         variant: str = "paper",
     ) -> None:
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
-        check_positive("switch_rtol", switch_rtol)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -103,6 +102,11 @@ class SWATS(RuleOptimizer):
         return state
 
     def step(self, closure: Any = None) -> Any:
+        """One SWATS step; ``closure`` (optional) runs first, so its gradients are the ones checked."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             if group["variant"] == "paper" and group.get("foreach") is not False:
                 with_grad = [p for p in group["params"] if p.grad is not None]
@@ -116,7 +120,8 @@ class SWATS(RuleOptimizer):
                     )
             elif group["variant"] == "paper":
                 raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
-        return super().step(closure)
+        super().step()
+        return loss
 
     def direction(self, group, params, grads, state, step) -> Direction | None:
         beta1, beta2 = (float(beta) for beta in group["betas"])
@@ -166,17 +171,29 @@ class SWATS(RuleOptimizer):
                 state["switch_lr"][index].fill_(lr)
                 state["momentum_buffer"][index].zero_()
 
-    def switch_steps(self) -> list[int | None]:
-        """Per param group, the step at which it switched to SGD (``None`` while still in Adam)."""
-        return [self._group_scalar(group, "switch_step", int) for group in self.param_groups]
+    def switch_steps(self) -> list[int | dict[int, int | None] | None]:
+        """Per param group, the step at which it switched to SGD (``None`` while still in Adam).
 
-    def sgd_learning_rates(self) -> list[float | None]:
-        """Per param group, the SGD learning rate Lambda estimated at the switch (``None`` before)."""
-        return [self._group_scalar(group, "sgd_lr", float) for group in self.param_groups]
+        A ``"per-tensor"`` group switches tensor by tensor, so its entry is a dict from the index of
+        each parameter in ``group["params"]`` (``group["param_names"]`` has the names, if given) to that
+        tensor's switch step or ``None``.
+        """
+        return [self._switch_record(group, "switch_step", int) for group in self.param_groups]
 
-    def _group_scalar(self, group, name, convert):
-        for param in group["params"]:
+    def sgd_learning_rates(self) -> list[float | dict[int, float | None] | None]:
+        """Per param group, the SGD learning rate Lambda estimated at the switch (``None`` before).
+
+        Shaped as :meth:`switch_steps`: a dict per parameter index for ``"per-tensor"`` groups.
+        """
+        return [self._switch_record(group, "sgd_lr", float) for group in self.param_groups]
+
+    def _switch_record(self, group, name, convert):
+        values = {}
+        for index, param in enumerate(group["params"]):
             param_state = self.state.get(param)
-            if param_state and param_state["phase"].item() == SGD_PHASE:
-                return convert(param_state[name].item())
-        return None
+            switched = bool(param_state) and param_state["phase"].item() == SGD_PHASE
+            values[index] = convert(param_state[name].item()) if switched else None
+        if group["variant"] == "per-tensor":
+            return values
+        # A "paper" group switches as a whole: every tensor holds the same value.
+        return next((value for value in values.values() if value is not None), None)
