@@ -135,7 +135,8 @@ def _merge_config(args: argparse.Namespace, settings: dict[str, Any], vary: dict
     from descentlab.lab.config_file import load_config
     from descentlab.lab.fields import FIELDS
 
-    options = [key for key in vars(args) if key not in ("handler", "config", "set", "vary", "hp")]
+    skip = ("handler", "config", "set", "vary", "hp", *_SHORTCUTS)
+    options = [key for key in vars(args) if key not in skip]
     for key, value in load_config(args.config).items():
         if key == "set" or key == "hp":
             if not isinstance(value, dict):
@@ -150,12 +151,12 @@ def _merge_config(args: argparse.Namespace, settings: dict[str, Any], vary: dict
         elif key in options:
             if getattr(args, key) is None:
                 setattr(args, key, value)
-        elif key in FIELDS or "." in key:
-            settings.setdefault(key, value)
+        elif key in FIELDS or key in _SHORTCUTS or "." in key:
+            settings.setdefault(_SHORTCUTS.get(key, key), value)
         else:
             raise SettingError(
                 f"unknown option {key!r} in {args.config}; allowed: {', '.join(sorted(options))}, "
-                "set, vary, or a setting key (see `descentlab compare --help`)"
+                f"{', '.join(_SHORTCUTS)}, set, vary, or a setting key (see `descentlab compare --help`)"
             )
 
 

@@ -145,7 +145,7 @@ def load_report_data(out_dir: str | Path) -> ReportData:
         wanted = [everything[run_id] for run_id in meta.get("run_ids", []) if run_id in everything]
         if wanted:
             problems = _group(wanted, described, meta.get("problems", []))
-            sections.append(Section(f"comparison {name!r}", "comparison", meta, problems))
+            sections.append(Section(f"comparison {name}", "comparison", meta, problems))
     standalone = [
         run for run in everything.values() if run["purpose"] == "run" and run["run_id"] not in compared
     ]
