@@ -14,6 +14,7 @@ writes ``lr``, ``momentum``, ``betas``, ``weight_decay``... into the groups driv
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -142,8 +143,8 @@ class RuleOptimizer(ValidatedOptimizer):
                 if group.get("foreach") is False:
                     for index in range(len(bucket.params)):
                         self._apply(group, bucket.select(index), step)
-                elif self.block_numel and bucket.is_elementwise():
-                    for block in bucket.blocks(self.block_numel):
+                elif self.block_numel and (plain := bucket.blockable()) is not None:
+                    for block in plain.blocks(self.block_numel):
                         self._apply(group, block, step)
                 else:
                     self._apply(group, bucket, step)
@@ -237,28 +238,36 @@ class _Bucket:
         single.complex_flags = [self.complex_flags[index]]
         return single
 
-    def is_elementwise(self) -> bool:
-        """Whether blocks pay and work: some state, and every state value shaped like its parameter.
+    def blockable(self) -> _Bucket | None:
+        """This bucket over plain contiguous tensors whose flat slices alias them, or ``None``.
 
-        With no state (plain SGD) the update is one kernel and slicing it only adds overhead.
+        Blocks pay and work only with some state (plain SGD is one kernel: slicing adds overhead) and
+        every state value shaped like its parameter. A flat slice of anything but a plain contiguous
+        tensor may be a copy (a slice of a sharded DTensor is all-gathered to ``Replicate``), and an
+        update written into a copy is lost; so a DTensor whose gradient and state share its layout is
+        replaced by its local shard (an elementwise update of the shard is the update of its part), and
+        any other tensor sends the whole bucket down the unblocked path.
         """
         if not self.state:
-            return False
+            return None
+        plain = _Bucket()
         for index, param in enumerate(self.params):
-            if not (param.is_contiguous() and self.grads[index].is_contiguous()):
-                return False
-            for values in self.state.values():
-                value = values[index]
-                if not isinstance(value, Tensor) or value.shape != param.shape or not value.is_contiguous():
-                    return False
-        return True
+            state = [values[index] for values in self.state.values()]
+            tensors = _local_shards([param, self.grads[index], *state])
+            if tensors is None:
+                return None
+            plain.params.append(tensors[0])
+            plain.grads.append(tensors[1])
+            for name, value in zip(self.state, tensors[2:]):
+                plain.state[name].append(value)
+        return plain
 
     def blocks(self, block_numel: int) -> Iterator[_Bucket]:
         """The small tensors as one bucket, then each large tensor in flat slices of ``block_numel``.
 
         Slicing only pays where a tensor is larger than the cache; small tensors stay whole in one
-        multi-tensor call, which avoids creating thousands of views. Slices are views, so updates land
-        in the real tensors.
+        multi-tensor call, which avoids creating thousands of views. Call it on :meth:`blockable`'s bucket:
+        slices are then views (checked), so updates land in the real tensors.
         """
         small = [index for index, param in enumerate(self.params) if param.numel() <= block_numel]
         if small:
@@ -274,7 +283,7 @@ class _Bucket:
         whole = flat_slice == slice(None)
 
         def part(tensor: Tensor) -> Tensor:
-            return tensor if whole else tensor.view(-1)[flat_slice]
+            return tensor if whole else _flat_alias(tensor)[flat_slice]
 
         block.params = [part(self.params[i]) for i in indices]
         block.grads = [part(self.grads[i]) for i in indices]
@@ -286,6 +295,59 @@ class _Bucket:
             for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
                 if owner.get(name) is None and value is not None:
                     owner[name] = torch.view_as_complex(value) if is_complex else value
+
+
+def _is_plain(tensor: Any) -> bool:
+    """Whether ``tensor`` is a ``torch.Tensor`` or ``nn.Parameter`` itself, not a tensor subclass."""
+    return type(tensor) is Tensor or type(tensor) is torch.nn.Parameter
+
+
+@functools.cache
+def _dtensor_type() -> type | None:
+    """``DTensor``, imported on first need (``None`` where torch is built without distributed)."""
+    if not torch.distributed.is_available():
+        return None
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # torch < 2.5
+        from torch.distributed._tensor import DTensor
+    return DTensor
+
+
+def _local_shards(tensors: list[Any]) -> list[Tensor] | None:
+    """A parameter, its gradient and state as plain contiguous tensors of one shape, or ``None``.
+
+    DTensors become their local shards when all share one mesh and placements and none is ``Partial``
+    (a partial sum is not the value an elementwise rule must see); under ``no_grad`` ``to_local()`` is
+    the shard itself, not a copy.
+    """
+    shape = tensors[0].shape
+    if not all(isinstance(tensor, Tensor) and tensor.shape == shape for tensor in tensors):
+        return None
+    dtensor = None if _is_plain(tensors[0]) else _dtensor_type()
+    if dtensor is not None and isinstance(tensors[0], dtensor):
+        layout = (tensors[0].device_mesh, tensors[0].placements)
+        if any(placement.is_partial() for placement in layout[1]):
+            return None
+        for tensor in tensors:
+            if not isinstance(tensor, dtensor) or (tensor.device_mesh, tensor.placements) != layout:
+                return None
+        tensors = [tensor.to_local() for tensor in tensors]
+    if all(_is_plain(tensor) and tensor.is_contiguous() for tensor in tensors):
+        return tensors
+    return None
+
+
+def _flat_alias(tensor: Tensor) -> Tensor:
+    """``tensor`` as a 1-D view of its own memory; raises rather than hand out a copy to update."""
+    flat = tensor.view(-1)
+    if not (_is_plain(tensor) and type(flat) is Tensor and flat.data_ptr() == tensor.data_ptr()):
+        raise RuntimeError(
+            f"cache blocking needs a plain contiguous tensor, got {type(tensor).__name__} of shape "
+            f"{tuple(tensor.shape)}: updates of its slices would be lost (descentlab bug; set "
+            "block_numel = 0 on the optimizer to work around it)"
+        )
+    return flat
 
 
 def make_step_counter() -> Tensor:
