@@ -160,7 +160,10 @@ def test_unknown_problem_and_clean_error_through_main(problems, monkeypatch, cap
         run(["hessian", "--problem", "nope"])
     monkeypatch.setattr(descentlab.cli, "COMMAND_MODULES", ("descentlab._cli.analysis",))
     assert descentlab.cli.main(["lr-find", "--problem", problems[0], "--steps", "3"]) == 2
-    assert capsys.readouterr().err.strip() == "descentlab: error: --steps must be in [10, 10000], got 3 (--debug shows the traceback)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "descentlab: error: --steps must be in [10, 10000], got 3 (--debug shows the traceback)"
+    )
 
 
 def test_resolve_optimizer_prefers_descentlab_then_torch():

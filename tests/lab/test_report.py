@@ -125,7 +125,9 @@ def test_a_tie_is_reported_as_a_tie(tmp_path):
 def test_a_clear_winner_is_named(tmp_path):
     run_comparison(tmp_path, ["sgd"], ["tiny-bowl"], [0, 1], vary=[("lr", ["0.001", "0.3"])])
     text = write_report(tmp_path).read_text()
-    assert "On tiny-bowl, SGD lr=0.3 ends best" in text and "beats the runner-up on all 2 common seeds" in text
+    assert (
+        "On tiny-bowl, SGD lr=0.3 ends best" in text and "beats the runner-up on all 2 common seeds" in text
+    )
 
 
 def test_one_stochastic_seed_decides_nothing(tmp_path):

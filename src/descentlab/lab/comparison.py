@@ -46,6 +46,9 @@ LR_MIN, LR_MAX = 1e-6, 1e3
 SWEEP_FRACTION = 0.25
 """Fraction of the run budget each sweep run trains for."""
 
+SWEEP_EVALUATIONS = 5
+"""Validation evaluations of a sweep run: it is ranked on its final one, so a few suffice."""
+
 Runner = Callable[[RunSpec], RunResult]
 
 
@@ -80,7 +83,7 @@ class Configuration:
             batch_size=self.template.batch_size,
             techniques=self.template.technique_dict,
             model=self.template.model_dict,
-            record={} if sweep else self.template.record_dict,
+            record={"evaluations": SWEEP_EVALUATIONS} if sweep else self.template.record_dict,
             data=self.template.data,
         )
 
@@ -122,29 +125,39 @@ def _worker_init(worker_setup: Callable[[], None] | None) -> None:
         worker_setup()
 
 
-def _execute(
-    specs: list[RunSpec], jobs: int, runner: Runner, worker_setup: Callable[[], None] | None
-) -> Iterator[RunResult]:
-    """Yield the result of every spec, in completion order, in ``jobs`` processes."""
-    if jobs <= 1 or len(specs) <= 1:
-        for spec in specs:
-            yield runner(spec)
-        return
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    with context.Pool(min(jobs, len(specs)), initializer=_worker_init, initargs=(worker_setup,)) as pool:
-        yield from pool.imap_unordered(runner, specs)
-
-
 @dataclass
 class _Executor:
-    """Runs what the store lacks, with progress, counting into the summary."""
+    """Runs what the store lacks, with progress, counting into the summary.
+
+    Worker processes are started once and serve every round of the comparison (sweep, its growth
+    rounds, the seeded runs): each start costs imports and data loading in every worker.
+    """
 
     store: RunStore
     jobs: int
     runner: Runner
     worker_setup: Callable[[], None] | None
     summary: ComparisonSummary
+    pool: Any = None
+
+    def _results(self, specs: list[RunSpec]) -> Iterator[RunResult]:
+        """Yield the result of every spec, in completion order."""
+        if self.jobs <= 1 or (len(specs) <= 1 and self.pool is None):
+            for spec in specs:
+                yield self.runner(spec)
+            return
+        if self.pool is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            context = multiprocessing.get_context(method)
+            self.pool = context.Pool(self.jobs, initializer=_worker_init, initargs=(self.worker_setup,))
+        yield from self.pool.imap_unordered(self.runner, specs)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
     def run(self, specs: Iterable[RunSpec], purpose: str) -> None:
         specs = list({spec.run_id: spec for spec in specs}.values())
@@ -154,7 +167,7 @@ class _Executor:
             self.summary.skipped += len(specs) - len(missing)
         progress = Progress(len(missing), purpose)
         try:
-            for result in _execute(missing, self.jobs, self.runner, self.worker_setup):
+            for result in self._results(missing):
                 self.store.save(result, purpose)  # the main process is the only writer
                 progress.update()
                 if purpose == "compare":
@@ -356,11 +369,14 @@ def run_comparison(
     summary = ComparisonSummary(name=name, configurations=configurations)
     with RunStore(out_dir) as store:
         executor = _Executor(store, jobs, runner, worker_setup, summary)
-        _sweep(configurations, executor, seeds[0], grid)
-        compare_specs = [c.spec(seed, c.chosen_lr) for c in configurations for seed in seeds]
-        summary.run_ids = [spec.run_id for spec in compare_specs]
-        store.set_meta(COMPARISON_PREFIX + name, _comparison_meta(summary, seeds, settings, vary, grid))
-        executor.run(compare_specs, "compare")
+        try:
+            _sweep(configurations, executor, seeds[0], grid)
+            compare_specs = [c.spec(seed, c.chosen_lr) for c in configurations for seed in seeds]
+            summary.run_ids = [spec.run_id for spec in compare_specs]
+            store.set_meta(COMPARISON_PREFIX + name, _comparison_meta(summary, seeds, settings, vary, grid))
+            executor.run(compare_specs, "compare")
+        finally:
+            executor.close()
     return summary
 
 

@@ -234,6 +234,9 @@ FIELDS: dict[str, Field] = {
     **TECHNIQUES,
     "record": Field("record", _record_kinds, f"instrumentation: {', '.join(RECORD_KINDS)}"),
     "histogram_steps": Field("record", _steps_list, "steps at which activation histograms are taken"),
+    "evaluations": Field(
+        "record", lambda k, v: parse_int(k, v, 1), "validation evaluations per run (default 50)"
+    ),
 }
 """Every lab setting other than optimizer hyperparameters, schedule options and model options."""
 

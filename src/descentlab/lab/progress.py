@@ -43,7 +43,7 @@ class Progress:
         """The progress line: ``sweep: 12/40 runs · 3 s elapsed · about 7 s left``."""
         elapsed = time.monotonic() - self.started
         text = f"{self.description}: {self.done}/{self.total} runs · {_duration(elapsed)} elapsed"
-        if 0 < self.done < self.total:
+        if 0 < self.done < self.total and (elapsed >= 10 or self.done >= 0.05 * self.total):
             text += f" · about {_duration(elapsed / self.done * (self.total - self.done))} left"
         return text
 

@@ -64,7 +64,7 @@ def gradient_norm(parameters: list[torch.Tensor]) -> float | None:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return None
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
 
 
 class Stepper:

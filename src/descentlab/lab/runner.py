@@ -6,8 +6,9 @@ techniques from :mod:`descentlab.training` (:mod:`descentlab.lab.techniques`).
 
 Recorded per recorded step (:class:`~descentlab.lab.records.StepRecord`): training loss, learning rate,
 gradient norm, update norm, training wall time (evaluation excluded), time inside ``step()``, loss and
-gradient evaluations so far; validation and training-subset metrics every ``eval_every`` steps (per
-epoch for epoch budgets) and at the end; test metrics at the end; for 2-parameter problems the iterate
+gradient evaluations so far; validation metrics every ``eval_every`` steps (per epoch for epoch
+budgets; ``record.evaluations`` times a run, default 50) and at the end, training-subset metrics at
+every fifth of those; test metrics at the end; for 2-parameter problems the iterate
 ``(x, y)``. Evaluation, positions and update norms use the optimizer's true iterate: an optimizer
 that holds a look-ahead point in its parameters (Nesterov) exposes ``at_iterate()``.
 
@@ -48,7 +49,11 @@ MAX_RECORDS = 1000
 """Long runs record every k-th step so a run keeps at most about this many step records."""
 
 EVALUATIONS_PER_RUN = 50
-"""Step-budget runs evaluate about this many times (plus once at the start and at the end)."""
+"""Step-budget runs evaluate about this many times (plus once at the start and at the end), unless the
+spec's ``record.evaluations`` says otherwise."""
+
+TRAIN_EVALUATION_EVERY = 5
+"""The training subset is evaluated at every fifth validation evaluation (and at the start and end)."""
 
 THREADS_VARIABLE = "DESCENTLAB_THREADS"
 """Environment variable with the number of threads a run trains on (default 1)."""
@@ -151,7 +156,7 @@ class Training:
         self.eval_every = (
             self.task.steps_per_epoch
             if spec.epochs is not None
-            else max(1, self.total_steps // EVALUATIONS_PER_RUN)
+            else max(1, self.total_steps // spec.record_dict.get("evaluations", EVALUATIONS_PER_RUN))
         )
         self.record_every = max(1, math.ceil(self.total_steps / MAX_RECORDS))
 
@@ -168,7 +173,7 @@ class Training:
     def point(self) -> torch.Tensor:
         """The true iterate as one flat float64 vector."""
         with self.at_iterate(), torch.no_grad():
-            return torch.cat([p.detach().reshape(-1).double() for p in self.parameters])
+            return torch.cat([p.detach().reshape(-1) for p in self.parameters]).double()
 
     def evaluate(self, which: str = "validation") -> dict[str, float] | None:
         """Metrics of the true iterate on a split (``None`` when the problem has no such split)."""
@@ -203,6 +208,7 @@ class _Progress:
     evaluations_without_gain: int = 0
     target: tuple[int, float, int] | None = None
     error: str | None = None
+    evaluations: int = 0
 
 
 def _better(problem: Problem, a: float, b: float | None) -> bool:
@@ -273,12 +279,13 @@ def _one_step(training: Training, progress: _Progress, batch: Any, evaluated: bo
     return outcome
 
 
-def _diverged(training: Training, progress: _Progress, update_norm: float) -> bool:
+def _diverged(progress: _Progress, update_norm: float) -> bool:
+    # A NaN/Inf parameter makes the update norm NaN/Inf (the previous point was finite), so the
+    # update norm checks every parameter without a pass over each of them.
     blown_up = not math.isfinite(progress.loss) or abs(progress.loss) > DIVERGENCE_FACTOR * max(
         abs(progress.initial_loss or 0.0), 1.0
     )
-    bad_parameters = not all(bool(torch.isfinite(p).all()) for p in training.parameters)
-    return blown_up or bad_parameters or not math.isfinite(update_norm)
+    return blown_up or not math.isfinite(update_norm)
 
 
 def _train(training: Training, records: list[StepRecord]) -> _Progress:
@@ -316,14 +323,17 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
         after = training.point()
         update_norm = float(torch.linalg.vector_norm(after - point))
         point = after
-        diverged = _diverged(training, progress, update_norm)
+        diverged = _diverged(progress, update_norm)
         stop = diverged or (
             grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol
         )
         metrics = train_metrics = None
         if (evaluated or stop) and not diverged:
             metrics = training.evaluate("validation")
-            train_metrics = training.evaluate("train")
+            progress.evaluations += 1
+            last = stop or step == training.total_steps
+            if last or progress.evaluations % TRAIN_EVALUATION_EVERY == 0:
+                train_metrics = training.evaluate("train")
             if _watch_evaluation(training, progress, metrics):
                 progress.stop_reason, stop = "early_stopping", True
         if scheduler is not None:

@@ -256,7 +256,8 @@ def _compare(
     within = f"the {tolerance_name} {_number(tolerance)}"
     if common and np.all(np.abs(differences) <= tolerance):
         equal = "equal" if tolerance == 0 else f"within {within}"
-        return False, f"{equal} on all {_seeds(len(common))}"
+        where = "the one common seed" if len(common) == 1 else f"all {_seeds(len(common))}"
+        return False, f"{equal} on {where}"
     gap = sign * (_mean(best) - _mean(other))
     if gap <= tolerance:
         return False, ("equal means" if tolerance == 0 else f"mean difference {_number(gap)} within {within}")

@@ -61,6 +61,7 @@ tr.tied td { background:#f8fafc; }
 h2.section { margin:30px 0 4px; font-size:22px; }
 p.settings { color:var(--muted); margin:0 0 14px; }
 td.label { white-space:normal; max-width:420px; }
+div.scroll { overflow-x:auto; }
 .muted { color:var(--muted); }
 ul.notes { color:#374151; padding-left:20px; }
 footer { color:var(--muted); font-size:13px; text-align:center; padding:10px; }
@@ -124,7 +125,8 @@ def _problem_card(
         f"<h2>{html.escape(problem_runs.name)}<small>{subtitle}</small></h2>"
         f"<p class='verdict'>{html.escape(verdict.sentence)}</p>{warnings}"
         f"<div class='figures'>{''.join(figures)}</div>"
-        f"{configuration_table(problem_runs, rows, colors, verdict.verdict)}</section>"
+        f"<div class='scroll'>{configuration_table(problem_runs, rows, colors, verdict.verdict)}</div>"
+        "</section>"
     )
     return card, verdict, rows
 

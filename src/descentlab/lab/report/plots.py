@@ -16,6 +16,9 @@ from descentlab.lab.report.data import ProblemRuns
 GRID_POINTS = 200
 """Contour grid resolution per axis."""
 
+CURVE_POINTS = 300
+"""Curves are drawn through at most about this many points (a 1000-step run needs no more on screen)."""
+
 
 def figure_to_data_uri(figure: Figure) -> str:
     """The figure as a ``data:image/png;base64,...`` URI, so the page needs no other file."""
@@ -139,8 +142,10 @@ def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, 
     if not curves:
         return False
     length = min(len(curve[0]) for curve in curves)  # diverged seeds stop early: show the common part
-    stacked = np.stack([curve[2][:length] for curve in curves])
-    x = np.mean(np.stack([curve[1][:length] for curve in curves]), axis=0)
+    every = max(1, -(-length // CURVE_POINTS))
+    keep = np.unique(np.r_[np.arange(0, length, every), length - 1])  # always keep the last point
+    stacked = np.stack([curve[2][:length][keep] for curve in curves])
+    x = np.mean(np.stack([curve[1][:length][keep] for curve in curves]), axis=0)
     axes.plot(x, stacked.mean(axis=0), color=color, linewidth=1.6, label=label)
     if len(curves) > 1:
         axes.fill_between(x, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.18, linewidth=0)
@@ -170,18 +175,8 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
             drawn = False
             for name, runs in problem_runs.runs.items():
                 drawn |= _band(axes, runs, key, x_key, colors[name], name, smooth=key == "loss" and learning)
-            use_log = (
-                key == "loss"
-                and drawn
-                and all(
-                    value > 0
-                    for runs in problem_runs.runs.values()
-                    for run in runs
-                    for value in _series(run["records"], "loss", "step")[1]
-                )
-            )
-            if use_log:
-                axes.set_yscale("log")
+            if key == "loss" and drawn:
+                _log_scale_if_positive(axes, problem_runs)
             axes.set_xlabel(x_label)
             axes.set_title(f"{title} vs {x_title}", fontsize=10)
             if problem is not None and problem.target is not None and key == metric and key != "loss":
@@ -189,15 +184,25 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
     handles, labels = grid[0][0].get_legend_handles_labels()
     if handles:
         figure.legend(
-            handles,
-            labels,
-            loc="lower center",
-            ncol=min(len(labels), 3),
-            frameon=False,
-            bbox_to_anchor=(0.5, -0.04 if learning else -0.1),
+            handles, labels, loc="center left", frameon=False, bbox_to_anchor=(0.905, 0.5), fontsize=9
         )
-    figure.tight_layout()
+    # fixed spacing instead of tight_layout: it lays every tick label out once more (1.7 s a figure);
+    # savefig's bbox_inches="tight" still trims the outer margins
+    figure.subplots_adjust(wspace=0.25, hspace=0.35, right=0.9)
     return figure
+
+
+def _log_scale_if_positive(axes, problem_runs: ProblemRuns) -> None:
+    """Log-scale a loss axis when no loss is negative; exact zeros (a minimum reached) are left out."""
+    values = np.concatenate(
+        [_series(run["records"], "loss", "step")[1] for runs in problem_runs.runs.values() for run in runs]
+        or [np.empty(0)]
+    )
+    positive = values[values > 0]
+    if len(positive) == 0 or (values < 0).any():
+        return
+    axes.set_yscale("log", nonpositive="mask")
+    axes.set_ylim(bottom=float(positive.min()) / 2)
 
 
 def sweep_figure(

@@ -36,7 +36,10 @@ def problem_verdict(problem_runs: ProblemRuns, rows: list[ConfigurationRow]) -> 
     metric = problem.metric if problem else "metric"
     key = headline_key(problem_runs)
     where = "test" if key == "test_metric" else "final"
-    candidates = {c.label: final_values(c, key) for c in problem_runs.configurations}
+    # a configuration that diverged on more seeds than another is worse, whatever its other seeds did
+    fewest = min((row.diverged for row in rows if row.headline is not None), default=0)
+    steady = {row.label for row in rows if row.diverged == fewest}
+    candidates = {c.label: final_values(c, key) for c in problem_runs.configurations if c.label in steady}
     summaries = [run["summary"] for c in problem_runs.configurations for run in c.runs]
     tolerance = metric_tolerance(problem, summaries) if problem else 0.0
     dtype = summaries[0].dtype if summaries else "float32"
