@@ -88,7 +88,7 @@ def test_every_declared_name_builds():
 def test_bad_schedules_name_the_problem():
     with pytest.raises(SettingError, match="unknown schedule 'cosin'; choose one of constant, step"):
         rates({"name": "cosin"})
-    with pytest.raises(SettingError, match="unknown option.*'cosine': min_lr"):
+    with pytest.raises(SettingError, match=r"unknown option.*'cosine': min_lr"):
         rates({"name": "cosine", "min_lr": 3})
     with pytest.raises(SettingError, match="warmup must be shorter than the run"):
         rates({"name": "cosine", "warmup": 30})

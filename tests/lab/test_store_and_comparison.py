@@ -34,7 +34,8 @@ def test_store_round_trip_in_wal_mode(tmp_path):
 def test_a_store_from_an_older_version_gains_the_new_columns(tmp_path):
     connection = sqlite3.connect(tmp_path / "runs.sqlite")
     connection.executescript(
-        "CREATE TABLE records (run_id TEXT, step INTEGER, loss REAL, metrics TEXT, PRIMARY KEY (run_id, step));"
+        "CREATE TABLE records (run_id TEXT, step INTEGER, loss REAL, metrics TEXT,"
+        " PRIMARY KEY (run_id, step));"
     )
     connection.close()
     result = run_spec(RunSpec.create("tiny-bowl", "sgd", {"lr": 0.1}, steps=3))
@@ -179,5 +180,5 @@ def test_unknown_names_keys_and_bad_jobs_raise(tmp_path):
         run_comparison(tmp_path, ["sgd"], ["tiny-bowl"], settings={"momentun": 0.9})
     with pytest.raises(ValueError, match="steps must be a whole number >= 1, got True"):
         run_comparison(tmp_path, ["sgd"], ["tiny-bowl"], settings={"steps": True})
-    with pytest.raises(ValueError, match="lr must be a finite number > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 0\.0"):
         run_comparison(tmp_path, ["sgd"], ["tiny-bowl"], settings={"lr": "0"})

@@ -8,7 +8,7 @@ from torch import nn
 
 from descentlab.lab import run_spec
 from descentlab.lab.instruments import activation_statistics
-from descentlab.lab.runner import Training
+from descentlab.lab.runner import Training, _one_step, _Progress
 from descentlab.lab.spec import RunSpec
 
 
@@ -47,7 +47,6 @@ def test_proximal_l1_makes_exact_zeros_and_max_norm_holds():
         "tiny-logreg", "sgd", {"lr": 1.0}, techniques={"proximal_l1": 0.05, "max_norm": 0.5}, steps=8
     )
     training = Training(spec)
-    from descentlab.lab.runner import _Progress, _one_step
 
     progress = _Progress()
     for _ in range(8):

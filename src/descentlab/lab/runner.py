@@ -416,10 +416,8 @@ def check_spec(spec: RunSpec) -> None:
     """
     with training_threads():
         training = Training(spec)
-        try:
+        with contextlib.suppress(RuntimeError, NonFiniteGradientError):
             _one_step(training, _Progress(), next(training.task.batches), evaluated=True)
-        except (RuntimeError, NonFiniteGradientError):
-            pass
 
 
 def run_spec(spec: RunSpec) -> RunResult:
