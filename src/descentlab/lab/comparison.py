@@ -43,7 +43,7 @@ LR_GRID = tuple(10 ** (k / 2) for k in range(-6, 2))
 LR_MIN, LR_MAX = 1e-6, 1e3
 """The sweep never extends beyond these rates."""
 
-SWEEP_FRACTION = 0.25
+SWEEP_FRACTION = 0.2
 """Fraction of the run budget each sweep run trains for."""
 
 SWEEP_EVALUATIONS = 5

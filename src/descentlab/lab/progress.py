@@ -39,9 +39,9 @@ class Progress:
             else None
         )
 
-    def line(self) -> str:
+    def line(self, now: float | None = None) -> str:
         """The progress line: ``sweep: 12/40 runs · 3 s elapsed · about 7 s left``."""
-        elapsed = time.monotonic() - self.started
+        elapsed = (time.monotonic() if now is None else now) - self.started
         text = f"{self.description}: {self.done}/{self.total} runs · {_duration(elapsed)} elapsed"
         if 0 < self.done < self.total and (elapsed >= 10 or self.done >= 0.05 * self.total):
             text += f" · about {_duration(elapsed / self.done * (self.total - self.done))} left"
@@ -56,7 +56,7 @@ class Progress:
         now = time.monotonic()
         if now - self.last_line >= LINE_SECONDS or self.done == self.total:
             self.last_line = now
-            print(self.line(), file=self.stream, flush=True)
+            print(self.line(now), file=self.stream, flush=True)
 
     def close(self) -> None:
         """Remove the bar (a terminal keeps no stale bar)."""

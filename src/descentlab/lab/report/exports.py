@@ -80,6 +80,7 @@ def write_exports(out_dir: Path, data: ReportData, tables: dict[str, dict[str, l
             run["optimizer"],
             run["seed"],
             *(getattr(r, key) for key in SCALAR_COLUMNS),
+            r.effective_step_size,
             *((r.metrics or {}).get(key) for key in metric_keys),
             *((r.train_metrics or {}).get(key) for key in metric_keys),
         ]
@@ -124,6 +125,7 @@ def write_exports(out_dir: Path, data: ReportData, tables: dict[str, dict[str, l
                     "optimizer",
                     "seed",
                     *SCALAR_COLUMNS,
+                    "effective_step_size",
                     *(f"val_{k}" for k in metric_keys),
                     *(f"train_{k}" for k in metric_keys),
                 ],

@@ -161,14 +161,25 @@ X_AXES = (
 
 
 def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
-    """Training loss (and validation metric) against steps, gradient evaluations and wall time."""
+    """Training loss (and validation metric) against steps, gradient evaluations and wall time.
+
+    The gradient-evaluation column is drawn only when some configuration spends more than one gradient
+    evaluation per step (SVRG, line search, Newton); otherwise it would repeat the step column.
+    """
     problem = problem_runs.problem
     metric = problem.metric if problem else "loss"
     learning = problem is not None and problem.kind == "learning"
     panels = [("loss", "training loss"), (metric, f"validation {metric}")] if learning else [("loss", "loss")]
-    figure = Figure(figsize=(13, 7.2 if learning else 3.8))
-    grid = figure.subplots(2 if learning else 1, len(X_AXES), squeeze=False)
-    for column, (x_key, x_label, x_title) in enumerate(X_AXES):
+    # the gradient-evaluation axis only says something new when some step costs more than one
+    costly = any(
+        run["records"] and run["records"][-1].gradient_evaluations != run["records"][-1].step
+        for runs in problem_runs.runs.values()
+        for run in runs
+    )
+    axes_used = [axis for axis in X_AXES if costly or axis[0] != "gradient_evaluations"]
+    figure = Figure(figsize=(4.4 * len(axes_used) + 1.8, 7.2 if learning else 3.8))
+    grid = figure.subplots(2 if learning else 1, len(axes_used), squeeze=False)
+    for column, (x_key, x_label, x_title) in enumerate(axes_used):
         for row, (key, title) in enumerate(panels):
             axes = grid[row][column] if learning else grid[0][column]
             _style(axes)
