@@ -67,10 +67,12 @@ def main() -> int:
             print(finished.stderr, file=sys.stderr)
             return finished.returncode
         report_started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "descentlab", "report", folder], capture_output=True, check=True)
+        report = [sys.executable, "-m", "descentlab", "report", folder]
+        subprocess.run(report, capture_output=True, check=True)
         report_seconds = time.perf_counter() - report_started
         connection = sqlite3.connect(Path(folder) / "runs.sqlite")
-        meta = json.loads(connection.execute("SELECT value FROM meta WHERE key = 'comparison:default'").fetchone()[0])
+        query = "SELECT value FROM meta WHERE key = 'comparison:default'"
+        meta = json.loads(connection.execute(query).fetchone()[0])
         counts = dict(connection.execute("SELECT purpose, COUNT(*) FROM runs GROUP BY purpose").fetchall())
         connection.close()
         page = (Path(folder) / "report.html").read_text()
