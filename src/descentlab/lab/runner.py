@@ -288,78 +288,77 @@ def _diverged(progress: _Progress, update_norm: float) -> bool:
     return blown_up or not math.isfinite(update_norm)
 
 
+def _evaluate(training: Training, progress: _Progress, last: bool) -> tuple[dict, dict | None, bool]:
+    """Validation (and every few times training-subset) metrics now; True as third item: stop early."""
+    metrics = training.evaluate("validation")
+    progress.evaluations += 1
+    train_metrics = None
+    if last or progress.evaluations % TRAIN_EVALUATION_EVERY == 0:
+        train_metrics = training.evaluate("train")
+    return metrics, train_metrics, _watch_evaluation(training, progress, metrics)
+
+
+def _step_scheduler(training: Training, metrics: dict[str, float] | None) -> None:
+    scheduler = training.scheduler
+    if scheduler is None:
+        return
+    if not uses_metric(scheduler):
+        scheduler.step()
+    elif metrics is not None:  # performance scheduling listens to each evaluation
+        scheduler.step(metrics.get(training.problem.metric, math.nan))
+
+
+def _take_step(training: Training, progress: _Progress, step: int, evaluated: bool) -> StepOutcome | None:
+    """One step; ``None`` when the optimizer gave up or the gradient was non-finite (recorded)."""
+    try:
+        outcome = _one_step(training, progress, next(training.task.batches), evaluated)
+    except NonFiniteGradientError:
+        progress.steps, progress.stop_reason = step, "diverged"
+        return None
+    except RuntimeError as error:
+        progress.steps, progress.stop_reason = step, "failed"
+        progress.error = " ".join(str(error).split())
+        return None
+    progress.steps, progress.loss = step, outcome.loss
+    if progress.initial_loss is None:
+        progress.initial_loss = outcome.loss
+    return outcome
+
+
 def _train(training: Training, records: list[StepRecord]) -> _Progress:
     """The training loop; appends to ``records`` (which hold the start) and returns the progress."""
     progress = _Progress()
     start = records[0].metrics or {}
     if _reaches(training.problem, start.get(training.problem.metric, math.nan)):
         progress.target = (0, 0.0, 0)
-    problem, scheduler, grad_tol = (
-        training.problem,
-        training.scheduler,
-        training.spec.technique_dict.get("grad_tol"),
-    )
+    grad_tol = training.spec.technique_dict.get("grad_tol")
     point = training.point()
-    listens = uses_metric(scheduler)
     for step in range(1, training.total_steps + 1):
         lr = training.optimizer.param_groups[0]["lr"]
-        evaluated = step % training.eval_every == 0 or step == training.total_steps
-        batch = next(training.task.batches)
-        try:
-            outcome = _one_step(training, progress, batch, evaluated)
-        except NonFiniteGradientError:
-            progress.steps, progress.stop_reason = step, "diverged"
+        last = step == training.total_steps
+        evaluated = step % training.eval_every == 0 or last
+        outcome = _take_step(training, progress, step, evaluated)
+        if outcome is None:
             break
-        except RuntimeError as error:
-            progress.steps, progress.stop_reason, progress.error = (
-                step,
-                "failed",
-                " ".join(str(error).split()),
-            )
-            break
-        progress.steps, progress.loss = step, outcome.loss
-        if progress.initial_loss is None:
-            progress.initial_loss = outcome.loss
         after = training.point()
         update_norm = float(torch.linalg.vector_norm(after - point))
         point = after
         diverged = _diverged(progress, update_norm)
-        stop = diverged or (
-            grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol
-        )
+        small = grad_tol is not None and outcome.grad_norm is not None and outcome.grad_norm < grad_tol
         metrics = train_metrics = None
-        if (evaluated or stop) and not diverged:
-            metrics = training.evaluate("validation")
-            progress.evaluations += 1
-            last = stop or step == training.total_steps
-            if last or progress.evaluations % TRAIN_EVALUATION_EVERY == 0:
-                train_metrics = training.evaluate("train")
-            if _watch_evaluation(training, progress, metrics):
-                progress.stop_reason, stop = "early_stopping", True
-        if scheduler is not None:
-            if listens and metrics is not None:
-                scheduler.step(metrics.get(problem.metric, math.nan))
-            elif not listens:
-                scheduler.step()
-        if step % training.record_every == 0 or stop or evaluated or step == training.total_steps:
+        early = False
+        if (evaluated or small) and not diverged:
+            metrics, train_metrics, early = _evaluate(training, progress, last or small)
+        _step_scheduler(training, metrics)
+        if step % training.record_every == 0 or evaluated or diverged or small or early:
+            fields = dict(lr=float(lr), update_norm=_finite(update_norm), **_position(training, after))
             records.append(
                 _step_record(
-                    training,
-                    progress,
-                    outcome,
-                    lr=float(lr),
-                    update_norm=_finite(update_norm),
-                    metrics=metrics,
-                    train_metrics=train_metrics,
-                    **_position(training, after),
+                    training, progress, outcome, metrics=metrics, train_metrics=train_metrics, **fields
                 )
             )
-        if diverged:
-            progress.stop_reason = "diverged"
-            break
-        if stop:
-            if progress.stop_reason == "budget":
-                progress.stop_reason = "grad_tol"
+        if diverged or small or early:
+            progress.stop_reason = "diverged" if diverged else "grad_tol" if small else "early_stopping"
             break
     return progress
 
