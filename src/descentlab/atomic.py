@@ -114,7 +114,8 @@ def atomic_path(path: str | os.PathLike, *, parents: bool = False) -> Iterator[P
     """Yield a temporary path beside ``path``; what the block writes there replaces ``path`` atomically.
 
     For writers that only accept a file name. The temporary file exists (empty) when the block starts; the
-    writer may overwrite it or replace it. Same guarantees and ``parents`` as :func:`atomic_open`.
+    writer may overwrite it (it keeps ``0o666 & ~umask``) or replace it (then the writer's file keeps its
+    own permissions). Otherwise the same guarantees and ``parents`` as :func:`atomic_open`.
     """
     path = _target(path, parents)
     with _replacing(path) as (descriptor, temporary):
