@@ -8,6 +8,9 @@ Subpackages (import what you need; nothing heavy is imported here):
 - :mod:`descentlab.analysis` -- Hessians, loss landscapes, LR range test.
 - :mod:`descentlab.problems` -- 2-D test functions, textbook models and small data sets.
 - :mod:`descentlab.lab` -- runs, results store, reports (driven by the ``descentlab`` command).
+
+Shared mechanisms, one implementation each: :mod:`descentlab.atomic` (every file descentlab writes) and
+:mod:`descentlab.autodiff` (Hessian-vector products, for ``optim.Newton`` and ``analysis``).
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 import json
+import os
 import stat
 
 import pytest
@@ -8,16 +9,17 @@ from descentlab.analysis import save_figure, write_json
 
 
 class BrokenFigure:
-    def savefig(self, path, **options):
-        with open(path, "w") as file:
-            file.write("half a pic")
+    def savefig(self, file, **options):
+        file.write(b"half a pic")
         raise RuntimeError("disk full")
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = write_json({"answer": 42}, tmp_path / "deep" / "result.json")
     assert json.loads(path.read_text()) == {"answer": 42}
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
     figure_path = save_figure(Figure(), tmp_path / "deep" / "plot.png")
     original = figure_path.read_bytes()
     with pytest.raises(RuntimeError, match="disk full"):

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from descentlab.atomic import write_text as write_text_atomic
 from descentlab.lab import RunStore, run_comparison, run_spec, write_report
-from descentlab.lab.report.atomic_file import write_text_atomic
 from descentlab.lab.report.data import load_report_data
 from descentlab.lab.spec import RunSpec
 from lab.browser import open_in_browser, require_browser

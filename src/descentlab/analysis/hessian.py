@@ -1,4 +1,6 @@
-"""Hessian-vector products by double backpropagation, and the exact Hessian of small models.
+"""Hessian-vector products of a model's loss, and the exact Hessian of small models.
+
+The products come from :mod:`descentlab.autodiff` (shared with :class:`descentlab.optim.Newton`).
 
 Interface used by every analysis tool: a model and a zero-argument closure ``loss_fn()`` that evaluates
 the scalar loss of the model *at its current parameters* on a fixed set of data, e.g. for a problem task::
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from descentlab.analysis.parameter_vector import flatten, trainable_parameters, unflatten_like
+from descentlab.autodiff import HessianVectorProduct
 
 LossClosure = Callable[[], torch.Tensor]
 
@@ -37,12 +40,14 @@ def _scalar_loss(loss_fn: LossClosure) -> torch.Tensor:
     return loss.reshape(())
 
 
-class HessianOperator:
+class HessianOperator(HessianVectorProduct):
     r"""The Hessian :math:`H = \nabla^2_\theta L(\theta)` of ``loss_fn()`` as a linear operator.
 
-    The gradient :math:`g = \nabla_\theta L` is computed once with ``create_graph=True``; each product
-    is one more backward pass through it, :math:`Hv = \nabla_\theta (g^\top v)` (Pearlmutter 1994), so a
-    product costs about two gradient evaluations and never forms :math:`H`.
+    A :class:`descentlab.autodiff.HessianVectorProduct` over the model's trainable parameters: the
+    gradient :math:`g` is computed once with ``create_graph=True`` and each product
+    :math:`Hv = \nabla_\theta (g^\top v)` is one more backward pass (Pearlmutter 1994), so a product costs
+    about two gradient evaluations and never forms :math:`H`. ``matvec(v)`` (or ``operator(v)``) takes a
+    flat vector of any float dtype and returns :math:`Hv` in that dtype.
 
     Args:
         model: the module whose trainable parameters are differentiated.
@@ -59,42 +64,12 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossClosure) -> None:
-        self.parameters = trainable_parameters(model)
+        parameters = trainable_parameters(model)
         loss = _scalar_loss(loss_fn)
         if not loss.requires_grad:
             raise ValueError("loss_fn() returned a loss that does not depend on the model's parameters")
-        gradients = torch.autograd.grad(loss, self.parameters, create_graph=True, allow_unused=True)
-        gradients = [
-            torch.zeros_like(parameter) if gradient is None else gradient
-            for parameter, gradient in zip(self.parameters, gradients)
-        ]
-        self._gradients = gradients
-        # A gradient without a graph belongs to a parameter the loss is linear in: its Hessian rows are 0.
-        self._curved = [index for index, gradient in enumerate(gradients) if gradient.requires_grad]
+        super().__init__(loss, parameters)
         self.loss = loss.detach()
-        self.gradient = flatten(gradients)
-        self.dim = self.gradient.numel()
-        self.dtype = self.gradient.dtype
-        self.device = self.gradient.device
-        self.products = 0
-
-    def matvec(self, vector: torch.Tensor) -> torch.Tensor:
-        """Return the flat product :math:`Hv` for a flat ``vector`` of length ``dim`` (any float dtype)."""
-        pieces = unflatten_like(vector, self.parameters)
-        self.products += 1
-        result = [torch.zeros_like(parameter) for parameter in self.parameters]
-        if self._curved:
-            products = torch.autograd.grad(
-                [self._gradients[index] for index in self._curved],
-                self.parameters,
-                grad_outputs=[pieces[index] for index in self._curved],
-                retain_graph=True,
-                allow_unused=True,
-            )
-            result = [r if p is None else p for r, p in zip(result, products)]
-        return flatten(result).to(vector.dtype)
-
-    __call__ = matvec
 
 
 def hessian_vector_product(
@@ -131,8 +106,8 @@ def exact_hessian(
 ) -> torch.Tensor:
     """The dense Hessian of ``loss_fn()`` over the flat trainable parameters, in float64.
 
-    Column :math:`j` is :math:`H e_j` (one Hessian-vector product each, exact up to rounding); the
-    result is symmetrised as :math:`(H + H^\\top)/2` to remove rounding asymmetry.
+    Row :math:`j` is :math:`H e_j` (Hessian-vector products in the parameters' dtype, batched, exact up
+    to rounding); the result is symmetrised as :math:`(H + H^\\top)/2` to remove rounding asymmetry.
 
     Raises:
         HessianTooLargeError: when the parameter count exceeds ``max_parameters`` (the message gives the
@@ -144,11 +119,8 @@ def exact_hessian(
 
 
 def dense_hessian(operator: HessianOperator) -> torch.Tensor:
-    """The dense float64 Hessian of an operator, column by column; check its size first (see above)."""
-    identity = torch.eye(operator.dim, dtype=torch.float64, device=operator.device)
-    columns = [operator.matvec(identity[:, column]) for column in range(operator.dim)]
-    hessian = torch.stack(columns, dim=1)
-    return (hessian + hessian.T) / 2
+    """The dense float64 Hessian of an operator (batched products); check its size first (see above)."""
+    return operator.dense(torch.float64)
 
 
 def hessian_eigenvalues(

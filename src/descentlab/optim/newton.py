@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from descentlab.autodiff import HessianVectorProduct
 from descentlab.optim._validation import (
     NON_NEGATIVE,
     OPEN_UNIT_INTERVAL,
@@ -24,9 +25,6 @@ from descentlab.optim.line_search import armijo_backtracking
 
 MODES = ("exact", "saddle-free", "cg")
 LINE_SEARCHES = (None, "armijo")
-# Hessian rows computed per batched backward pass: bounds the memory of the batched graph to
-# HESSIAN_ROWS_PER_PASS copies of the gradient graph instead of n copies.
-HESSIAN_ROWS_PER_PASS = 256
 
 
 def _format_bytes(count: int) -> str:
@@ -36,13 +34,6 @@ def _format_bytes(count: int) -> str:
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024.0
     raise AssertionError("unreachable")
-
-
-def _flatten(parts: tuple[Tensor | None, ...], params: list[Tensor]) -> Tensor:
-    """Concatenate per-parameter tensors (``None`` meaning zeros) into one vector."""
-    return torch.cat(
-        [(torch.zeros_like(p) if part is None else part).reshape(-1) for part, p in zip(parts, params)]
-    )
 
 
 class Newton(ValidatedOptimizer):
@@ -338,7 +329,7 @@ class Newton(ValidatedOptimizer):
     def _newton_direction(self, loss: Tensor, params: list[Tensor], group: dict[str, Any]):
         """The gradient and the mode's Newton direction at the current parameters."""
         try:
-            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            hessian = HessianVectorProduct(loss, params)
         except RuntimeError as error:
             if "second time" not in str(error):
                 raise
@@ -347,52 +338,13 @@ class Newton(ValidatedOptimizer):
                 "loss.backward(); Newton differentiates the loss twice itself, so the closure must "
                 "only compute and return the loss (remove backward() and zero_grad() from it)"
             ) from error
-        flat_grad = _flatten(grads, params)
-        gradient = flat_grad.detach()
-        damping = float(group["damping"])
-
-        def hessian_vector_product(vector: Tensor) -> Tensor:
-            if not flat_grad.requires_grad:  # the gradient is constant: H = 0
-                return torch.zeros_like(vector)
-            parts = torch.autograd.grad(flat_grad, params, vector, retain_graph=True, allow_unused=True)
-            return _flatten(parts, params)
-
+        gradient, damping = hessian.gradient, float(group["damping"])
         self.last_cg_iterations = 0
         if group["mode"] == "cg":
-            return gradient, self._conjugate_gradient(hessian_vector_product, gradient, damping, group)
-        hessian = self._hessian(flat_grad, params, hessian_vector_product)
+            return gradient, self._conjugate_gradient(hessian, gradient, damping, group)
         if group["mode"] == "exact":
-            return gradient, self._solve_damped(hessian, gradient, damping)
-        return gradient, self._saddle_free(hessian, gradient, damping)
-
-    @staticmethod
-    def _hessian(flat_grad: Tensor, params: list[Tensor], hessian_vector_product) -> Tensor:
-        count = flat_grad.numel()
-        if not flat_grad.requires_grad:
-            return flat_grad.new_zeros(count, count)
-        identity = torch.eye(count, dtype=flat_grad.dtype, device=flat_grad.device)
-        blocks = []
-        for first in range(0, count, HESSIAN_ROWS_PER_PASS):
-            basis = identity[first : first + HESSIAN_ROWS_PER_PASS]
-            try:
-                parts = torch.autograd.grad(
-                    flat_grad, params, basis, retain_graph=True, allow_unused=True, is_grads_batched=True
-                )
-                rows = len(basis)
-                blocks.append(
-                    torch.cat(
-                        [
-                            basis.new_zeros(rows, p.numel()) if part is None else part.reshape(rows, -1)
-                            for part, p in zip(parts, params)
-                        ],
-                        dim=1,
-                    )
-                )
-            except RuntimeError:
-                # vmap lacks a batching rule for some operation in the graph: one product per row.
-                blocks.append(torch.stack([hessian_vector_product(row) for row in basis]))
-        hessian = torch.cat(blocks)
-        return 0.5 * (hessian + hessian.T)  # symmetric up to rounding; make it exactly so
+            return gradient, self._solve_damped(hessian.dense(), gradient, damping)
+        return gradient, self._saddle_free(hessian.dense(), gradient, damping)
 
     def _solve_damped(self, hessian: Tensor, gradient: Tensor, damping: float) -> Tensor:
         matrix = hessian + damping * torch.eye(len(gradient), dtype=hessian.dtype, device=hessian.device)
@@ -418,7 +370,9 @@ class Newton(ValidatedOptimizer):
             )
         return -eigenvectors @ ((eigenvectors.T @ gradient) / scale)
 
-    def _conjugate_gradient(self, hessian_vector_product, gradient: Tensor, damping: float, group) -> Tensor:
+    def _conjugate_gradient(
+        self, hessian_vector_product: HessianVectorProduct, gradient: Tensor, damping: float, group
+    ) -> Tensor:
         gradient_norm = float(gradient.norm())
         if group["cg_tolerance"] is None:
             tolerance = min(0.5, math.sqrt(gradient_norm)) * gradient_norm  # the forcing term of N&W Alg. 7.1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from descentlab.atomic import save_figure
 from descentlab.schedules.base import Schedule, check_steps
 
 
@@ -69,24 +68,9 @@ def plot(
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     if path is not None:
-        save_atomically(figure, Path(path))
+        save_figure(figure, path, parents=True)
     return figure
 
 
 def _shorten(label: str, limit: int = 80) -> str:
     return label if len(label) <= limit else label[: limit - 3] + "..."
-
-
-def save_atomically(figure: Figure, path: Path) -> None:
-    """Save ``figure`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    if not path.suffix:
-        raise ValueError(f"path needs a suffix that names the image format (.png, .svg, .pdf), got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format=path.suffix.lstrip(".").lower())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

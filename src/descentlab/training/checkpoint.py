@@ -2,17 +2,16 @@
 
 A resumed run reproduces the uninterrupted one exactly only if everything random continues from the same
 point: torch's CPU (and CUDA) generators, NumPy's global generator, Python's ``random``, and any
-``torch.Generator`` the caller owns (e.g. a ``DataLoader``'s). The file is written to a temporary file in
-the same folder, flushed to disk, then moved into place with :func:`os.replace`, so a crash never leaves a
-half-written checkpoint under the final name. Everything is stored as tensors and plain Python values, so
-loading uses ``torch.load(weights_only=True)``.
+``torch.Generator`` the caller owns (e.g. a ``DataLoader``'s). The file is written with
+:func:`descentlab.atomic.atomic_open` (temporary file in the same folder, fsync, :func:`os.replace`), so a
+crash never leaves a half-written checkpoint under the final name; its permissions follow the umask.
+Everything is stored as tensors and plain Python values, so loading uses ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from descentlab.atomic import atomic_open
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
@@ -81,11 +82,6 @@ def save_checkpoint(
     ``scheduler`` is anything with ``state_dict()`` (torch ``LRScheduler``, descentlab schedules).
     ``extra`` must hold tensors and plain Python values (it is loaded with ``weights_only=True``).
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"folder {path.parent} for checkpoint {path.name} does not exist; create it first"
-        )
     payload = {
         "format_version": FORMAT_VERSION,
         "model": model.state_dict(),
@@ -94,17 +90,9 @@ def save_checkpoint(
         "rng": _rng_state(generators or {}),
         "extra": dict(extra or {}),
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path) as file:  # a missing folder is a FileNotFoundError, not created silently
+        torch.save(payload, file)
+    return Path(path)
 
 
 def load_checkpoint(

@@ -14,8 +14,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from descentlab.atomic import write_text as write_text_atomic
 from descentlab.lab.records import SCALAR_COLUMNS, RunSummary
-from descentlab.lab.report.atomic_file import write_text_atomic
 from descentlab.lab.report.data import ReportData
 
 SUMMARY_KEYS = tuple(f.name for f in fields(RunSummary) if f.name != "extra")

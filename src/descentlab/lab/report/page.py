@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from descentlab import __version__
+from descentlab.atomic import write_text as write_text_atomic
 from descentlab.lab.comparison import SWEEP_FRACTION
-from descentlab.lab.report.atomic_file import write_text_atomic
 from descentlab.lab.report.colors import configuration_colors
 from descentlab.lab.report.data import ProblemRuns, ReportData, Section, load_report_data
 from descentlab.lab.report.exports import write_exports

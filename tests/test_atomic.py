@@ -1,0 +1,130 @@
+"""descentlab.atomic: whole files or nothing, fsync before rename, permissions from the umask."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+from descentlab.atomic import atomic_open, atomic_path, save_figure, write_bytes, write_text
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    original = os.umask(0o022)
+    os.umask(original)
+    yield lambda mask: os.umask(mask)
+    os.umask(original)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_permissions_follow_the_umask_for_every_writer(tmp_path, umask, mask, expected):
+    umask(mask)
+    (tmp_path / "old.txt").write_text("old")
+    os.chmod(tmp_path / "old.txt", 0o600)  # the replaced file's own bits must not leak into the new one
+    paths = [write_text(tmp_path / "old.txt", "x"), write_bytes(tmp_path / "b.bin", b"x")]
+    with atomic_path(tmp_path / "p.txt") as temporary:
+        temporary.write_text("x")
+    with atomic_open(tmp_path / "o.bin") as file:
+        file.write(b"x")
+    paths += [tmp_path / "p.txt", tmp_path / "o.bin", save_figure(Figure(), tmp_path / "f.png")]
+    assert [mode_of(path) for path in paths] == [expected] * 5
+
+
+def test_content_is_replaced_whole(tmp_path):
+    target = tmp_path / "data.txt"
+    write_text(target, "a long first version\n" * 100)
+    write_text(target, "short\r\nno newline translation")
+    assert target.read_bytes() == b"short\r\nno newline translation"
+    write_bytes(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    assert [path.name for path in tmp_path.iterdir()] == ["data.txt"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_writer_failing_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path, error):
+    target = tmp_path / "state.bin"
+    write_bytes(target, b"old content")
+    with pytest.raises(type(error)), atomic_open(target) as file:
+        file.write(b"half of the new")
+        raise error
+    with pytest.raises(type(error)), atomic_path(target) as temporary:
+        temporary.write_bytes(b"half of the new")
+        raise error
+    assert target.read_bytes() == b"old content"
+    assert [path.name for path in tmp_path.iterdir()] == ["state.bin"]
+
+
+def test_a_failing_figure_keeps_the_old_figure(tmp_path):
+    class BrokenFigure:
+        def savefig(self, file, **options):
+            file.write(b"half a picture")
+            raise RuntimeError("renderer crashed")
+
+    target = save_figure(Figure(), tmp_path / "plot.svg")
+    original = target.read_bytes()
+    assert original.lstrip().startswith(b"<?xml")  # the format comes from the suffix
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        save_figure(BrokenFigure(), target)
+    assert target.read_bytes() == original
+    assert [path.name for path in tmp_path.iterdir()] == ["plot.svg"]
+
+
+def test_file_and_folder_are_fsynced_around_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append("replace")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_text(tmp_path / "a.txt", "a")
+    with atomic_path(tmp_path / "b.txt") as temporary:
+        temporary.write_text("b")
+    expected = ["fsync file", "replace"] + (["fsync folder"] if os.name == "posix" else [])
+    assert events == expected * 2
+
+
+def test_a_folder_that_cannot_be_opened_is_not_an_error(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def open_no_folders(path, flags, *args):
+        if os.path.isdir(path):
+            raise PermissionError(13, "folders cannot be opened here", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_no_folders)
+    assert write_text(tmp_path / "a.txt", "a").read_text() == "a"
+
+
+def test_missing_folders_are_an_error_unless_parents(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist; create it first or pass parents=True"):
+        write_text(tmp_path / "missing" / "a.txt", "a")
+    assert not (tmp_path / "missing").exists()
+    assert write_text(tmp_path / "made" / "deep" / "a.txt", "a", parents=True).read_text() == "a"
+
+
+def test_bad_arguments_name_the_value(tmp_path):
+    with (
+        pytest.raises(ValueError, match=r"mode must be .*got 'ab'"),
+        atomic_open(tmp_path / "a", "ab"),
+    ):
+        pass
+    with pytest.raises(ValueError, match="needs a suffix"):
+        save_figure(Figure(), tmp_path / "plot")
+    with pytest.raises(ValueError, match="path must name a file"):
+        write_text(tmp_path / "..", "a")
+    assert list(tmp_path.iterdir()) == []
