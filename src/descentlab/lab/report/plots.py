@@ -23,8 +23,17 @@ CURVE_POINTS = 300
 def figure_to_data_uri(figure: Figure) -> str:
     """The figure as a ``data:image/png;base64,...`` URI, so the page needs no other file."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", facecolor="white")
+    # Margins are set when each figure is built: bbox_inches="tight" would draw every figure twice
+    # (half of the report's time).
+    figure.savefig(buffer, format="png", dpi=110, facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def legend_margin(labels, fontsize: float = 9) -> float:
+    """Inches to keep free right of the axes for a one-column legend of ``labels``."""
+    longest = max((len(label) for label in labels), default=0)
+    # the line sample takes about 0.8 in; a character about 0.075 in at 9 pt
+    return min(6.0, 0.9 + 0.075 * fontsize / 9 * longest)
 
 
 def _style(axes) -> None:
@@ -45,7 +54,11 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
     grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
     with torch.no_grad():
         values = problem.function(grid).double().numpy()
-    figure = Figure(figsize=(6.4, 4.6))
+    margin = legend_margin([*problem_runs.runs, "minimum (diverged)"], 9)
+    figure = Figure(figsize=(5.4 + margin, 4.6))
+    figure.subplots_adjust(
+        left=0.7 / (5.4 + margin), right=1 - margin / (5.4 + margin), bottom=0.11, top=0.93
+    )
     axes = figure.add_subplot()
     finite = values[np.isfinite(values)]
     low = float(finite.min())
@@ -177,7 +190,8 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
         for run in runs
     )
     axes_used = [axis for axis in X_AXES if costly or axis[0] != "gradient_evaluations"]
-    figure = Figure(figsize=(4.4 * len(axes_used) + 1.8, 7.2 if learning else 3.8))
+    margin = legend_margin(list(problem_runs.runs), 9)
+    figure = Figure(figsize=(4.2 * len(axes_used) + 0.85 + margin, 7.2 if learning else 3.8))
     grid = figure.subplots(2 if learning else 1, len(axes_used), squeeze=False)
     for column, (x_key, x_label, x_title) in enumerate(axes_used):
         for row, (key, title) in enumerate(panels):
@@ -194,12 +208,20 @@ def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
                 axes.axhline(problem.target, color="#6b7280", linestyle="--", linewidth=0.9)
     handles, labels = grid[0][0].get_legend_handles_labels()
     if handles:
+        right = 1 - margin / figure.get_figwidth()
         figure.legend(
-            handles, labels, loc="center left", frameon=False, bbox_to_anchor=(0.905, 0.5), fontsize=9
+            handles, labels, loc="center left", frameon=False, bbox_to_anchor=(right, 0.5), fontsize=9
         )
-    # fixed spacing instead of tight_layout: it lays every tick label out once more (1.7 s a figure);
-    # savefig's bbox_inches="tight" still trims the outer margins
-    figure.subplots_adjust(wspace=0.25, hspace=0.35, right=0.9)
+    # fixed spacing instead of tight_layout: it lays every tick label out once more (1.7 s a figure)
+    width = figure.get_figwidth()
+    figure.subplots_adjust(
+        left=0.85 / width,
+        right=1 - (margin + 0.1) / width,
+        bottom=0.6 / figure.get_figheight(),
+        top=1 - 0.35 / figure.get_figheight(),
+        wspace=0.25,
+        hspace=0.35,
+    )
     return figure
 
 
@@ -227,7 +249,11 @@ def sweep_figure(
     sweep = {name: rates for name, rates in sweep.items() if rates}
     if not sweep:
         return None
-    figure = Figure(figsize=(5.6, 4.0))
+    margin = legend_margin(list(sweep), 8)
+    figure = Figure(figsize=(4.6 + margin, 4.0))
+    figure.subplots_adjust(
+        left=0.8 / (4.6 + margin), right=1 - margin / (4.6 + margin), bottom=0.13, top=0.92
+    )
     axes = figure.add_subplot()
     _style(axes)
     all_positive = True
