@@ -62,8 +62,8 @@ def mnist1d_data(num_samples: int = 5000) -> ClassificationData:
 # Budgets and targets measured with Adam (lr 1e-3), one CPU thread, seeds 0-2, on the 3200/800 split:
 # the MLP peaks at 0.58-0.59 validation accuracy, reaching 0.57 by 900-1300 steps; its budget is 1000
 # steps (31 epochs, about 2 s on one thread), so that the default comparison of `make demo`, where it
-# costs most, stays under 3 minutes on 2 cores: tuned rates get there sooner than Adam at 1e-3. The CNN reaches 0.75 by 1650-1900 steps and ends at 0.78-0.79
-# after 2500.
+# costs most, stays under 3 minutes on 2 cores: tuned rates get there sooner than Adam at 1e-3.
+# The CNN reaches 0.75 by 1650-1900 steps and ends at 0.78-0.79 after 2500.
 register(
     classification_problem(
         "mnist1d-mlp", "MLP 40-100-100-10 on procedurally generated MNIST-1D",

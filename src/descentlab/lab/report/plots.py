@@ -276,7 +276,8 @@ def sweep_figure(
     if all_positive and not higher_is_better:
         axes.set_yscale("log")
     axes.set_xlabel("learning rate")
-    axes.set_ylabel(f"validation {metric} (first seed, short run)")
+    # on learning problems this is the validation split; 2-D functions and textbook models have one
+    axes.set_ylabel(f"{metric} after the short run (first seed)")
     axes.set_title(f"{problem_name}: learning-rate sweep", fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
     return figure
