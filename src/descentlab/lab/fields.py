@@ -54,14 +54,20 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) else None
 
 
+def _from_text(value: Any, convert: Callable[[str], Any], error: str) -> Any:
+    """``convert(text)`` for text (``error`` when it fails), any other value as it is."""
+    text = _text(value)
+    if text is None:
+        return value
+    try:
+        return convert(text)
+    except ValueError:
+        raise SettingError(f"{error}, got {text!r}") from None
+
+
 def parse_int(key: str, value: Any, minimum: int = 0) -> int:
     """A whole number ``>= minimum`` from an int or its text; bools and floats are refused."""
-    text = _text(value)
-    if text is not None:
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingError(f"{key} must be a whole number >= {minimum}, got {text!r}") from None
+    value = _from_text(value, int, f"{key} must be a whole number >= {minimum}")
     if isinstance(value, bool) or not isinstance(value, int):
         raise SettingError(f"{key} must be a whole number >= {minimum}, got {value!r}")
     if value < minimum:
@@ -71,12 +77,7 @@ def parse_int(key: str, value: Any, minimum: int = 0) -> int:
 
 def parse_float(key: str, value: Any, *, low: float = -math.inf, low_open: bool = False) -> float:
     """A finite number (``> low`` or ``>= low``) from a number or its text; bools are refused."""
-    text = _text(value)
-    if text is not None:
-        try:
-            value = float(text)
-        except ValueError:
-            raise SettingError(f"{key} must be a number, got {text!r}") from None
+    value = _from_text(value, float, f"{key} must be a number")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SettingError(f"{key} must be a number, got {value!r}")
     value = float(value)
