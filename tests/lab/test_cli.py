@@ -218,3 +218,12 @@ def test_main_prints_value_errors_cleanly(monkeypatch, capsys):
     assert cli.main(["run", "--problem", "tiny-bowl", "--optimizer", "nadamm"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("descentlab: error: unknown optimizer 'nadamm'") and "Traceback" not in error
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    command = f"'{sys.executable}' -m descentlab problems | head -n 1"
+    finished = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert finished.stdout.startswith("problem") and finished.stderr == ""

@@ -320,7 +320,7 @@ def canonical_model_options(problem: Problem, given: Mapping[str, Any]) -> dict[
 def default_name(optimizers: Sequence[str], problems: Sequence[str], settings: Any, vary: Any) -> str:
     """A stable name for an unnamed comparison: the same arguments resume the same comparison."""
     text = json.dumps([list(optimizers), list(problems), settings, vary], sort_keys=True, default=str)
-    return "comparison-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return "auto-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def run_comparison(
