@@ -163,7 +163,10 @@ class _Executor:
     def run(self, specs: Iterable[RunSpec], purpose: str) -> None:
         specs = list({spec.run_id: spec for spec in specs}.values())
         done = self.store.completed_run_ids()
-        missing = [spec for spec in specs if spec.run_id not in done]
+        # longest first: no core idles at the end behind one long run, and the ETA errs on the safe side
+        missing = sorted(
+            (spec for spec in specs if spec.run_id not in done), key=_expected_cost, reverse=True
+        )
         if purpose == "compare":
             self.summary.skipped += len(specs) - len(missing)
         progress = Progress(len(missing), purpose)
@@ -176,6 +179,14 @@ class _Executor:
                     self.summary.diverged += result.outcome != "completed"
         finally:
             progress.close()
+
+
+def _expected_cost(spec: RunSpec) -> float:
+    """A rough relative cost of a run: its step budget (the problem's default for epoch budgets), a
+    learning problem's step counting four."""
+    problem = get_problem(spec.problem)
+    steps = spec.steps or problem.budget_steps
+    return steps * (4 if problem.kind == "learning" else 1)
 
 
 def _score(run: dict[str, Any], higher_is_better: bool) -> float:
