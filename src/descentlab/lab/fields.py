@@ -150,8 +150,13 @@ def _fraction_or_steps(key: str, value: Any) -> int | float:
     return int(number)
 
 
+def _items(value: Any) -> list[Any]:
+    """A list as it is, or text split on commas (``;`` also separates, for values inside ``--vary``)."""
+    return list(value) if isinstance(value, list | tuple) else str(value).replace(";", ",").split(",")
+
+
 def _steps_list(key: str, value: Any) -> tuple[int, ...]:
-    items = value if isinstance(value, list | tuple) else str(value).replace(";", ",").split(",")
+    items = _items(value)
     steps = tuple(parse_int(key, item) for item in items if str(item).strip())
     if not steps:
         raise SettingError(f"{key} needs at least one step, e.g. {key}=0,100")
@@ -159,13 +164,13 @@ def _steps_list(key: str, value: Any) -> tuple[int, ...]:
 
 
 def _record_kinds(key: str, value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list | tuple) else str(value).replace(";", ",").split(",")
+    items = _items(value)
     kinds = tuple(sorted({parse_choice(key, str(item).strip(), RECORD_KINDS) for item in items if item}))
     return kinds
 
 
 def _patterns(key: str, value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list | tuple) else str(value).replace(";", ",").split(",")
+    items = _items(value)
     patterns = tuple(str(item).strip() for item in items if str(item).strip())
     if not patterns:
         raise SettingError(f"{key} needs module names or globs, e.g. {key}=0 (the first layer)")
