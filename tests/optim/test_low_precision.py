@@ -133,3 +133,20 @@ def test_float16_with_an_eps_it_holds_gives_torchs_bits(ours, theirs, lr):
     start = _start(torch.float16)
     expected = _final_params(theirs, start, lr=lr, eps=1e-3)
     assert torch.equal(_final_params(ours, start, lr=lr, eps=1e-3), expected)
+
+
+# --- Newton needs float32 or float64 -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+def test_newton_refuses_low_precision_parameters_at_construction(dtype):
+    model = torch.nn.Linear(3, 1).to(dtype)
+    with pytest.raises(ValueError, match=rf"float32 or float64.*{dtype}.*model\.double\(\)"):
+        dl.Newton(model.parameters())
+
+
+def test_newton_refuses_parameters_converted_to_float16_after_construction():
+    model = torch.nn.Linear(3, 1)
+    optimizer = dl.Newton(model.parameters(), mode="cg")
+    model.half()
+    inputs = torch.ones(4, 3, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"float32 or float64.*torch.float16"):
+        optimizer.step(lambda: model(inputs).square().sum())
