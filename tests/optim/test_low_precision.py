@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import pytest
@@ -150,3 +151,46 @@ def test_newton_refuses_parameters_converted_to_float16_after_construction():
     inputs = torch.ones(4, 3, dtype=torch.float16)
     with pytest.raises(ValueError, match=r"float32 or float64.*torch.float16"):
         optimizer.step(lambda: model(inputs).square().sum())
+
+
+# --- float64 state survives state_dict -> load_state_dict ----------------------------------------------
+def _run(params, optimizer, start, steps):
+    for step in range(start, start + steps):
+        optimizer.zero_grad()
+        loss = sum(((p - 0.3) ** 2 * (i + 1)).sum() + 0.1 * (p**4).sum() for i, p in enumerate(params))
+        (loss * (1 + 0.01 * step)).backward()
+        optimizer.step()
+
+
+SCALAR_STATE_CASES = [
+    (dl.Nesterov, {"lr": 0.01, "momentum": 0.9}),
+    (dl.SWATS, {"lr": 0.01}),
+    (dl.SWATS, {"lr": 0.01, "variant": "per-tensor"}),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize(("cls", "hyper"), SCALAR_STATE_CASES, ids=lambda v: getattr(v, "__name__", None))
+def test_scalar_state_keeps_its_dtype_through_load_state_dict(cls, hyper, dtype):
+    generator = torch.Generator().manual_seed(1)
+    initial = [torch.randn(shape, generator=generator).to(dtype) for shape in [(3, 2), (4,)]]
+    uninterrupted = [p.clone().requires_grad_() for p in initial]
+    resumed = [p.clone().requires_grad_() for p in initial]
+    reference = cls(uninterrupted, **hyper)
+    _run(uninterrupted, reference, 0, 30)
+    # A deep copy, as after torch.save/torch.load: an in-process state_dict shares its tensors.
+    saved = copy.deepcopy(reference.state_dict())
+    with torch.no_grad():
+        for target, source in zip(resumed, uninterrupted):
+            target.copy_(source)
+    restored = cls(resumed, **hyper)
+    restored.load_state_dict(saved)
+    for param, twin in zip(uninterrupted, resumed):
+        for key, value in reference.state[param].items():
+            loaded = restored.state[twin][key]
+            assert (loaded.dtype, loaded.device) == (value.dtype, value.device), key
+            assert torch.equal(loaded, value), key
+    _run(uninterrupted, reference, 30, 30)
+    _run(resumed, restored, 30, 30)
+    for a, b in zip(uninterrupted, resumed):
+        assert torch.equal(a, b)
