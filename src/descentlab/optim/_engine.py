@@ -18,6 +18,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, ClassVar
 
 import torch
@@ -72,6 +73,10 @@ class RuleOptimizer(ValidatedOptimizer):
     # of streaming every full-size tensor through memory once per kernel (benchmarks/step_speed.py).
     # 0 turns it off. Algorithms whose update is not elementwise set it to 0.
     block_numel: ClassVar[int] = 1 << 20
+    # Scalar state kept in float64 on the CPU whatever the parameter dtype (Nesterov's look-ahead
+    # offset, SWATS's switch scalars). torch's load_state_dict casts every state tensor but "step" to
+    # its parameter's dtype, which would round these to float32 or float16; see load_state_dict.
+    float64_state: ClassVar[tuple[str, ...]] = ()
 
     def check_group(self, group: dict[str, Any]) -> None:
         """Refuse torch.optim modes descentlab does not implement, and unknown variants.
@@ -128,6 +133,27 @@ class RuleOptimizer(ValidatedOptimizer):
                 param_state = self.state.get(param)
                 if param_state and "step" in param_state and not torch.is_tensor(param_state["step"]):
                     param_state["step"] = torch.tensor(float(param_state["step"]), dtype=scalar_dtype())
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict``, except that the keys in ``float64_state`` stay float64 on the CPU.
+
+        They are copied from ``state_dict`` as saved (not from torch's cast), so a save/load round trip
+        continues bit for bit like the uninterrupted run.
+        """
+        super().load_state_dict(state_dict)
+        if self.float64_state:
+            self._restore_float64_state(state_dict)
+
+    def _restore_float64_state(self, state_dict: dict[str, Any]) -> None:
+        # Saved ids pair with the parameters in group order, as in torch's load_state_dict.
+        saved_ids = chain.from_iterable(group["params"] for group in state_dict["param_groups"])
+        params = chain.from_iterable(group["params"] for group in self.param_groups)
+        for saved_id, param in zip(saved_ids, params):
+            saved = state_dict["state"].get(saved_id, {})
+            for key in self.float64_state:
+                if isinstance(saved.get(key), Tensor):
+                    # A copy: the optimizer updates these in place and must not write into state_dict.
+                    self.state[param][key] = saved[key].to(device="cpu", dtype=torch.float64, copy=True)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

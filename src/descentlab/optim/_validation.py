@@ -13,7 +13,12 @@ Policies chosen here:
 - ``lr`` must be in [0, :data:`MAX_LR`]; 1-element tensors are accepted for reals, as torch allows;
 - ``eps`` must be > 0: every optimizer with an ``eps`` divides by ``something + eps`` where
   ``something`` is 0 for a coordinate whose gradients were all 0, so ``eps = 0`` would make it
-  ``0 / 0 = NaN`` even with ``lr = 0``. (torch.optim accepts ``eps = 0``; we do not.)
+  ``0 / 0 = NaN`` even with ``lr = 0``. (torch.optim accepts ``eps = 0``; we do not.) The same
+  reason applies to an eps the parameter dtype rounds to 0 (the default 1e-8 in float16): the update
+  rules use ``max(eps, torch.finfo(dtype).tiny)``, i.e. eps is raised to the dtype's smallest normal
+  number (6.1e-5 in float16; see ``_rules.scaling.nonvanishing_eps``). The group keeps the eps given,
+  and every eps >= ``tiny`` (all defaults in float32, float64 and bfloat16) is used unchanged, so
+  those results stay bit-for-bit torch.optim's. (torch.optim gives NaN there.)
 - boolean flags must be ``True`` or ``False`` (``foreach`` and ``fused`` may also be ``None``).
 """
 

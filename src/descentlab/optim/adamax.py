@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter, zeros_like_all
-from descentlab.optim._rules import add_decayed_weights, bias_correction, ema_
+from descentlab.optim._rules import add_decayed_weights, bias_correction, ema_, plus_eps
 from descentlab.optim._rules.adaptive import decayed_max_of_abs_
 
 
@@ -81,5 +80,5 @@ class Adamax(RuleOptimizer):
         decayed_max_of_abs_(state["exp_inf"], grads, beta2, eps if variant == "torch" else 0.0)
         denominator = state["exp_inf"]
         if variant == "keras":
-            denominator = torch._foreach_add(denominator, eps)
+            denominator = plus_eps(denominator, eps)
         return Direction(state["exp_avg"], denominator, 1.0 / bias_correction(beta1, step))

@@ -89,8 +89,9 @@ class Nesterov(Momentum):
     holds, so between steps the parameters hold the *look-ahead point*
     :math:`\psi_t = \phi_t - c_t m_t` (the change of variables of Sutskever et al. 2013 / Bengio et al.
     2013), where :math:`c_t = \alpha\beta` of the step that produced :math:`m_t` (state
-    ``lookahead_offset``, a scalar tensor per parameter). Your usual ``loss.backward()`` therefore
-    evaluates :math:`\nabla L(\psi_t)`, exactly the gradient eq. 6.12 asks for. One step then does
+    ``lookahead_offset``, a float64 scalar tensor per parameter, kept float64 by ``load_state_dict``).
+    Your usual ``loss.backward()`` therefore evaluates :math:`\nabla L(\psi_t)`, exactly the gradient
+    eq. 6.12 asks for. One step then does
 
     .. math::
 
@@ -126,6 +127,7 @@ class Nesterov(Momentum):
     """
 
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.12; Nesterov 1983"
+    float64_state = ("lookahead_offset",)  # see RuleOptimizer.float64_state
 
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         return {

@@ -98,7 +98,8 @@ class Newton(ValidatedOptimizer):
     Notes:
         All parameters with ``requires_grad`` form one vector (a single param group, one dtype and
         device; frozen parameters are left out). ``lr`` and ``damping`` are read from the param group
-        at every step, so schedulers act on them. Real parameters only. A singular
+        at every step, so schedulers act on them. Real float32 or float64 parameters only: float16 and
+        bfloat16 raise a ``ValueError`` at construction or at the step that finds them. A singular
         :math:`H + \lambda I` (or a zero eigenvalue with ``"saddle-free"`` and ``damping=0``) raises a
         ``RuntimeError`` asking for ``damping > 0``. Without a line search, an indefinite ``"exact"``
         step is taken as computed (plain Newton heads for saddles). torch has no Newton optimizer.
@@ -217,6 +218,13 @@ class Newton(ValidatedOptimizer):
                 raise ValueError(
                     f"Newton supports real parameters only; parameter {index} is {param.dtype} "
                     "(view it as real pairs with torch.view_as_real)"
+                )
+            if param.dtype not in (torch.float32, torch.float64):
+                # The solves and eigendecompositions have no float16/bfloat16 kernels, and a Hessian in
+                # 8-11 mantissa bits would give meaningless Newton steps anyway.
+                raise ValueError(
+                    f"Newton needs float32 or float64 parameters; parameter {index} is {param.dtype}: "
+                    "convert the model with model.double() (or model.float()) before building Newton"
                 )
             if param.dtype != params[0].dtype or param.device != params[0].device:
                 raise ValueError(

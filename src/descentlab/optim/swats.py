@@ -40,8 +40,9 @@ class SWATS(RuleOptimizer):
     in the paper, where the switch is taken on the full parameter vector. State per parameter: ``step``,
     ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`), ``momentum_buffer`` (:math:`v`), and the
     group's scalars copied into each parameter's state: ``phase`` (0 Adam, 1 SGD), ``lambda_avg``
-    (:math:`\lambda`), ``sgd_lr`` (:math:`\Lambda`) and ``switch_step`` (0 before the switch). Read the
-    switch with :meth:`switch_steps` and :meth:`sgd_learning_rates`.
+    (:math:`\lambda`), ``sgd_lr`` (:math:`\Lambda`), ``switch_step`` (0 before the switch) and
+    ``switch_lr`` (``lr`` at the switch): float64 scalars whatever the parameter dtype, kept float64 by
+    ``load_state_dict``. Read the switch with :meth:`switch_steps` and :meth:`sgd_learning_rates`.
 
     Variants:
         - ``"paper"`` (default): the per-group switch and the absolute test above.
@@ -66,6 +67,8 @@ class SWATS(RuleOptimizer):
     reference = "Keskar & Socher 2017 (arXiv:1712.07628)"
     variants = ("paper", "per-tensor")
     block_numel = 0  # the switch test needs whole-group dot products
+    # The group's scalars, one float64 copy in each parameter's state (see RuleOptimizer.float64_state).
+    float64_state = ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr")
 
     hyperparameters = hyperparameter_checks(switch_rtol=POSITIVE)
 
@@ -97,7 +100,7 @@ class SWATS(RuleOptimizer):
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         state = {"step": make_step_counter()}
         state.update(zeros_like_all(param, ["exp_avg", "exp_avg_sq", "momentum_buffer"]))
-        for name in ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr"):
+        for name in self.float64_state:
             state[name] = torch.zeros((), dtype=torch.float64)
         return state
 

@@ -12,7 +12,14 @@ from descentlab.optim._rules.moments import (
     running_max_,
     trace_,
 )
-from descentlab.optim._rules.scaling import bias_correction, root_of, root_plus_eps, root_with_eps_inside
+from descentlab.optim._rules.scaling import (
+    bias_correction,
+    nonvanishing_eps,
+    plus_eps,
+    root_of,
+    root_plus_eps,
+    root_with_eps_inside,
+)
 from descentlab.optim._rules.weight_decay import add_decayed_weights, decay_weights_
 
 __all__ = [
@@ -22,6 +29,8 @@ __all__ = [
     "decay_weights_",
     "ema_",
     "ema_of_squares_",
+    "nonvanishing_eps",
+    "plus_eps",
     "root_of",
     "root_plus_eps",
     "root_with_eps_inside",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules.scaling import nonvanishing_eps
+
 
 def centered_second_moment(square_avgs: list[Tensor], grad_avgs: list[Tensor]) -> list[Tensor]:
     """``E[g^2] - E[g]^2`` as a new list: the variance estimate of centred RMSprop (Graves 2013, eq. 40)."""
@@ -14,10 +16,11 @@ def centered_second_moment(square_avgs: list[Tensor], grad_avgs: list[Tensor]) -
 def decayed_max_of_abs_(maxima: list[Tensor], values: list[Tensor], decay: float, eps: float = 0.0) -> None:
     """``u <- max(decay * u, |x| + eps)`` in place: AdaMax's exponentially weighted infinity norm.
 
-    ``eps = 0`` is Kingma & Ba 2015, sec. 7.1; torch.optim.Adamax adds its ``eps`` to ``|x|`` here.
+    ``eps = 0`` is Kingma & Ba 2015, sec. 7.1; torch.optim.Adamax adds its ``eps`` to ``|x|`` here
+    (kept from vanishing in low precision by :func:`~descentlab.optim._rules.scaling.nonvanishing_eps`).
     """
     torch._foreach_mul_(maxima, decay)
     magnitudes = torch._foreach_abs(values)
     if eps != 0:
-        torch._foreach_add_(magnitudes, eps)
+        torch._foreach_add_(magnitudes, nonvanishing_eps(eps, values))
     torch._foreach_maximum_(maxima, magnitudes)

@@ -1,4 +1,9 @@
-"""Denominators that scale a direction by a root-mean-square estimate, with their eps conventions."""
+"""Denominators that scale a direction by a root-mean-square estimate, with their eps conventions.
+
+Every eps reaches the tensors through :func:`nonvanishing_eps`, so an eps too small for a low-precision
+dtype (the default 1e-8 in float16) is raised to that dtype's smallest normal number instead of
+rounding to 0 and turning a coordinate without gradient into 0/0 = NaN.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,21 @@ from torch import Tensor
 def bias_correction(beta: float, step: int) -> float:
     """``1 - beta**step``: the factor that un-biases an EMA started at zero (Kingma & Ba 2015, sec. 3)."""
     return 1.0 - beta**step
+
+
+def nonvanishing_eps(eps: float, values: list[Tensor]) -> float:
+    """``eps``, or the smallest positive normal number of ``values``' dtype where ``eps`` is below it.
+
+    An eps the dtype cannot hold rounds to 0 (float16's 1e-8 does: its smallest positive value is 6e-8),
+    and ``0 / (0 + eps)`` becomes NaN for every coordinate whose gradients were all 0. Raising eps to
+    the smallest *normal* number (6.1e-5 in float16) rather than to the smallest subnormal also bounds
+    ``m / eps`` where ``v`` underflowed to 0 but ``m`` did not, and survives flush-to-zero arithmetic.
+    Any eps the dtype holds as a normal number (every default, in float32, float64 and bfloat16) is
+    returned unchanged, so those results stay bit-for-bit torch.optim's.
+    """
+    if not values:
+        return eps
+    return max(eps, torch.finfo(values[0].dtype).tiny)
 
 
 def root_of(values: list[Tensor]) -> list[Tensor]:
@@ -26,12 +46,17 @@ def root_plus_eps(squares: list[Tensor], eps: float, correction: float = 1.0) ->
     denominator = torch._foreach_sqrt(squares)
     if correction != 1.0:
         torch._foreach_div_(denominator, math.sqrt(correction))
-    torch._foreach_add_(denominator, eps)
+    torch._foreach_add_(denominator, nonvanishing_eps(eps, squares))
     return denominator
 
 
 def root_with_eps_inside(squares: list[Tensor], eps: float) -> list[Tensor]:
     """``sqrt(v + eps)`` as a new list: eps inside the root (Hinton's RMSprop notes, AdaDelta)."""
-    denominator = torch._foreach_add(squares, eps)
+    denominator = plus_eps(squares, eps)
     torch._foreach_sqrt_(denominator)
     return denominator
+
+
+def plus_eps(values: list[Tensor], eps: float) -> list[Tensor]:
+    """``x + eps`` as a new list (Keras's AdaMax denominator), eps as :func:`nonvanishing_eps` keeps it."""
+    return torch._foreach_add(values, nonvanishing_eps(eps, values))
