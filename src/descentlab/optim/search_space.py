@@ -196,3 +196,47 @@ def check_dimension_name(name: str, cls: type) -> None:
             raise ValueError(
                 f"{cls.__name__}.{keyword} has no element {match['index']} (default {default!r})"
             )
+
+
+def _parse_choice(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_dimension(name: str, text: str, existing: Dimension | None = None) -> Dimension:
+    """A dimension from ``--space`` text: ``LOW:HIGH[:SCALE]`` or ``A|B|...`` (choices).
+
+    An override keeps the condition of the dimension it replaces (``optional``, ``when``), its kind
+    (whole numbers stay whole) and, when no scale is written, its scale.
+
+    Raises:
+        ValueError: when the text is neither form, or the range does not fit the scale.
+    """
+    text = str(text).strip()
+    conditions = {} if existing is None else {"optional": existing.optional, "when": existing.when}
+    if "|" in text:
+        choices = tuple(_parse_choice(part) for part in text.split("|") if part.strip())
+        return Categorical(name, choices, **conditions)
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"{text!r} is neither LOW:HIGH[:SCALE] nor A|B; e.g. 1e-10:1e-2:log or true|false")
+    default_scale = getattr(existing, "scale", "linear")
+    scale = parts[2].strip() if len(parts) == 3 else default_scale
+    if isinstance(existing, Int):
+        try:
+            low, high = int(parts[0]), int(parts[1])
+        except ValueError:
+            raise ValueError(f"{name} takes whole numbers, got {text!r}; e.g. 1:100:log") from None
+        return Int(name, low, high, scale, **conditions)
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{text!r} needs numbers LOW:HIGH, e.g. 1e-10:1e-2:log") from None
+    return Float(name, low, high, scale, **conditions)
