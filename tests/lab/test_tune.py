@@ -66,7 +66,7 @@ def test_tuple_elements_keep_their_defaults_and_random_search_is_reproducible():
 
 def _tune(folder, trials=4, **options):
     return run_tuning(
-        folder, ["sgd", "adam"], ["tiny-logreg"], [0, 1], options=TuneOptions(trials=trials, **options)
+        folder, ["SGD", "adam"], ["tiny-logreg"], [0, 1], options=TuneOptions(trials=trials, **options)
     )
 
 

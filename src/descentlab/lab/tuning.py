@@ -596,6 +596,7 @@ def run_tuning(
     seeds = list(seeds)
     if not optimizers or not problems or not seeds:
         raise ValueError("tuning needs at least one optimizer, one problem and one seed")
+    optimizers = [get_optimizer_class(name).__name__.lower() for name in optimizers]  # as compare stores them
     tuned_list = _tuned_configurations(optimizers, problems, settings, options)
     for tuned in tuned_list:  # fail on a bad configuration before hours of work
         check_spec(tuned.trial_spec({}, seeds[0]))
