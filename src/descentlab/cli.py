@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "descentlab._cli.info",
     "descentlab._cli.analysis",
     "descentlab._cli.lab",
+    "descentlab._cli.tune",
 )
 
 

@@ -25,7 +25,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +122,17 @@ def build_task(problem: Problem, spec: RunSpec) -> Task:
     return problem.task(spec.seed, batch_size, options=options)
 
 
+EvaluationHook = Callable[[int, dict[str, float]], None]
+"""Called with ``(step, validation metrics)`` after each evaluation during training (a tuner reports
+them to its trial); an exception it raises (a pruned trial) ends the run and propagates."""
+
+
 class Training:
     """One run in progress: task, optimizer, schedule, techniques, instruments and counters."""
 
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> None:
         self.spec = spec
+        self.on_evaluation = on_evaluation
         self.problem = get_problem(spec.problem)
         torch.manual_seed(spec.seed)  # modules the task builds without a generator still start paired
         self.task = build_task(self.problem, spec)
@@ -292,6 +298,8 @@ def _evaluate(training: Training, progress: _Progress, last: bool) -> tuple[dict
     """Validation (and every few times training-subset) metrics now; True as third item: stop early."""
     metrics = training.evaluate("validation")
     progress.evaluations += 1
+    if training.on_evaluation is not None and metrics is not None:
+        training.on_evaluation(progress.steps, metrics)
     train_metrics = None
     if last or progress.evaluations % TRAIN_EVALUATION_EVERY == 0:
         train_metrics = training.evaluate("train")
@@ -419,18 +427,18 @@ def check_spec(spec: RunSpec) -> None:
             _one_step(training, _Progress(), next(training.task.batches), evaluated=True)
 
 
-def run_spec(spec: RunSpec) -> RunResult:
+def run_spec(spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> RunResult:
     """Train ``spec`` on its problem and return the result (never raises on divergence).
 
     Unknown problem/optimizer names, bad hyperparameters and techniques that do not fit the problem
-    raise ``ValueError``.
+    raise ``ValueError``; ``on_evaluation`` sees every validation evaluation during training.
     """
     with training_threads():
-        return _run(spec)
+        return _run(spec, on_evaluation)
 
 
-def _run(spec: RunSpec) -> RunResult:
-    training = Training(spec)
+def _run(spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> RunResult:
+    training = Training(spec, on_evaluation)
     records = [
         StepRecord(
             step=0,

@@ -10,6 +10,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import add_decayed_weights, ema_of_squares_, root_with_eps_inside
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim.search_space import Float
 
 
 class Adadelta(RuleOptimizer):
@@ -45,12 +46,19 @@ class Adadelta(RuleOptimizer):
     ``weight_decay`` (an L2 term in the objective). Differences from torch.optim.Adadelta:
     ``capturable=True`` is refused.
 
+    Search space: lr (log; the paper has none), rho (log1m), eps (log).
+
     References:
         Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012, arXiv:1212.5701, Algorithm 1.
     """
 
     reference = "Zeiler 2012 (arXiv:1212.5701)"
     variants = ("torch", "zeiler", "scaled_accumulator")
+    search_space = (
+        Float("lr", 1e-3, 10.0, "log"),
+        Float("rho", 0.5, 0.999, "log1m"),
+        Float("eps", 1e-10, 1e-2, "log"),
+    )
 
     hyperparameters = hyperparameter_checks(rho=CLOSED_UNIT_INTERVAL)
 

@@ -15,6 +15,7 @@ from descentlab.optim._rules import (
     root_with_eps_inside,
 )
 from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
+from descentlab.optim.search_space import Float
 
 
 class Adagrad(RuleOptimizer):
@@ -48,6 +49,8 @@ class Adagrad(RuleOptimizer):
     ``fused=True`` is refused; a param group's own ``initial_accumulator_value`` is honoured when state is
     created lazily (torch uses the constructor's value for every group).
 
+    Search space: lr, eps up to 1; eps = 1 contains plain SGD's while the sums of g^2 stay << 1.
+
     References:
         Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
         Optimization", JMLR 12, 2011, https://jmlr.org/papers/v12/duchi11a.html.
@@ -55,6 +58,7 @@ class Adagrad(RuleOptimizer):
 
     reference = "Duchi, Hazan & Singer 2011 (JMLR 12)"
     variants = ("torch", "eps_inside")
+    search_space = (Float("lr", 1e-5, 10.0, "log"), Float("eps", 1e-10, 1.0, "log"))
 
     hyperparameters = hyperparameter_checks(lr_decay=NON_NEGATIVE, initial_accumulator_value=NON_NEGATIVE)
 

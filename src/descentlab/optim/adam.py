@@ -17,6 +17,7 @@ from descentlab.optim._rules import (
     root_plus_eps,
     running_max_,
 )
+from descentlab.optim.search_space import Float
 
 
 class Adam(RuleOptimizer):
@@ -63,6 +64,8 @@ class Adam(RuleOptimizer):
     their Algorithm 1 (eps outside :math:`\sqrt{\hat v_t}`); ``weight_decay`` (L2 added to the gradient)
     and ``decoupled_weight_decay`` are not in the paper.
 
+    Search space: lr, betas, eps up to 1; it contains Momentum's where |g| << 1 (eps = 1: a step is lr m_hat).
+
     References:
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
         https://arxiv.org/abs/1412.6980.
@@ -72,6 +75,12 @@ class Adam(RuleOptimizer):
 
     reference = "Kingma & Ba 2015 (arXiv:1412.6980); AMSGrad: Reddi et al. 2018"
     variants = ("torch", "efficient-eps", "amsgrad-paper")
+    search_space = (
+        Float("lr", 1e-5, 10.0, "log"),
+        Float("betas[0]", 0.0, 0.999, "log1m"),
+        Float("betas[1]", 0.9, 0.9999, "log1m"),
+        Float("eps", 1e-10, 1.0, "log"),
+    )
 
     def __init__(
         self,
@@ -172,6 +181,8 @@ class AdamW(Adam):
     Differences from torch.optim.AdamW: none in ``"torch"``. ``amsgrad=True`` follows torch's AMSGrad
     form in both variants.
 
+    Search space: Adam's plus weight_decay (log); it contains Adam's only down to its smallest decay.
+
     References:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
         https://arxiv.org/abs/1711.05101.
@@ -179,6 +190,7 @@ class AdamW(Adam):
 
     reference = "Loshchilov & Hutter 2019 (arXiv:1711.05101)"
     variants = ("torch", "paper")
+    search_space = (*Adam.search_space, Float("weight_decay", 1e-5, 0.1, "log"))
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter, zeros_like_all
 from descentlab.optim._rules import add_decayed_weights, bias_correction, ema_, plus_eps
 from descentlab.optim._rules.adaptive import decayed_max_of_abs_
+from descentlab.optim.adam import Adam
 
 
 class Adamax(RuleOptimizer):
@@ -34,6 +35,8 @@ class Adamax(RuleOptimizer):
     Differences from the paper: coupled ``weight_decay`` and eps (torch's additions). Differences from
     torch.optim.Adamax: ``capturable=True`` is refused.
 
+    Search space: Adam's ranges; with eps = 1 >> max|g| it contains Momentum's where |g| << 1.
+
     References:
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980, sec. 7.1,
         Algorithm 2.
@@ -41,6 +44,7 @@ class Adamax(RuleOptimizer):
 
     reference = "Kingma & Ba 2015 (arXiv:1412.6980, sec. 7.1)"
     variants = ("torch", "paper", "keras")
+    search_space = Adam.search_space
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from descentlab.optim._validation import (
     ValidatedOptimizer,
     hyperparameter_checks,
 )
+from descentlab.optim.search_space import Float
 
 METHODS = ("golden", "armijo", "strong-wolfe")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: each golden-section iteration keeps this fraction
@@ -144,6 +145,8 @@ class LineSearchGD(ValidatedOptimizer):
     are searched as real pairs (:math:`\mathbb{R}^{2n}`), as the engine treats them. torch has no
     line-search gradient descent.
 
+    Search space: lr (log), the scale of the first trial step.
+
     References:
         Prince, *Understanding Deep Learning*, MIT Press 2023, sec. 6.1.2 and fig. 6.10.
         Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006, ch. 3.
@@ -152,6 +155,7 @@ class LineSearchGD(ValidatedOptimizer):
     reference = "Prince 2023 (UDL fig. 6.10); Nocedal & Wright 2006 ch. 3"
     step_protocol = "closure"  # see RuleOptimizer.step_protocol
     variants = METHODS
+    search_space = (Float("lr", 1e-3, 10.0, "log"),)
     hyperparameters = hyperparameter_checks(
         max_step=POSITIVE,
         tolerance=POSITIVE,

@@ -9,6 +9,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, zeros_like_all
 from descentlab.optim._rules import decay_weights_, ema_
 from descentlab.optim._rules.sign import sign_of_interpolation
+from descentlab.optim.search_space import Float
 
 
 class Lion(RuleOptimizer):
@@ -33,12 +34,19 @@ class Lion(RuleOptimizer):
     Example:
         >>> opt = Lion(model.parameters(), lr=1e-4, weight_decay=1.0)  # doctest: +SKIP
 
+    Search space: lr 1e-6..1 (sign steps want rates below Adam's), betas (log1m).
+
     References:
         Chen, Liang, Huang, Real, Wang, Pham, Dong, Luong, Hsieh, Lu & Le, "Symbolic Discovery of
         Optimization Algorithms", NeurIPS 2023, arXiv:2302.06675, Algorithm 2.
     """
 
     reference = "Chen et al. 2023 (arXiv:2302.06675), Algorithm 2"
+    search_space = (
+        Float("lr", 1e-6, 1.0, "log"),
+        Float("betas[0]", 0.0, 0.999, "log1m"),
+        Float("betas[1]", 0.9, 0.9999, "log1m"),
+    )
 
     def __init__(
         self,

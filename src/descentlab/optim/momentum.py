@@ -12,6 +12,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float
 from descentlab.optim._rules import add_decayed_weights, ema_
 from descentlab.optim._validation import UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim.search_space import Float
 
 
 class Momentum(RuleOptimizer):
@@ -35,12 +36,15 @@ class Momentum(RuleOptimizer):
     Example:
         >>> opt = Momentum(model.parameters(), lr=0.05, momentum=0.9)  # doctest: +SKIP
 
+    Search space: lr, momentum from 0 (log1m); it contains plain SGD's (momentum = 0 is gradient descent).
+
     References:
         Prince, *Understanding Deep Learning*, MIT Press 2023, sec. 6.3.1, eq. 6.11.
         Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
     """
 
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.11; Polyak 1964"
+    search_space = (Float("lr", 1e-4, 10.0, "log"), Float("momentum", 0.0, 0.999, "log1m"))
 
     hyperparameters = hyperparameter_checks(momentum=UNIT_INTERVAL)  # an EMA weight: 1 would never move
 
@@ -118,6 +122,8 @@ class Nesterov(Momentum):
         >>> opt = Nesterov(model.parameters(), lr=0.05, momentum=0.9)  # doctest: +SKIP
         >>> with opt.at_iterate():  # doctest: +SKIP
         ...     validation_loss = evaluate(model)
+
+    Search space: Momentum's (inherited); momentum = 0 is plain gradient descent here too.
 
     References:
         Prince, *Understanding Deep Learning*, MIT Press 2023, sec. 6.3.2, eq. 6.12.

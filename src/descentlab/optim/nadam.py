@@ -17,6 +17,7 @@ from descentlab.optim._rules import (
     root_plus_eps,
 )
 from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
+from descentlab.optim.adam import Adam
 
 
 def scheduled_momentum(beta1: float, momentum_decay: float, step: int) -> float:
@@ -63,6 +64,8 @@ class NAdam(RuleOptimizer):
     refused. Differences from the paper: besides the first-moment average above, weight decay (coupled
     or decoupled) is not in the paper.
 
+    Search space: Adam's ranges; with eps = 1 it contains Nesterov's where |g| << 1, as Adam Momentum's.
+
     References:
         Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop,
         https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ.
@@ -71,6 +74,7 @@ class NAdam(RuleOptimizer):
 
     reference = "Dozat 2016 (ICLR workshop, 'Incorporating Nesterov Momentum into Adam')"
     variants = ("torch", "paper")
+    search_space = Adam.search_space
 
     hyperparameters = hyperparameter_checks(momentum_decay=NON_NEGATIVE)
 

@@ -22,6 +22,7 @@ from descentlab.optim._validation import (
     hyperparameter_checks,
 )
 from descentlab.optim.line_search import armijo_backtracking
+from descentlab.optim.search_space import Float
 
 MODES = ("exact", "saddle-free", "cg")
 LINE_SEARCHES = (None, "armijo")
@@ -111,6 +112,8 @@ class Newton(ValidatedOptimizer):
         >>> closure = lambda: torch.nn.functional.mse_loss(model(inputs), targets)  # no backward()
         >>> loss_before = optimizer.step(closure)  # least squares: solved in one step
 
+    Search space: lr (log; 1 is the Newton step), damping (log) only when used.
+
     References:
         Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006: Alg. 3.1 (backtracking),
         sec. 3.3 (Newton's method, quadratic convergence), Alg. 7.1 (line-search Newton-CG).
@@ -124,6 +127,7 @@ class Newton(ValidatedOptimizer):
     reference = "Nocedal & Wright 2006 (ch. 3, Alg. 7.1); Dauphin et al. 2014 (saddle-free)"
     step_protocol = "closure-no-backward"  # see RuleOptimizer.step_protocol
     variants = ()
+    search_space = (Float("lr", 1e-2, 1.0, "log"), Float("damping", 1e-6, 1.0, "log", optional=True))
     hyperparameters = hyperparameter_checks(
         lr=LearningRate(positive=True),
         damping=NON_NEGATIVE,

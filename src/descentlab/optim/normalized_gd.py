@@ -8,6 +8,7 @@ from torch import Tensor
 
 from descentlab.optim._engine import Direction, RuleOptimizer, zeros_like_all
 from descentlab.optim._rules import ema_, ema_of_squares_, root_plus_eps
+from descentlab.optim.search_space import Float
 
 
 class NormalizedGD(RuleOptimizer):
@@ -34,11 +35,14 @@ class NormalizedGD(RuleOptimizer):
     Example:
         >>> opt = NormalizedGD(model.parameters(), lr=1e-3)  # doctest: +SKIP
 
+    Search space: lr (log).
+
     References:
         Prince, *Understanding Deep Learning*, MIT Press 2023, sec. 6.4, eqs. 6.13-6.15.
     """
 
     reference = "Prince, Understanding Deep Learning 2023, eqs. 6.13-6.14"
+    search_space = (Float("lr", 1e-5, 10.0, "log"),)
 
     def __init__(
         self,

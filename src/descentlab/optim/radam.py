@@ -16,6 +16,7 @@ from descentlab.optim._rules import (
     ema_of_squares_,
     root_plus_eps,
 )
+from descentlab.optim.adam import Adam
 
 
 def sma_length(beta2: float, step: int) -> tuple[float, float]:
@@ -83,6 +84,8 @@ class RAdam(RuleOptimizer):
     Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
     refused.
 
+    Search space: Adam's ranges, so the two compare on equal terms.
+
     References:
         Liu, Jiang, He, Chen, Liu, Gao & Han, "On the Variance of the Adaptive Learning Rate and Beyond",
         ICLR 2020, https://arxiv.org/abs/1908.03265; code: https://github.com/LiyuanLucasLiu/RAdam.
@@ -90,6 +93,7 @@ class RAdam(RuleOptimizer):
 
     reference = "Liu et al. 2020 (arXiv:1908.03265)"
     variants = ("torch", "paper", "authors-code", "authors-code-sgd")
+    search_space = Adam.search_space
 
     def __init__(
         self,

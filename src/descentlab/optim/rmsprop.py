@@ -17,6 +17,7 @@ from descentlab.optim._rules import (
 )
 from descentlab.optim._rules.adaptive import centered_second_moment
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim.search_space import Categorical, Float
 
 
 class RMSprop(RuleOptimizer):
@@ -65,6 +66,8 @@ class RMSprop(RuleOptimizer):
     ``alpha >= 0``); ``capturable=True`` is refused; raising ``momentum`` above 0 after the state was created
     without a buffer raises a clear error (torch raises ``KeyError``).
 
+    Search space: lr, alpha, eps, momentum only when used, centered; eps = 1 contains SGD's (|g| << 1).
+
     References:
         Tieleman & Hinton, "Lecture 6.5 - rmsprop: Divide the gradient by a running average of its recent
         magnitude", COURSERA: Neural Networks for Machine Learning, 2012,
@@ -74,6 +77,13 @@ class RMSprop(RuleOptimizer):
 
     reference = "Tieleman & Hinton 2012 (lecture 6e); centered: Graves 2013 (arXiv:1308.0850)"
     variants = ("torch", "eps_inside", "graves")
+    search_space = (
+        Float("lr", 1e-5, 10.0, "log"),
+        Float("alpha", 0.5, 0.9999, "log1m"),
+        Float("eps", 1e-10, 1.0, "log"),
+        Float("momentum", 0.5, 0.999, "log1m", optional=True),
+        Categorical("centered", (False, True)),
+    )
 
     hyperparameters = hyperparameter_checks(alpha=CLOSED_UNIT_INTERVAL)
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim._rules import add_decayed_weights, trace_
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim.search_space import Categorical, Float
 
 
 class SGD(RuleOptimizer):
@@ -41,6 +42,8 @@ class SGD(RuleOptimizer):
     Example:
         >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # doctest: +SKIP
 
+    Search space: lr; momentum only when used, then nesterov; it contains plain SGD (momentum unused).
+
     References:
         Robbins & Monro, "A Stochastic Approximation Method", 1951.
         Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
@@ -50,6 +53,11 @@ class SGD(RuleOptimizer):
 
     reference = "Robbins & Monro 1951; Polyak 1964; Sutskever et al. 2013"
     variants = ("torch", "ema")
+    search_space = (
+        Float("lr", 1e-4, 10.0, "log"),
+        Float("momentum", 0.5, 0.999, "log1m", optional=True),
+        Categorical("nesterov", (False, True), when="momentum"),
+    )
 
     hyperparameters = hyperparameter_checks(dampening=CLOSED_UNIT_INTERVAL)
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim._rules import add_decayed_weights
 from descentlab.optim._validation import Integer, hyperparameter_checks
+from descentlab.optim.search_space import Float
 
 Closure = Callable[[], Tensor]
 
@@ -48,6 +49,8 @@ class SVRG(RuleOptimizer):
     option II ``candidate``. Weight decay (coupled L2, default 0) is added to the corrected gradient.
     torch has no SVRG.
 
+    Search space: lr, SGD's range (SVRG is SGD with a variance-reduced gradient).
+
     References:
         Johnson & Zhang, "Accelerating Stochastic Gradient Descent using Predictive Variance
         Reduction", NeurIPS 2013.
@@ -56,6 +59,7 @@ class SVRG(RuleOptimizer):
     reference = "Johnson & Zhang 2013 (NeurIPS)"
     step_protocol = "svrg"
     variants = ()
+    search_space = (Float("lr", 1e-4, 10.0, "log"),)
 
     hyperparameters = hyperparameter_checks(snapshot_every=Integer(1))
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
 from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
 from descentlab.optim._validation import POSITIVE, hyperparameter_checks
+from descentlab.optim.adam import Adam
 
 ADAM_PHASE, SGD_PHASE = 0.0, 1.0
 
@@ -59,6 +60,8 @@ class SWATS(RuleOptimizer):
     Every parameter in a group must share device and dtype and have a gradient at every step (the
     switch test is a function of the whole group); otherwise ``step`` raises ``ValueError``.
 
+    Search space: Adam's ranges (the SGD phase takes its rate from the Adam phase).
+
     References:
         Keskar & Socher, "Improving Generalization Performance by Switching from Adam to SGD", 2017,
         arXiv:1712.07628.
@@ -66,6 +69,7 @@ class SWATS(RuleOptimizer):
 
     reference = "Keskar & Socher 2017 (arXiv:1712.07628)"
     variants = ("paper", "per-tensor")
+    search_space = Adam.search_space
     block_numel = 0  # the switch test needs whole-group dot products
     # The group's scalars, one float64 copy in each parameter's state (see RuleOptimizer.float64_state).
     float64_state = ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr")

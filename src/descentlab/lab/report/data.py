@@ -27,6 +27,8 @@ class ConfigurationRuns:
         runs: stored runs (dicts of :meth:`RunStore.runs` plus ``records``), seed order.
         swept: whether ``lr`` came from a sweep; ``edge`` is ``"low"``/``"high"`` when the choice sat at
             an edge of the bounded grid; ``sweep`` maps each tried rate to its validation metric.
+        tuning: for a configuration chosen by ``descentlab tune``, its study's facts (trials, pruned,
+            budget, cost, steps trained, space); ``None`` otherwise.
     """
 
     configuration_id: str
@@ -36,6 +38,7 @@ class ConfigurationRuns:
     swept: bool = False
     edge: str | None = None
     sweep: dict[str, float | None] = field(default_factory=dict)
+    tuning: dict[str, Any] | None = None
 
     @property
     def lr(self) -> float | None:
@@ -106,6 +109,7 @@ def _group(
                 swept=bool(facts.get("swept")),
                 edge=facts.get("edge"),
                 sweep=facts.get("sweep") or {},
+                tuning=facts.get("tuning"),
             )
             problems[run["problem"]].configurations.append(configurations[key])
         configurations[key].runs.append(run)
@@ -129,12 +133,14 @@ def _disambiguate(configurations: list[ConfigurationRuns]) -> None:
 
 
 def load_report_data(out_dir: str | Path) -> ReportData:
-    """Read every comparison of ``out_dir`` and its stand-alone runs (never the sweep runs).
+    """Read every comparison of ``out_dir`` and its stand-alone runs (never sweep or tuning trials).
 
     Reads the store without writing to it, so a folder one may only read still reports.
     """
     with RunStore(out_dir, read_only=True) as store:
-        everything = {run["run_id"]: run for run in store.runs(purpose=None) if run["purpose"] != "sweep"}
+        everything = {
+            run["run_id"]: run for run in store.runs(purpose=None) if run["purpose"] not in ("sweep", "tune")
+        }
         for run in everything.values():
             run["records"] = store.records(run["run_id"])
         comparisons = store.comparisons()

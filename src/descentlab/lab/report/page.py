@@ -140,6 +140,13 @@ def _settings_line(section: Section) -> str:
         parts.append("set " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items()))
     if meta.get("vary"):
         parts.append("varied " + "; ".join(f"{k} over {', '.join(v)}" for k, v in meta["vary"]))
+    tuning = meta.get("tuning")
+    if tuning:
+        parts.append(
+            f"tuned with ruleset {tuning['ruleset']}: {tuning['trials']} trials per optimizer "
+            f"({tuning['sampler']} sampler, pruner {tuning['pruner']}) on seed {tuning['trial_seed']}, "
+            "chosen on validation, the same budget per trial for every optimizer"
+        )
     grid = meta.get("lr_grid") or []
     if grid:
         low, high = meta.get("lr_bounds", [min(grid), max(grid)])

@@ -24,7 +24,7 @@ class ConfigurationRow:
     Estimates are over the seeds that did not diverge (``None`` when every seed diverged):
     ``headline`` (test, else final), ``validation`` (final validation metric), ``train`` (training
     subset). ``steps_to_target``/``evaluations_to_target`` are medians over the seeds that reached the
-    target, ``reached`` counts them.
+    target, ``reached`` counts them. ``tuning``: the facts of the study that chose it (``descentlab tune``).
     """
 
     label: str
@@ -45,6 +45,7 @@ class ConfigurationRow:
     overhead_seconds_per_step: float
     seconds: float
     stop_reasons: dict[str, int]
+    tuning: dict[str, Any] | None = None
 
 
 def headline_key(problem_runs: ProblemRuns) -> str:
@@ -101,6 +102,7 @@ def configuration_rows(problem_runs: ProblemRuns) -> list[ConfigurationRow]:
                 overhead_seconds_per_step=statistics.fmean(s.optimizer_seconds_per_step for s in summaries),
                 seconds=statistics.fmean(summary.seconds for summary in summaries),
                 stop_reasons=reasons,
+                tuning=configuration.tuning,
             )
         )
     return rows

@@ -29,12 +29,26 @@ def format_estimate(value: Estimate | None) -> str:
 
 def _lr_cell(row: ConfigurationRow) -> str:
     text = format_number(row.lr, 3) if row.lr is not None else "default"
+    if row.tuning and row.tuning["trials"]:
+        return f"{text} <span class='muted'>tuned</span>"
     if not row.swept:
         return text
     if row.edge:
         title = f"chosen at the {row.edge} edge of the bounded sweep"
         return f"{text} <span class='bad' title='{title}'>⚠ edge</span>"
     return f"{text} <span class='muted'>swept</span>"
+
+
+def tuning_cell(tuning: dict | None) -> str:
+    """The tuning cost of a tuned configuration: trials x budget, with pruned trials and steps trained."""
+    if not tuning:
+        return "–"
+    if not tuning["trials"]:
+        return "none <span class='muted'>(published defaults)</span>"
+    unit = tuning["unit"]
+    cost = f"{tuning['trials']} × {tuning['budget']:,} {unit} = {tuning['cost']:,}"
+    detail = f"{tuning['pruned']} pruned; {tuning['steps_trained']:,} steps trained"
+    return f"{cost} <span class='muted'>({detail})</span>"
 
 
 def configuration_table(
@@ -48,8 +62,10 @@ def configuration_table(
     test = headline_key(problem_runs) == "test_metric"
     headline = f"test {metric} {arrow}" if test else f"final {metric} {arrow}"
     extra = f"<th>validation {metric}</th><th>train {metric}</th>" if test else ""
+    tuned = any(row.tuning for row in rows)
     head = (
         f"<tr><th>configuration</th><th>lr</th><th>{headline}</th>{extra}"
+        f"{'<th>tuning cost</th>' if tuned else ''}"
         f"<th>steps to {format_number(target)}</th><th>grad evals to {format_number(target)}</th>"
         "<th>diverged/failed</th><th>optimizer µs/step</th><th>run seconds</th></tr>"
     )
@@ -66,6 +82,8 @@ def configuration_table(
         validation = (
             f"<td>{format_estimate(row.validation)}</td><td>{format_estimate(row.train)}</td>" if test else ""
         )
+        if tuned:
+            validation += f"<td>{tuning_cell(row.tuning)}</td>"
         body.append(
             f"<tr{mark}><td class='label'><span class='swatch' style='background:{colors[row.label]}'></span>"
             f"{html.escape(row.label)}</td><td>{_lr_cell(row)}</td><td>{format_estimate(row.headline)}</td>"
