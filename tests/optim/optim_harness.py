@@ -152,7 +152,9 @@ class FlatOracle:
     """The problem seen from one unit (a tensor or a param group) as a flat float64 vector ``x``.
 
     The other parameters stay at the values the step started from, which is what a simultaneous update
-    of all units sees. ``batch`` is the minibatch of this step (SVRG).
+    of all units sees. ``batch`` is the minibatch of this step (SVRG). A group-scope reference evaluated
+    away from the step's start (SVRG's snapshot, a line search's trial points) equals the optimizer's
+    joint evaluation only where the problem is separable across groups, as quadratic-groups is.
     """
 
     def __init__(self, problem: GradientProblem, start: list[np.ndarray], indices: list[int], batch: int):
