@@ -6,6 +6,15 @@ from optim_descriptions import Case
 import descentlab.optim as dl
 from reference.adam import adam_step, nadam_step, radam_step
 
+# Documented defaults, from torch.optim's docs (Adam, AdamW, NAdam, RAdam) and descentlab's variant names.
+_MOMENTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "variant": "torch"}
+DEFAULTS = {
+    dl.Adam: {**_MOMENTS, "amsgrad": False, "decoupled_weight_decay": False},
+    dl.AdamW: {**_MOMENTS, "weight_decay": 1e-2, "amsgrad": False, "decoupled_weight_decay": True},
+    dl.NAdam: {**_MOMENTS, "lr": 2e-3, "momentum_decay": 4e-3, "decoupled_weight_decay": False},
+    dl.RAdam: {**_MOMENTS, "decoupled_weight_decay": False},
+}
+
 CASES = [
     Case(
         "adam",

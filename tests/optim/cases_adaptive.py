@@ -12,6 +12,29 @@ def _zeiler_algorithm_1(param, grad, state, hyper, t):
     return adadelta_step(param, grad, state, {**hyper, "variant": "zeiler"}, t)
 
 
+# Documented defaults, from torch.optim's docs and descentlab's variant names.
+DEFAULTS = {
+    dl.Adagrad: {
+        "lr": 1e-2,
+        "lr_decay": 0.0,
+        "eps": 1e-10,
+        "weight_decay": 0.0,
+        "initial_accumulator_value": 0.0,
+        "variant": "torch",
+    },
+    dl.RMSprop: {
+        "lr": 1e-2,
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "centered": False,
+        "variant": "torch",
+    },
+    dl.Adadelta: {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "variant": "torch"},
+    dl.Adamax: {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "variant": "torch"},
+}
+
 CASES = [
     # --- Adagrad ---------------------------------------------------------------------------------
     Case(

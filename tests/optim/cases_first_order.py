@@ -9,6 +9,15 @@ from optim_descriptions import Case
 import descentlab.optim as dl
 from reference.first_order import lion_step, momentum_step, normalized_gd_step
 
+# Documented defaults. Momentum, Nesterov and NormalizedGD have no published ones (UDL sec. 6.3 gives
+# none): these are the values their signatures document. Lion's betas (0.9, 0.99) are Chen et al. 2023's.
+DEFAULTS = {
+    dl.Momentum: {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0},
+    dl.Nesterov: {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0},
+    dl.NormalizedGD: {"lr": 1e-3, "betas": (0.0, 0.0), "eps": 1e-8},
+    dl.Lion: {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0},
+}
+
 CASES = [
     Case(
         "momentum",

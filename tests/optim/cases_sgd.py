@@ -6,6 +6,18 @@ from optim_descriptions import Case
 import descentlab.optim as dl
 from reference.sgd import sgd_step
 
+# Documented defaults, from torch.optim.SGD's docs (lr 1e-3 since torch 2.6) and descentlab's variant names.
+DEFAULTS = {
+    dl.SGD: {
+        "lr": 1e-3,
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+        "variant": "torch",
+    },
+}
+
 CASES = [
     Case(
         "sgd",

@@ -19,10 +19,10 @@ def adam_step(param, grad, state, hyper, t):
     """Kingma & Ba 2015, Algorithm 1, with torch's placement of eps, AMSGrad and weight decay options;
     the variants "efficient-eps" (K&B sec. 2, last paragraph), "amsgrad-paper" (Reddi et al. 2018,
     Algorithm 2) and AdamW's "paper" (Loshchilov & Hutter 2019, Algorithm 2)."""
-    beta1, beta2 = (float(b) for b in hyper.get("betas", (0.9, 0.999)))
-    eps, lr, wd = hyper.get("eps", 1e-8), float(hyper["lr"]), hyper.get("weight_decay", 0.0)
-    variant = hyper.get("variant", "torch")
-    decoupled = hyper.get("decoupled_weight_decay")
+    beta1, beta2 = (float(b) for b in hyper["betas"])
+    eps, lr, wd = hyper["eps"], float(hyper["lr"]), hyper["weight_decay"]
+    variant = hyper["variant"]
+    decoupled = hyper["decoupled_weight_decay"]
     if decoupled and variant == "paper":
         g = grad
     elif decoupled:
@@ -31,7 +31,7 @@ def adam_step(param, grad, state, hyper, t):
     else:
         g = grad + wd * param
     m, v = _moments(state, g, beta1, beta2)
-    if hyper.get("amsgrad"):
+    if hyper["amsgrad"]:
         # Reddi et al. 2018, Algorithm 2: v_hat_t = max(v_hat_{t-1}, v_t)
         state["v_max"] = np.maximum(state.get("v_max", np.zeros_like(param)), v)
         v = state["v_max"]
@@ -67,10 +67,10 @@ def _mu_product_dtype():
 def nadam_step(param, grad, state, hyper, t):
     """Dozat 2016, "Incorporating Nesterov Momentum into Adam", Algorithm 2 (variant "paper"), and the
     torch/Keras form (variant "torch") whose first moment uses the constant beta1 instead of mu_t."""
-    beta1, beta2 = (float(b) for b in hyper.get("betas", (0.9, 0.999)))
-    eps, lr, wd = hyper.get("eps", 1e-8), float(hyper["lr"]), hyper.get("weight_decay", 0.0)
-    psi = hyper.get("momentum_decay", 4e-3)
-    if hyper.get("decoupled_weight_decay"):
+    beta1, beta2 = (float(b) for b in hyper["betas"])
+    eps, lr, wd = hyper["eps"], float(hyper["lr"]), hyper["weight_decay"]
+    psi = hyper["momentum_decay"]
+    if hyper["decoupled_weight_decay"]:
         param = param * (1.0 - lr * wd)  # Loshchilov & Hutter 2019, Algorithm 2 line 12 (eta_t = lr)
         g = grad
     else:
@@ -82,7 +82,7 @@ def nadam_step(param, grad, state, hyper, t):
     product = dtype(dtype(state.get("mu_product", 1.0)) * dtype(mu_t))  # prod_{i=1}^{t} mu_i
     state["mu_product"] = product
     g_hat = g / (1 - float(product))  # Alg. 2: g_hat = g_t / (1 - prod_{i<=t} mu_i)
-    first_decay = mu_t if hyper.get("variant", "torch") == "paper" else beta1
+    first_decay = mu_t if hyper["variant"] == "paper" else beta1
     # Alg. 2: m_t = mu_t m_{t-1} + (1 - mu_t) g_t   (torch/Keras: beta1 in place of mu_t)
     m = first_decay * state.get("m", np.zeros_like(g)) + (1 - first_decay) * g
     m_hat = m / (1 - float(product) * mu_next)  # Alg. 2: m_hat = m_t / (1 - prod_{i<=t+1} mu_i)
@@ -98,10 +98,10 @@ def radam_step(param, grad, state, hyper, t):
     (variant "paper": threshold rho_t > 4), torch's threshold rho_t > 5 (variant "torch"), and the authors'
     public code (LiyuanLucasLiu/RAdam radam/radam.py: rho_t >= 5; below it no update unless
     degenerated_to_sgd, i.e. variant "authors-code-sgd"; decoupled decay only on updating steps)."""
-    beta1, beta2 = (float(b) for b in hyper.get("betas", (0.9, 0.999)))
-    eps, lr, wd = hyper.get("eps", 1e-8), float(hyper["lr"]), hyper.get("weight_decay", 0.0)
-    variant = hyper.get("variant", "torch")
-    decoupled = hyper.get("decoupled_weight_decay")
+    beta1, beta2 = (float(b) for b in hyper["betas"])
+    eps, lr, wd = hyper["eps"], float(hyper["lr"]), hyper["weight_decay"]
+    variant = hyper["variant"]
+    decoupled = hyper["decoupled_weight_decay"]
     g = grad if decoupled else grad + wd * param
     m = beta1 * state.get("m", np.zeros_like(g)) + (1 - beta1) * g  # Alg. 2: m_t
     v = beta2 * state.get("v", np.zeros_like(g)) + (1 - beta2) * g * g  # Alg. 2: v_t

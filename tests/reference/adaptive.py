@@ -9,18 +9,18 @@ import numpy as np
 
 def _coupled_decay(param, grad, hyper):
     # torch's L2 term: the gradient of wd/2 * ||theta||^2 added to the objective's gradient
-    return grad + hyper.get("weight_decay", 0.0) * param
+    return grad + hyper["weight_decay"] * param
 
 
 def adagrad_step(param, grad, state, hyper, t):
     """Duchi, Hazan & Singer 2011, diagonal AdaGrad (Figure 1 with phi = 0, H_t = delta I + diag(s_t))."""
     g = _coupled_decay(param, grad, hyper)
     if "sum_sq" not in state:
-        state["sum_sq"] = np.full_like(param, hyper.get("initial_accumulator_value", 0.0))  # torch: s_0 = tau
+        state["sum_sq"] = np.full_like(param, hyper["initial_accumulator_value"])  # torch: s_0 = tau
     state["sum_sq"] = state["sum_sq"] + g * g  # Fig. 1: ||g_{1:t,i}||^2 = sum_{tau<=t} g_{tau,i}^2
-    eta = hyper["lr"] / (1 + (t - 1) * hyper.get("lr_decay", 0.0))  # torch's lr_decay (not in the paper)
-    eps = hyper.get("eps", 1e-10)
-    if hyper.get("variant", "torch") == "eps_inside":
+    eta = hyper["lr"] / (1 + (t - 1) * hyper["lr_decay"])  # torch's lr_decay (not in the paper)
+    eps = hyper["eps"]
+    if hyper["variant"] == "eps_inside":
         root = np.sqrt(state["sum_sq"] + eps)  # Keras: sqrt(accumulator + epsilon)
     else:
         root = eps + np.sqrt(state["sum_sq"])  # Fig. 1: H_{t,ii} = delta + ||g_{1:t,i}||_2
@@ -29,9 +29,9 @@ def adagrad_step(param, grad, state, hyper, t):
 
 def rmsprop_step(param, grad, state, hyper, t):
     """Tieleman & Hinton 2012 (lecture 6e); centred form and momentum as Graves 2013, eqs. (38)-(41)."""
-    alpha, eps, lr = hyper.get("alpha", 0.99), hyper.get("eps", 1e-8), hyper["lr"]
-    momentum, centered = hyper.get("momentum", 0.0), hyper.get("centered", False)
-    variant = hyper.get("variant", "torch")
+    alpha, eps, lr = hyper["alpha"], hyper["eps"], hyper["lr"]
+    momentum, centered = hyper["momentum"], hyper["centered"]
+    variant = hyper["variant"]
     g = _coupled_decay(param, grad, hyper)
     n = alpha * state.get("n", np.zeros_like(param)) + (1 - alpha) * g**2  # lecture 6e; Graves eq. (38)
     state["n"] = n
@@ -57,12 +57,12 @@ def rmsprop_step(param, grad, state, hyper, t):
 
 def adadelta_step(param, grad, state, hyper, t):
     """Zeiler 2012, Algorithm 1 (with torch's lr and weight decay where noted)."""
-    rho, eps, lr = hyper.get("rho", 0.9), hyper.get("eps", 1e-6), hyper["lr"]
+    rho, eps, lr = hyper["rho"], hyper["eps"], hyper["lr"]
     g = _coupled_decay(param, grad, hyper)  # Alg. 1 line 4: compute gradient g_t
     e_g2 = rho * state.get("e_g2", np.zeros_like(param)) + (1 - rho) * g * g  # line 5: accumulate E[g^2]_t
     e_dx2 = state.get("e_dx2", np.zeros_like(param))
     dx = -np.sqrt(e_dx2 + eps) / np.sqrt(e_g2 + eps) * g  # line 6: -RMS[dx]_{t-1} / RMS[g]_t * g_t; eq. (9)
-    variant = hyper.get("variant", "torch")
+    variant = hyper["variant"]
     if variant == "zeiler":
         assert lr == 1.0  # Algorithm 1 has no learning rate
         step = dx
@@ -80,9 +80,9 @@ def adadelta_step(param, grad, state, hyper, t):
 
 def adamax_step(param, grad, state, hyper, t):
     """Kingma & Ba 2015, Algorithm 2 (sec. 7.1), with torch's and Keras's eps placements as variants."""
-    beta1, beta2 = hyper.get("betas", (0.9, 0.999))
-    lr, eps = hyper["lr"], hyper.get("eps", 1e-8)
-    variant = hyper.get("variant", "torch")
+    beta1, beta2 = hyper["betas"]
+    lr, eps = hyper["lr"], hyper["eps"]
+    variant = hyper["variant"]
     g = _coupled_decay(param, grad, hyper)
     m = beta1 * state.get("m", np.zeros_like(param)) + (1 - beta1) * g  # Alg. 2: m_t
     u_prev = beta2 * state.get("u", np.zeros_like(param))

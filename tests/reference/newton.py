@@ -2,11 +2,14 @@
 
 Sources: Nocedal & Wright, Numerical Optimization (2006), sec. 2.2 (the Newton direction
 p = -(grad^2 f)^{-1} grad f) and Algorithm 7.1 (line-search Newton-CG); Levenberg-Marquardt damping
-replaces H by H + lambda I; Dauphin et al. 2014, sec. 4 (saddle-free Newton: |H| in place of H).
+replaces H by H + lambda I (Marquardt 1963 for the adaptive rule); Dauphin et al. 2014, sec. 4
+(saddle-free Newton: |H| in place of H).
 Gradient and Hessian are given as numpy functions, so nothing here shares code with descentlab.
 """
 
 import numpy as np
+
+from reference.line_search import backtracking
 
 
 def newton_direction(H, g, damping=0.0):
@@ -42,34 +45,82 @@ def newton_cg_direction(B, g, tolerance=None, max_iterations=None):
     return z
 
 
+def newton_step(theta, oracle, state, hyper, t):
+    """theta + alpha p with p the mode's direction; optional Armijo search or Marquardt's adaptive damping.
+
+    With ``line_search="armijo"`` an ascent direction (g^T p >= 0) is replaced by -g (descentlab's
+    documented fallback) and alpha is N&W Alg. 3.1 from lr. With ``adaptive_damping`` (Marquardt 1963) a
+    step that increases f is undone and the damping multiplied by ``damping_factor``, otherwise divided;
+    the damping lives in ``state`` from the case's starting value.
+    """
+    g, H = oracle.gradient(theta), oracle.hessian(theta)
+    damping = state.setdefault("damping", hyper["damping"])
+    if hyper["mode"] == "exact":
+        p = newton_direction(H, g, damping)
+    elif hyper["mode"] == "saddle-free":
+        p = saddle_free_direction(H, g, damping)
+    else:
+        B = H + damping * np.eye(len(g))
+        p = newton_cg_direction(B, g, hyper["cg_tolerance"], hyper["cg_max_iterations"])
+    alpha = hyper["lr"]
+    if hyper["line_search"] == "armijo":
+        if g @ p >= 0 and np.linalg.norm(g) > 0:
+            p = -g
+        h0 = oracle.value(theta)
+        alpha = backtracking(
+            lambda a: oracle.value(theta + a * p),
+            h0,
+            g @ p,
+            alpha,
+            hyper["c1"],
+            hyper["shrink"],
+            hyper["max_evaluations"],
+        )
+    trial = theta + alpha * p
+    if not hyper["adaptive_damping"]:
+        return trial
+    if oracle.value(trial) <= oracle.value(theta):
+        state["damping"] = damping / hyper["damping_factor"]
+        return trial
+    state["damping"] = damping * hyper["damping_factor"]
+    return theta
+
+
+class FunctionOracle:
+    """``value``, ``gradient`` and ``hessian`` of theta given as numpy functions (for :func:`newton_step`)."""
+
+    def __init__(self, gradient, hessian, value=None):
+        self.gradient, self.hessian, self.value = gradient, hessian, value
+
+
 def newton_iterates(gradient, hessian, theta0, steps, lr=1.0, damping=0.0, mode="exact", cg_tolerance=None):
     """theta_{k+1} = theta_k + lr * p_k for ``steps`` steps; returns [theta_0, ..., theta_steps]."""
-    theta = np.asarray(theta0, dtype=np.float64).copy()
+    hyper = dict(
+        lr=lr,
+        damping=damping,
+        mode=mode,
+        cg_tolerance=cg_tolerance,
+        cg_max_iterations=None,
+        line_search=None,
+        adaptive_damping=False,
+    )
+    theta, state = np.asarray(theta0, dtype=np.float64).copy(), {}
     iterates = [theta.copy()]
-    for _ in range(steps):
-        g, H = gradient(theta), hessian(theta)
-        if mode == "exact":
-            p = newton_direction(H, g, damping)
-        elif mode == "saddle-free":
-            p = saddle_free_direction(H, g, damping)
-        else:
-            p = newton_cg_direction(H + damping * np.eye(len(g)), g, cg_tolerance)
-        theta = theta + lr * p
+    for k in range(1, steps + 1):
+        theta = newton_step(theta, FunctionOracle(gradient, hessian), state, hyper, k)
         iterates.append(theta.copy())
     return iterates
 
 
 def levenberg_marquardt_iterates(value, gradient, hessian, theta0, steps, damping, factor):
-    """Adaptive damping (Marquardt 1963): keep a step that does not increase f and divide the damping
-    by ``factor``; otherwise stay and multiply it by ``factor``. Returns (iterates, dampings)."""
-    theta = np.asarray(theta0, dtype=np.float64).copy()
+    """Adaptive damping (Marquardt 1963) with lr = 1 exact Newton steps. Returns (iterates, dampings)."""
+    hyper = dict(
+        lr=1.0, damping=damping, mode="exact", line_search=None, adaptive_damping=True, damping_factor=factor
+    )
+    theta, state = np.asarray(theta0, dtype=np.float64).copy(), {}
     iterates, dampings = [theta.copy()], [damping]
-    for _ in range(steps):
-        trial = theta + newton_direction(hessian(theta), gradient(theta), damping)
-        if value(trial) <= value(theta):
-            theta, damping = trial, damping / factor
-        else:
-            damping = damping * factor
+    for k in range(1, steps + 1):
+        theta = newton_step(theta, FunctionOracle(gradient, hessian, value), state, hyper, k)
         iterates.append(theta.copy())
-        dampings.append(damping)
+        dampings.append(state["damping"])
     return iterates, dampings

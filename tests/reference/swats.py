@@ -1,29 +1,53 @@
-"""SWATS written from Keskar & Socher 2017, Algorithm 1, over the flat parameter vector."""
+"""SWATS written from Keskar & Socher 2017, Algorithm 1, over a flat parameter vector."""
 
 import numpy as np
 
 
-def swats_reference(x0, gradient, steps, lr, beta1, beta2, eps, switch_test=None):
-    """Return (final x, switch step or None, Lambda) following Algorithm 1 line by line."""
-    x = x0.astype(np.float64).copy()
-    m, a, v = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
-    lam, phase, Lambda, switch_step = 0.0, "Adam", None, None
+def swats_step(x, g, state, hyper, t):
+    """One step k = t of Algorithm 1 over ``x`` (a param group; one tensor for variant "per-tensor").
+
+    Weight decay (coupled L2, added to g before everything) and the "per-tensor" relative switch test
+    ``Lambda > 0 and |Lambda - gamma| < switch_rtol |gamma|`` are descentlab's additions.
+    """
+    beta1, beta2 = hyper["betas"]
+    lr, eps = hyper["lr"], hyper["eps"]
+    g = g + hyper["weight_decay"] * x
+    if state.get("phase") == "SGD":
+        state["v"] = beta1 * state["v"] + g  # Alg. 1: v_k = beta1 v_{k-1} + g_k
+        return (
+            x - (1 - beta1) * state["Lambda"] * state["v"]
+        )  # Alg. 1: x_k = x_{k-1} - (1 - beta1) Lambda v_k
+    state["m"] = beta1 * state.get("m", np.zeros_like(x)) + (1 - beta1) * g  # m_0 = 0
+    state["a"] = beta2 * state.get("a", np.zeros_like(x)) + (1 - beta2) * g * g  # a_0 = 0
+    p = -lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * state["m"] / (np.sqrt(state["a"]) + eps)  # Alg. 1: p_k
+    x = x + p
+    if p @ g != 0:
+        gamma = (p @ p) / (-(p @ g))  # Alg. 1: gamma_k, the projected learning rate
+        state["lam"] = beta2 * state.get("lam", 0.0) + (1 - beta2) * gamma  # lambda_0 = 0
+        corrected = state["lam"] / (1 - beta2**t)
+        if hyper["variant"] == "per-tensor":
+            switch = t > 1 and corrected > 0 and abs(corrected - gamma) < hyper["switch_rtol"] * abs(gamma)
+        else:
+            switch = t > 1 and abs(corrected - gamma) < eps  # Alg. 1: switching condition
+        if switch:
+            state.update(phase="SGD", Lambda=corrected, switch_step=t, v=np.zeros_like(x))
+    return x
+
+
+def swats_reference(x0, gradient, steps, lr, beta1, beta2, eps, switch_rtol=None):
+    """Return (final x, switch step or None, Lambda) of ``steps`` steps of :func:`swats_step`.
+
+    ``switch_rtol=None`` is the paper's absolute switch test, a number the "per-tensor" relative one.
+    """
+    hyper = {
+        "lr": lr,
+        "betas": (beta1, beta2),
+        "eps": eps,
+        "weight_decay": 0.0,
+        "variant": "paper" if switch_rtol is None else "per-tensor",
+        "switch_rtol": switch_rtol,
+    }
+    x, state = x0.astype(np.float64).copy(), {}
     for k in range(1, steps + 1):
-        g = gradient(x)
-        if phase == "SGD":
-            v = beta1 * v + g  # Alg. 1: v_k = beta1 v_{k-1} + g_k
-            x = x - (1 - beta1) * Lambda * v  # Alg. 1: x_k = x_{k-1} - (1 - beta1) Lambda v_k
-            continue
-        m = beta1 * m + (1 - beta1) * g
-        a = beta2 * a + (1 - beta2) * g * g
-        p = -lr * np.sqrt(1 - beta2**k) / (1 - beta1**k) * m / (np.sqrt(a) + eps)  # Alg. 1: p_k
-        x = x + p
-        if p @ g != 0:
-            gamma = (p @ p) / (-(p @ g))  # Alg. 1: gamma_k, the projected learning rate
-            lam = beta2 * lam + (1 - beta2) * gamma
-            corrected = lam / (1 - beta2**k)
-            paper_test = k > 1 and abs(corrected - gamma) < eps  # Alg. 1: switching condition
-            if switch_test(k, corrected, gamma) if switch_test else paper_test:
-                phase, Lambda, switch_step = "SGD", lam / (1 - beta2**k), k
-                v = np.zeros_like(x)
-    return x, switch_step, Lambda
+        x = swats_step(x, gradient(x), state, hyper, k)
+    return x, state.get("switch_step"), state.get("Lambda")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,10 @@ class LineSearchRecord:
     trial_slopes: list[float] = field(default_factory=list)
     brackets: list[tuple[float, float, float, float]] = field(default_factory=list)
     chosen_step: float = 0.0
+
+
+_RECORD = {"step_sizes": [], "last_step_size": 0.0, "last_evaluations": 0, "last_search": None}
+"""LineSearchGD's record of past steps (attributes), with their values before the first step."""
 
 
 def _real_views(tensors: list[Tensor]) -> list[Tensor]:
@@ -217,9 +222,14 @@ class LineSearchGD(ValidatedOptimizer):
             raise ValueError("LineSearchGD searches along one vector: pass a single param group")
         super().add_param_group(param_group)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch pickles (and deep-copies) only defaults, state and param_groups; keep the step record.
+        return {**super().__getstate__(), **{name: self.__dict__[name] for name in _RECORD}}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.__dict__.setdefault("last_search", None)
+        for name, empty in _RECORD.items():  # pickled without them (before __getstate__ kept them)
+            self.__dict__.setdefault(name, copy.copy(empty))
         for group in self.param_groups:
             group.setdefault("lr", 1.0)  # saved before LineSearchGD had an lr: lr = 1 is that search
 

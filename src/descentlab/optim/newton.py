@@ -171,8 +171,6 @@ class Newton(ValidatedOptimizer):
             max_evaluations=max_evaluations,
         )
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("Newton works on one parameter vector: pass a single param group")
         params_list = self._params()
         self._check_params(params_list)
         self._check_hessian_size(params_list)
@@ -209,6 +207,12 @@ class Newton(ValidatedOptimizer):
             isinstance(cg_max_iterations, int) and cg_max_iterations >= 1
         ):
             raise ValueError(f"cg_max_iterations must be None or an integer >= 1, got {cg_max_iterations!r}")
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add the (only) param group; a second one is refused: step() would never update its parameters."""
+        if self.param_groups:
+            raise ValueError("Newton works on one parameter vector: pass a single param group")
+        super().add_param_group(param_group)
 
     def _params(self) -> list[Tensor]:
         return [p for p in self.param_groups[0]["params"] if p.requires_grad]

@@ -74,6 +74,7 @@ class SVRG(RuleOptimizer):
         seed: int = 0,
         maximize: bool = False,
         foreach: bool | None = None,
+        differentiable: bool = False,
     ) -> None:
         if option not in ("I", "II"):
             raise ValueError(f"option must be 'I' or 'II' (Johnson & Zhang 2013), got {option!r}")
@@ -83,6 +84,7 @@ class SVRG(RuleOptimizer):
             weight_decay=weight_decay,
             maximize=maximize,
             foreach=foreach,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
         self.option = option
@@ -97,7 +99,8 @@ class SVRG(RuleOptimizer):
         return not self._has_snapshot() or self.inner_steps >= every
 
     def _has_snapshot(self) -> bool:
-        return any("snapshot" in self.state.get(p, {}) for g in self.param_groups for p in g["params"])
+        # Every parameter: one added by add_param_group after the last snapshot has none yet.
+        return all("snapshot" in self.state.get(p, {}) for g in self.param_groups for p in g["params"])
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -105,10 +108,12 @@ class SVRG(RuleOptimizer):
     @torch.no_grad()
     def take_snapshot(self, full_closure: Closure) -> Tensor:
         """Take a snapshot and its full gradient (see the class protocol); returns the full loss."""
-        if self.option == "II" and self._has_snapshot():
-            # Option II: restart the epoch from the iterate drawn uniformly among w_0 ... w_{m-1}.
+        if self.option == "II":
+            # Option II: restart the epoch from the iterate drawn uniformly among w_0 ... w_{m-1}
+            # (parameters that have been through an epoch: none before the first snapshot).
             for param in self._params():
-                param.copy_(self.state[param]["candidate"])
+                if "candidate" in self.state.get(param, {}):
+                    param.copy_(self.state[param]["candidate"])
         with torch.enable_grad():
             loss = full_closure()
         for param in self._params():
@@ -163,6 +168,12 @@ class SVRG(RuleOptimizer):
 
     def direction(self, group, params, grads, state, step) -> Direction:
         return Direction(add_decayed_weights(grads, params, float(group["weight_decay"])))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch pickles (and deep-copies) only defaults, state and param_groups; the snapshot schedule
+        # and option II's draw live in attributes, without which a copy cannot step.
+        extra = ("option", "inner_steps", "_generator", "_candidate_step")
+        return {**super().__getstate__(), **{name: self.__dict__[name] for name in extra}}
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

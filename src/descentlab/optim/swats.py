@@ -87,6 +87,7 @@ class SWATS(RuleOptimizer):
         switch_rtol: float = 1e-5,
         maximize: bool = False,
         foreach: bool | None = None,
+        differentiable: bool = False,
         variant: str = "paper",
     ) -> None:
         defaults = dict(
@@ -97,6 +98,7 @@ class SWATS(RuleOptimizer):
             switch_rtol=switch_rtol,
             maximize=maximize,
             foreach=foreach,
+            differentiable=differentiable,
             variant=variant,
         )
         super().__init__(params, defaults)
