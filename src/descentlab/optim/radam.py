@@ -80,8 +80,8 @@ class RAdam(RuleOptimizer):
           :math:`\rho_t` and the step size (shared by param groups with equal default betas) is not
           reproduced; it only matters if a scheduler gives such groups different betas.
 
-    Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
-    refused.
+    Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable=True`` is accepted but the step is
+    not CUDA-graph capturable (it reads the step count on the host).
 
     References:
         Liu, Jiang, He, Chen, Liu, Gao & Han, "On the Variance of the Adaptive Learning Rate and Beyond",

@@ -12,7 +12,13 @@ from descentlab.optim._rules.moments import (
     running_max_,
     trace_,
 )
-from descentlab.optim._rules.scaling import bias_correction, root_of, root_plus_eps, root_with_eps_inside
+from descentlab.optim._rules.scaling import (
+    bias_correction,
+    root_of,
+    root_plus_eps,
+    root_with_eps_inside,
+    square_root,
+)
 from descentlab.optim._rules.weight_decay import add_decayed_weights, decay_weights_
 
 __all__ = [
@@ -26,5 +32,6 @@ __all__ = [
     "root_plus_eps",
     "root_with_eps_inside",
     "running_max_",
+    "square_root",
     "trace_",
 ]
