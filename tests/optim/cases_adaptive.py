@@ -84,7 +84,6 @@ CASES = [
             ({"eps": -1.0}, "eps must be > 0"),
             ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
             ({"variant": "graves"}, "centered=True"),
-            ({"capturable": True}, "capturable"),
         ],
     ),
     Case(

@@ -305,8 +305,37 @@ def test_bad_hyperparameters_raise_clear_errors(case):
             case.cls([torch.zeros(2, requires_grad=True)], **hyper)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_sparse_gradients_get_a_clear_error(case):
+def _sparse_run(cls, hyper, steps=3):
+    """Parameters of an ``nn.Embedding(sparse=True)`` after ``steps`` steps, or the error raised."""
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(10, 3, sparse=True).double()
+    optimizer = cls(embedding.parameters(), **hyper)
+    try:
+        for step in range(steps):
+            optimizer.zero_grad()
+            embedding(torch.tensor([1, 2, step % 10, 2])).pow(2).sum().backward()
+            optimizer.step()
+    except RuntimeError as error:
+        return error
+    return embedding.weight.detach()
+
+
+def _supports_sparse(case):
+    return case.cls in (dl.SGD, dl.Adagrad) and case.hyper.get("variant", "torch") == "torch"
+
+
+@pytest.mark.parametrize("case", [case for case in TORCH_CASES if _supports_sparse(case)], ids=lambda c: c.id)
+def test_sparse_gradients_match_torch_where_torch_supports_them(case):
+    torch_hyper = {key: value for key, value in case.hyper.items() if key != "variant"}
+    ours, theirs = _sparse_run(case.cls, case.hyper), _sparse_run(case.torch_cls, torch_hyper)
+    if isinstance(theirs, RuntimeError):  # e.g. Adagrad's weight_decay: torch refuses it, so must we
+        assert isinstance(ours, RuntimeError)
+    else:
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if not _supports_sparse(case)], ids=lambda c: c.id)
+def test_sparse_gradients_get_a_clear_error_elsewhere(case):
     embedding = torch.nn.Embedding(10, 3, sparse=True)
     optimizer = case.cls(embedding.parameters(), **case.hyper)
     indices = torch.tensor([1, 2])

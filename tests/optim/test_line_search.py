@@ -287,3 +287,17 @@ def test_state_dict_saved_without_lr_loads_as_lr_one():
     del saved["param_groups"][0]["lr"]
     optimizer.load_state_dict(saved)
     assert optimizer.param_groups[0]["lr"] == 1.0
+
+
+def test_sparse_gradients_get_a_clear_error():
+    embedding = torch.nn.Embedding(5, 2, sparse=True)
+    optimizer = LineSearchGD(embedding.parameters())
+
+    def closure():
+        optimizer.zero_grad()
+        loss = embedding(torch.tensor([1, 3])).pow(2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="LineSearchGD does not support sparse gradients"):
+        optimizer.step(closure)

@@ -10,6 +10,21 @@ state tensors of one parameter, under torch's key names) and ``direction`` (a co
 
 Every hyperparameter is read from ``param_groups`` at every step, so any scheduler (torch's or ours) that
 writes ``lr``, ``momentum``, ``betas``, ``weight_decay``... into the groups drives the optimizer.
+
+torch.optim's implementation flags, accepted wherever torch accepts them:
+
+- ``fused=True``: where torch has a fused kernel for the algorithm (``fused_devices``) and the variant is
+  ``"torch"``, the group runs that kernel through the algorithm's :meth:`RuleOptimizer.torch_step`, so the
+  result is torch's exactly (``GradScaler`` then hands it the gradient scale); elsewhere the engine's own
+  multi-tensor path runs.
+- sparse gradients: algorithms with ``sparse_gradients`` (SGD, Adagrad) run torch's own sparse update;
+  the others raise a ``RuntimeError`` that says so.
+- ``differentiable=True``: the step runs with autograd enabled, one parameter at a time, on fresh copies
+  of the state, so the graph reaches back through every step to the gradients, the state and the tensor
+  hyperparameters that require grad (``lr``, ``betas``; see :func:`hyperparameter`). As in torch, the
+  parameters are updated in place: optimise non-leaf tensors (clones of the leaves).
+- ``capturable=True`` is accepted (state dicts of captured runs load), but the step reads the step count
+  on the host, so it is not CUDA-graph capturable.
 """
 
 from __future__ import annotations
@@ -77,21 +92,27 @@ class RuleOptimizer(ValidatedOptimizer):
     # offset, SWATS's switch scalars). torch's load_state_dict casts every state tensor but "step" to
     # its parameter's dtype, which would round these to float32 or float16; see load_state_dict.
     float64_state: ClassVar[tuple[str, ...]] = ()
+    # Devices on which torch.optim has a fused kernel for this algorithm; ``fused=True`` there (variant
+    # "torch") runs that kernel through :meth:`torch_step`. Empty: ``fused`` runs the engine's path.
+    fused_devices: ClassVar[tuple[str, ...]] = ()
+    # Whether :meth:`torch_step` handles sparse gradients (torch.optim's SGD and Adagrad do).
+    sparse_gradients: ClassVar[bool] = False
 
     def check_group(self, group: dict[str, Any]) -> None:
-        """Refuse torch.optim modes descentlab does not implement, and unknown variants.
+        """Refuse flag combinations torch.optim refuses, and unknown variants.
 
         Subclasses that add rules call ``super().check_group(group)`` first.
         """
         name = type(self).__name__
-        if group.get("capturable"):
-            raise ValueError(f"{name}: capturable=True (CUDA graph capture) is not supported; leave it False")
-        if group.get("differentiable"):
-            raise ValueError(f"{name}: differentiable=True is not supported; leave it False")
-        if group.get("fused"):
-            raise ValueError(
-                f"{name}: fused=True is not supported; leave fused=None "
-                "(descentlab uses multi-tensor kernels)"
+        if group.get("fused") and group.get("foreach"):
+            raise RuntimeError(
+                f"{name}: `fused` and `foreach` cannot be `True` together (two implementations of one "
+                "step); pass one of them"
+            )
+        if group.get("fused") and group.get("differentiable"):
+            raise RuntimeError(
+                f"{name}: `fused` does not support `differentiable` (the fused kernel has no autograd "
+                "formula); pass fused=False to differentiate through the step"
             )
         if group.get("variant") is not None or self.variants:
             variant = group.get("variant")
@@ -120,6 +141,20 @@ class RuleOptimizer(ValidatedOptimizer):
         one device and dtype; complex tensors arrive as real views. ``step`` is the 1-based count of this
         update for these parameters (already incremented in ``state["step"]``).
         """
+        raise NotImplementedError
+
+    def torch_step(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        state: dict[str, list[Any]],
+        steps: list[Tensor],
+        **implementation: Any,
+    ) -> None:
+        """Run torch.optim's own functional step on these lists (algorithms with ``fused_devices`` or
+        ``sparse_gradients``). ``implementation`` holds the flags to pass on (``fused``, ``foreach``,
+        ``has_sparse_grad``, ``grad_scale``, ``found_inf``); torch increments ``steps`` itself."""
         raise NotImplementedError
 
     # --- torch.optim.Optimizer protocol ---------------------------------------------------------
@@ -155,32 +190,122 @@ class RuleOptimizer(ValidatedOptimizer):
                     # A copy: the optimizer updates these in place and must not write into state_dict.
                     self.state[param][key] = saved[key].to(device="cpu", dtype=torch.float64, copy=True)
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; returns the value of ``closure`` (re-evaluates the loss)."""
+        """Perform one optimisation step; returns the value of ``closure`` (re-evaluates the loss).
+
+        With ``differentiable=True`` the update runs with autograd enabled (as torch.optim does), so the
+        new parameters and state are functions of the old ones, of the gradients and of tensor
+        hyperparameters; parameters are still updated in place, so pass non-leaf tensors (clones).
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for (_, _, step), bucket in self._buckets(group).items():
-                if group.get("maximize", False):
-                    bucket.grads = torch._foreach_neg(bucket.grads)
-                if group.get("foreach") is False:
-                    for index in range(len(bucket.params)):
-                        self._apply(group, bucket.select(index), step)
-                elif self.block_numel and (plain := bucket.blockable()) is not None:
-                    for block in plain.blocks(self.block_numel):
-                        self._apply(group, block, step)
-                else:
-                    self._apply(group, bucket, step)
+        differentiable = bool(self.defaults.get("differentiable", False))
+        with torch.set_grad_enabled(differentiable):
+            for group in self.param_groups:
+                implementation = self._torch_implementation(group)
+                if implementation is not None:
+                    self._run_torch_step(group, implementation)
+                    continue
+                for (_, _, step), bucket in self._buckets(group).items():
+                    self._update_bucket(group, bucket, step, differentiable)
         return loss
 
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Whether ``GradScaler`` may hand the gradient scale to :meth:`step` (read by torch.amp).
+
+        Only torch's fused kernels unscale gradients themselves, so this holds only when every group
+        runs one; otherwise GradScaler unscales the gradients before the step, as for any optimizer.
+        """
+        return bool(self.param_groups) and all(self._runs_fused_kernel(group) for group in self.param_groups)
+
     # --- internals --------------------------------------------------------------------------------
+    def _update_bucket(self, group: dict[str, Any], bucket: _Bucket, step: int, differentiable: bool) -> None:
+        if group.get("maximize", False):
+            bucket.grads = torch._foreach_neg(bucket.grads)
+        # The differentiable step goes one parameter at a time, unblocked, as torch's: a flat slice of a
+        # tensor that autograd tracks is a view whose in-place update would rewrite the graph.
+        if differentiable:
+            bucket.clone_state()
+        if group.get("foreach") is False or differentiable:
+            for index in range(len(bucket.params)):
+                self._apply(group, bucket.select(index), step)
+            if differentiable:
+                bucket.store_state()
+        elif self.block_numel and (plain := bucket.blockable()) is not None:
+            for block in plain.blocks(self.block_numel):
+                self._apply(group, block, step)
+        else:
+            self._apply(group, bucket, step)
+
+    def _runs_fused_kernel(self, group: dict[str, Any]) -> bool:
+        """Whether ``fused=True`` in ``group`` runs torch's fused kernel (else the engine's own path)."""
+        if not group.get("fused") or group.get("variant", "torch") != "torch":
+            return False
+        stepped = [param for param in group["params"] if param.grad is not None]
+        return all(param.device.type in self.fused_devices for param in stepped)
+
+    def _torch_implementation(self, group: dict[str, Any]) -> dict[str, Any] | None:
+        """The flags for :meth:`torch_step` when ``group`` is stepped by torch's code, else ``None``."""
+        stepped = [param for param in group["params"] if param.grad is not None]
+        if any(param.grad.is_sparse for param in stepped):
+            self._check_sparse_supported(group)
+            return {"has_sparse_grad": True, "foreach": False}
+        if group.get("fused"):
+            for param in stepped:
+                _check_fused_param(param, self.fused_devices)
+            if stepped and self._runs_fused_kernel(group):
+                return {
+                    "fused": True,
+                    "grad_scale": getattr(self, "grad_scale", None),
+                    "found_inf": getattr(self, "found_inf", None),
+                }
+        return None
+
+    def _check_sparse_supported(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if not self.sparse_gradients:
+            raise RuntimeError(
+                f"{name} does not support sparse gradients; use SGD or Adagrad (as in torch.optim, "
+                "descentlab supports them there), torch.optim.SparseAdam, or sparse=False in nn.Embedding"
+            )
+        if group.get("variant", "torch") != "torch":
+            raise RuntimeError(
+                f"{name}(variant={group['variant']!r}) does not support sparse gradients; only "
+                "variant='torch' does (torch.optim's sparse update), or pass sparse=False to nn.Embedding"
+            )
+
+    def _run_torch_step(self, group: dict[str, Any], implementation: dict[str, Any]) -> None:
+        """Create missing state, then let :meth:`torch_step` update the parameters that have gradients."""
+        bucket = _Bucket()
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            param_state = self.state.get(param)
+            if not param_state:
+                param_state = self.init_state(group, param)
+                if param_state:
+                    self.state[param] = param_state
+            if implementation.get("fused") and "step" in param_state:
+                # torch's fused kernels read a float32 step on the parameter's device (torch stores it so).
+                param_state["step"] = param_state["step"].to(device=param.device, dtype=torch.float32)
+            grad, is_complex = param.grad, torch.is_complex(param)
+            if is_complex:
+                param, grad = torch.view_as_real(param), torch.view_as_real(grad)
+            bucket.add(param, grad, param_state, is_complex)
+        steps = [owner["step"] for owner in bucket.owners if "step" in owner]
+        self.torch_step(group, bucket.params, bucket.grads, bucket.state, steps, **implementation)
+        bucket.store_created_state()
+
     def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int) -> None:
         direction = self.direction(group, bucket.params, bucket.grads, bucket.state, step)
         bucket.store_created_state()
         if direction is None:
+            return
+        if _is_graph_tensor(group["lr"]) or _is_graph_tensor(direction.scale):
+            _apply_differentiable(bucket.params, direction, group["lr"])
             return
         lr = as_float(group["lr"])
         scale = direction.scale
@@ -226,6 +351,57 @@ class RuleOptimizer(ValidatedOptimizer):
         if steps_to_increment:
             torch._foreach_add_(steps_to_increment, 1)
         return buckets
+
+
+def hyperparameter(group: dict[str, Any], key: str) -> Any:
+    """``group[key]`` as a float (a pair of floats for ``betas``), or as the tensor autograd should see.
+
+    With ``differentiable=True`` a tensor hyperparameter that requires grad (``lr``, ``betas``, ...)
+    stays a tensor, so the step is differentiable with respect to it (meta-learning); everywhere else
+    it is read as a float, as torch.optim reads it.
+    """
+    value = group[key]
+    if isinstance(value, (tuple, list)):
+        return tuple(_differentiable_or_float(group, item) for item in value)
+    return _differentiable_or_float(group, value)
+
+
+def _differentiable_or_float(group: dict[str, Any], value: float | Tensor) -> float | Tensor:
+    return value if group.get("differentiable") and _is_graph_tensor(value) else as_float(value)
+
+
+def _is_graph_tensor(value: Any) -> bool:
+    """Whether ``value`` (a number, tensor or list of them) holds a tensor that autograd tracks."""
+    if isinstance(value, list):
+        return any(_is_graph_tensor(item) for item in value)
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+def _apply_differentiable(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
+    """``param <- param - lr * scale * numerator / denominator`` with tensor ``lr`` or ``scale``.
+
+    Tensor factors cannot be the ``alpha`` of a multi-tensor kernel, so the product is formed first;
+    it keeps the graph from the update back to ``lr`` and the hyperparameters inside ``scale``.
+    """
+    scales = direction.scale if isinstance(direction.scale, list) else [direction.scale] * len(params)
+    denominators = direction.denominator or [None] * len(params)
+    for param, numerator, denominator, scale in zip(params, direction.numerator, denominators, scales):
+        update = numerator if denominator is None else numerator / denominator
+        param.sub_(update * (lr * scale))
+
+
+def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
+    """Refuse what no implementation can step with ``fused=True``, with torch's words.
+
+    Integer tensors have no gradient step and ``meta`` tensors no data; any other device or dtype that
+    torch's kernel lacks runs the engine's path instead (see :attr:`RuleOptimizer.fused_devices`).
+    """
+    if param.device.type == "meta" or not (torch.is_floating_point(param) or torch.is_complex(param)):
+        raise RuntimeError(
+            "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+            f"{list(fused_devices) or ['any but meta']} but {param.dtype} and {param.device.type}; "
+            "move the parameters to a real device (e.g. model.to_empty(device=...)) before stepping"
+        )
 
 
 class _Bucket:
@@ -315,6 +491,24 @@ class _Bucket:
         block.grads = [part(self.grads[i]) for i in indices]
         block.state = {name: [part(values[i]) for i in indices] for name, values in self.state.items()}
         return block
+
+    def clone_state(self) -> None:
+        """Replace every state tensor by a clone (a differentiable step; see :meth:`store_state`).
+
+        The rules update state in place; a tensor the previous step's graph saved for backward must not
+        change, so each differentiable step works on new tensors whose graph reaches back to the old ones.
+        """
+        self.state = {
+            name: [value.clone() if isinstance(value, Tensor) else value for value in values]
+            for name, values in self.state.items()
+        }
+
+    def store_state(self) -> None:
+        """Write this bucket's state tensors back to their owners (after :meth:`clone_state`)."""
+        for name, values in self.state.items():
+            for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
+                if value is not None:
+                    owner[name] = torch.view_as_complex(value) if is_complex else value
 
     def store_created_state(self) -> None:
         for name, values in self.state.items():

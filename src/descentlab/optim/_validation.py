@@ -48,7 +48,10 @@ def _as_real(name: str, value: Any) -> float:
     """``value`` as a finite float; a 1-element tensor counts as a number (torch allows tensor lr)."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a number or a 1-element tensor, got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"Tensor {name} must be 1-element: {name} must be a number or a 1-element tensor, "
+                f"got shape {tuple(value.shape)}"
+            )
         number = float(value.item())
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -211,7 +214,7 @@ class ValidatedOptimizer(Optimizer):
         super().add_param_group(param_group)
         try:
             self.validate_group(self.param_groups[-1])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             self.param_groups.pop()
             raise
 

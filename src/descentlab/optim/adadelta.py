@@ -43,8 +43,8 @@ class Adadelta(RuleOptimizer):
           Lasagne all accumulate the unscaled update, like torch; this variant is the literal reading.)
 
     Differences from the paper: ``lr`` (torch's addition; default 1.0 keeps Algorithm 1) and coupled
-    ``weight_decay`` (an L2 term in the objective). Differences from torch.optim.Adadelta:
-    ``capturable=True`` is refused.
+    ``weight_decay`` (an L2 term in the objective). Differences from torch.optim.Adadelta: ``capturable=True``
+    is accepted but the step is not CUDA-graph capturable (it reads the step count on the host).
 
     Search space: lr (log; the paper has none), rho (log1m), eps (log).
 
@@ -103,8 +103,11 @@ class Adadelta(RuleOptimizer):
         ema_of_squares_(state["square_avg"], grads, rho)
         gradient_rms = root_with_eps_inside(state["square_avg"], eps)
         deltas = root_with_eps_inside(state["acc_delta"], eps)
-        torch._foreach_div_(deltas, gradient_rms)
-        torch._foreach_mul_(deltas, grads)
+        if torch.is_grad_enabled():  # a differentiable step: backward reads the root and the quotient
+            deltas = torch._foreach_mul(torch._foreach_div(deltas, gradient_rms), grads)
+        else:
+            torch._foreach_div_(deltas, gradient_rms)
+            torch._foreach_mul_(deltas, grads)
         if group["variant"] == "scaled_accumulator":
             torch._foreach_mul_(deltas, as_float(group["lr"]))
             ema_of_squares_(state["acc_delta"], deltas, rho)

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.adagrad import adagrad as torch_adagrad
 
-from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter
 from descentlab.optim._rules import (
     accumulate_squares_,
     add_decayed_weights,
@@ -45,8 +46,9 @@ class Adagrad(RuleOptimizer):
     (the defaults): no separate variant is needed. ``lr_decay``, ``initial_accumulator_value`` and the
     coupled ``weight_decay`` are torch's additions, not the paper's.
 
-    Differences from torch.optim.Adagrad: sparse gradients are refused (torch supports them);
-    ``fused=True`` is refused; a param group's own ``initial_accumulator_value`` is honoured when state is
+    Differences from torch.optim.Adagrad: none for sparse gradients (variant ``"torch"`` runs torch's own
+    sparse update) or ``fused=True`` on the CPU (torch's fused kernel; on other devices, where torch has none,
+    our multi-tensor path runs); a param group's own ``initial_accumulator_value`` is honoured when state is
     created lazily (torch uses the constructor's value for every group).
 
     Search space: lr, eps up to 1; eps = 1 contains plain SGD's while the sums of g^2 stay << 1.
@@ -61,6 +63,8 @@ class Adagrad(RuleOptimizer):
     search_space = (Float("lr", 1e-5, 10.0, "log"), Float("eps", 1e-10, 1.0, "log"))
 
     hyperparameters = hyperparameter_checks(lr_decay=NON_NEGATIVE, initial_accumulator_value=NON_NEGATIVE)
+    fused_devices = ("cpu",)  # torch.optim.Adagrad's fused kernel exists for the CPU only
+    sparse_gradients = True
 
     def __init__(
         self,
@@ -98,6 +102,21 @@ class Adagrad(RuleOptimizer):
         value = float(group["initial_accumulator_value"])
         fill = complex(value, value) if torch.is_complex(param) else value
         return {"step": make_step_counter(), "sum": torch.full_like(param, fill)}
+
+    def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
+        """torch.optim.Adagrad's own step: its fused CPU kernel, or its sparse-gradient update."""
+        torch_adagrad(
+            params,
+            grads,
+            state["sum"],
+            steps,
+            lr=as_float(group["lr"]),
+            weight_decay=float(group["weight_decay"]),
+            lr_decay=float(group["lr_decay"]),
+            eps=float(group["eps"]),
+            maximize=group["maximize"],
+            **implementation,
+        )
 
     def direction(self, group, params, grads, state, step) -> Direction:
         grads = add_decayed_weights(grads, params, float(group["weight_decay"]))

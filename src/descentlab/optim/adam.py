@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import Tensor
+from torch.optim.adam import adam as torch_adam
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
+from descentlab.optim._engine import (
+    Direction,
+    RuleOptimizer,
+    as_float,
+    hyperparameter,
+    make_step_counter,
+    zeros_like_all,
+)
 from descentlab.optim._rules import (
     add_decayed_weights,
     bias_correction,
@@ -16,6 +23,7 @@ from descentlab.optim._rules import (
     ema_of_squares_,
     root_plus_eps,
     running_max_,
+    square_root,
 )
 from descentlab.optim.search_space import Float
 
@@ -59,10 +67,12 @@ class Adam(RuleOptimizer):
           paper up to rounding). Since :math:`m_1 = (1-\beta_1) g_1`, early steps are
           much shorter than torch's AMSGrad at the same lr.
 
-    Differences from torch.optim.Adam: none in ``"torch"``; ``fused``, ``capturable`` and
-    ``differentiable`` are refused with a ``ValueError``. Differences from Kingma & Ba: the default is
-    their Algorithm 1 (eps outside :math:`\sqrt{\hat v_t}`); ``weight_decay`` (L2 added to the gradient)
-    and ``decoupled_weight_decay`` are not in the paper.
+    Differences from torch.optim.Adam: none in ``"torch"``: ``fused=True`` there runs torch's fused kernel (on
+    a device it supports; elsewhere, and for the other variants, our multi-tensor path). ``capturable=True``
+    is accepted but the step is not CUDA-graph capturable (it reads the step count on the host); tensor ``lr``
+    / ``betas`` also work with ``foreach=True`` and mixed float/tensor ``betas`` are accepted (torch refuses
+    both). Differences from Kingma & Ba: the default is their Algorithm 1 (eps outside :math:`\sqrt{\hat
+    v_t}`); ``weight_decay`` (L2 added to the gradient) and ``decoupled_weight_decay`` are not in the paper.
 
     Search space: lr, betas, eps up to 1; it contains Momentum's where |g| << 1 (eps = 1: a step is lr m_hat).
 
@@ -81,6 +91,7 @@ class Adam(RuleOptimizer):
         Float("betas[1]", 0.9, 0.9999, "log1m"),
         Float("eps", 1e-10, 1.0, "log"),
     )
+    fused_devices = ("cpu", "cuda", "xpu", "mps")  # where torch.optim.Adam has its fused kernel
 
     def __init__(
         self,
@@ -124,8 +135,29 @@ class Adam(RuleOptimizer):
         names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
         return {"step": make_step_counter(), **zeros_like_all(param, names)}
 
+    def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
+        """torch.optim.Adam's (AdamW's) own fused kernel."""
+        beta1, beta2 = group["betas"]
+        torch_adam(
+            params,
+            grads,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state.get("max_exp_avg_sq", []),
+            steps,
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            amsgrad=group["amsgrad"],
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=float(group["weight_decay"]),
+            eps=float(group["eps"]),
+            maximize=group["maximize"],
+            **implementation,
+        )
+
     def direction(self, group, params, grads, state, step) -> Direction:
-        beta1, beta2 = (as_float(beta) for beta in group["betas"])
+        beta1, beta2 = hyperparameter(group, "betas")
         weight_decay = float(group["weight_decay"])
         variant = group["variant"]
         if group["decoupled_weight_decay"]:
@@ -141,14 +173,14 @@ class Adam(RuleOptimizer):
         if variant == "amsgrad-paper":
             return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]))
         if variant == "efficient-eps":
-            step_size = math.sqrt(bias_correction(beta2, step)) / bias_correction(beta1, step)
+            step_size = square_root(bias_correction(beta2, step)) / bias_correction(beta1, step)
             return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]), step_size)
         denominator = root_plus_eps(second_moment, group["eps"], bias_correction(beta2, step))
         return Direction(state["exp_avg"], denominator, 1.0 / bias_correction(beta1, step))
 
     def _decay_factor(self, group: dict[str, Any]) -> float:
         """The multiplier of ``weight_decay`` in decoupled decay: torch's ``lr`` (AdamW overrides)."""
-        return as_float(group["lr"])
+        return hyperparameter(group, "lr")
 
 
 class AdamW(Adam):
@@ -241,7 +273,7 @@ class AdamW(Adam):
 
     def _decay_factor(self, group: dict[str, Any]) -> float:
         if group["variant"] != "paper":
-            return as_float(group["lr"])
+            return hyperparameter(group, "lr")
         initial_lr = as_float(group.get("initial_lr", 0.0))
         # eta_t of Loshchilov & Hutter: the schedule multiplier, recovered as lr / initial_lr.
         return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0

@@ -33,7 +33,8 @@ class Adamax(RuleOptimizer):
           :math:`u_t + \epsilon`, as Keras's ``Adamax`` does (Keras's default eps is 1e-7; ours stays 1e-8).
 
     Differences from the paper: coupled ``weight_decay`` and eps (torch's additions). Differences from
-    torch.optim.Adamax: ``capturable=True`` is refused.
+    torch.optim.Adamax: ``capturable=True`` is accepted but the step is not CUDA-graph capturable (it reads
+    the step count on the host).
 
     Search space: Adam's ranges; with eps = 1 >> max|g| it contains Momentum's where |g| << 1.
 

@@ -237,7 +237,13 @@ class LineSearchGD(ValidatedOptimizer):
         return self.param_groups[0]["params"]
 
     def _gradients(self) -> list[Tensor]:
-        return [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params()]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params()]
+        if any(grad.is_sparse for grad in grads):
+            raise RuntimeError(
+                "LineSearchGD does not support sparse gradients (its search direction is one dense "
+                "vector); pass sparse=False to nn.Embedding, or use SGD or Adagrad, which support them"
+            )
+        return grads
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
         """Search along the negative gradient and move there; returns the loss before the step."""

@@ -7,7 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descentlab.optim._engine import RuleOptimizer, as_float, make_step_counter, scalar_dtype, zeros_like_all
+from descentlab.optim._engine import (
+    RuleOptimizer,
+    as_float,
+    hyperparameter,
+    make_step_counter,
+    scalar_dtype,
+    zeros_like_all,
+)
 from descentlab.optim._rules import (
     add_decayed_weights,
     bias_correction,
@@ -60,9 +67,9 @@ class NAdam(RuleOptimizer):
           and the group's ``lr`` as :math:`\alpha_t`. State and state_dict are torch's, so a run can
           switch variants mid-way.
 
-    Differences from torch.optim.NAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
-    refused. Differences from the paper: besides the first-moment average above, weight decay (coupled
-    or decoupled) is not in the paper.
+    Differences from torch.optim.NAdam: none in ``"torch"``; ``capturable=True`` is accepted but the step is
+    not CUDA-graph capturable (it reads the step count on the host). Differences from the paper: besides the
+    first-moment average above, weight decay (coupled or decoupled) is not in the paper.
 
     Search space: Adam's ranges; with eps = 1 it contains Nesterov's where |g| << 1, as Adam Momentum's.
 
@@ -118,7 +125,7 @@ class NAdam(RuleOptimizer):
 
     def direction(self, group, params, grads, state, step) -> None:
         beta1, beta2 = (as_float(beta) for beta in group["betas"])
-        lr, weight_decay = as_float(group["lr"]), float(group["weight_decay"])
+        lr, weight_decay = hyperparameter(group, "lr"), float(group["weight_decay"])
         if group["decoupled_weight_decay"]:
             decay_weights_(params, lr * weight_decay)
         else:
@@ -132,6 +139,14 @@ class NAdam(RuleOptimizer):
         # Two addcdiv passes, as torch: the Nesterov step mixes the raw gradient and the momentum with
         # different coefficients, and mu_product is read per parameter (it is per-parameter state).
         products = [float(product.item()) for product in state["mu_product"]]
+        if isinstance(lr, Tensor):  # a differentiable step with respect to lr: tensor coefficients
+            for param, grad, average, root, product in zip(
+                params, grads, state["exp_avg"], denominator, products
+            ):
+                gradient_step = lr * (1.0 - mu) / (1.0 - product)
+                momentum_step = lr * mu_next / (1.0 - product * mu_next)
+                param.sub_(grad / root * gradient_step + average / root * momentum_step)
+            return None
         gradient_steps = [-lr * (1.0 - mu) / (1.0 - product) for product in products]
         momentum_steps = [-lr * mu_next / (1.0 - product * mu_next) for product in products]
         torch._foreach_addcdiv_(params, grads, denominator, gradient_steps)

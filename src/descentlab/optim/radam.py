@@ -81,8 +81,8 @@ class RAdam(RuleOptimizer):
           :math:`\rho_t` and the step size (shared by param groups with equal default betas) is not
           reproduced; it only matters if a scheduler gives such groups different betas.
 
-    Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable`` and ``differentiable`` are
-    refused.
+    Differences from torch.optim.RAdam: none in ``"torch"``; ``capturable=True`` is accepted but the step is
+    not CUDA-graph capturable (it reads the step count on the host).
 
     Search space: Adam's ranges, so the two compare on equal terms.
 

@@ -62,9 +62,10 @@ class RMSprop(RuleOptimizer):
     reproduces it up to rounding in either eps convention (``eps`` must be > 0: with 0 a coordinate whose
     gradients were all 0 would divide 0 by 0).
 
-    Differences from torch.optim.RMSprop: ``alpha`` must lie in [0, 1] (torch accepts any
-    ``alpha >= 0``); ``capturable=True`` is refused; raising ``momentum`` above 0 after the state was created
-    without a buffer raises a clear error (torch raises ``KeyError``).
+    Differences from torch.optim.RMSprop: ``alpha`` must lie in [0, 1] (torch accepts any ``alpha >= 0``);
+    ``capturable=True`` is accepted but the step is not CUDA-graph capturable (it reads the step count on the
+    host); raising ``momentum`` above 0 after the state was created without a buffer raises a clear error
+    (torch raises ``KeyError``).
 
     Search space: lr, alpha, eps, momentum only when used, centered; eps = 1 contains SGD's (|g| << 1).
 

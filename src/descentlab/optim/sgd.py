@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.sgd import sgd as torch_sgd
 
-from descentlab.optim._engine import Direction, RuleOptimizer
+from descentlab.optim._engine import Direction, RuleOptimizer, as_float
 from descentlab.optim._rules import add_decayed_weights, trace_
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
 from descentlab.optim.search_space import Categorical, Float
@@ -34,8 +35,10 @@ class SGD(RuleOptimizer):
           ``b_0 = 0`` (Prince, *Understanding Deep Learning*, eq. 6.11); ``dampening`` must stay 0 since
           the form fixes it to ``mu``. Its steps are ``(1 - mu)`` times shorter than torch's at equal lr.
 
-    Differences from torch.optim.SGD: none in the default variant. ``fused=True`` is refused (torch has a
-    fused kernel; descentlab uses its multi-tensor path). Differences from the papers: the textbook
+    Differences from torch.optim.SGD: none in the default variant. ``fused=True`` with variant
+    ``"torch"`` on a device torch's fused kernel supports runs that kernel (torch's behaviour exactly);
+    elsewhere it runs our multi-tensor path. Sparse gradients run torch's own sparse update (variant
+    ``"torch"``). Differences from the papers: the textbook
     heavy ball (Polyak 1964) writes ``v = mu v - eta g``; torch folds ``eta`` out of the buffer, which
     differs only when ``lr`` changes during training.
 
@@ -60,6 +63,8 @@ class SGD(RuleOptimizer):
     )
 
     hyperparameters = hyperparameter_checks(dampening=CLOSED_UNIT_INTERVAL)
+    fused_devices = ("cpu", "cuda", "xpu", "mps")  # where torch.optim.SGD has its fused kernel
+    sparse_gradients = True
 
     def __init__(
         self,
@@ -109,6 +114,24 @@ class SGD(RuleOptimizer):
         if group["variant"] == "ema":
             return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
         return {"momentum_buffer": None}  # created from the first gradient, as torch does
+
+    def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
+        """torch.optim.SGD's own step: its fused kernel, or its sparse-gradient update."""
+        buffers = state.get("momentum_buffer", [None] * len(params))
+        torch_sgd(
+            params,
+            grads,
+            buffers,
+            weight_decay=float(group["weight_decay"]),
+            momentum=float(group["momentum"]),
+            lr=as_float(group["lr"]),
+            dampening=float(group["dampening"]),
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            **implementation,
+        )
+        if "momentum_buffer" in state:
+            state["momentum_buffer"][:] = buffers
 
     def direction(self, group, params, grads, state, step) -> Direction:
         grads = add_decayed_weights(grads, params, float(group["weight_decay"]))

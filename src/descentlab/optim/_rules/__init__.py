@@ -19,6 +19,7 @@ from descentlab.optim._rules.scaling import (
     root_of,
     root_plus_eps,
     root_with_eps_inside,
+    square_root,
 )
 from descentlab.optim._rules.weight_decay import add_decayed_weights, decay_weights_
 
@@ -35,5 +36,6 @@ __all__ = [
     "root_plus_eps",
     "root_with_eps_inside",
     "running_max_",
+    "square_root",
     "trace_",
 ]

@@ -10,6 +10,10 @@ def add_decayed_weights(grads: list[Tensor], params: list[Tensor], weight_decay:
     """Coupled (L2) decay: return ``g + weight_decay * theta``; the gradient of ``wd/2 * ||theta||^2``."""
     if weight_decay == 0:
         return grads
+    if torch.is_grad_enabled():
+        # A differentiable step: the multi-tensor add saves the parameters for backward, and the step
+        # then changes them in place; the single-tensor add saves nothing.
+        return [torch.add(grad, param, alpha=weight_decay) for grad, param in zip(grads, params)]
     return torch._foreach_add(grads, params, alpha=weight_decay)
 
 
