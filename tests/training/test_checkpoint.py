@@ -228,8 +228,9 @@ def test_a_save_killed_midway_leaves_nothing_the_next_save_does_not_remove(tmp_p
         os.kill(writer.pid, signal.SIGKILL)
         writer.join()
         stray_counts.append(sum(file.name != "run.pt" for file in tmp_path.iterdir()))
-    # Each writer's first save removed the temporaries of the writers killed before it: one stray at a time.
-    assert stray_counts == [1, 1, 1, 1]
+    # Each writer's first save removed the temporaries of the writers killed before it, so strays never pile
+    # up (before that fix: [1, 2, 3, 4]). A 0 is a kill that landed between two saves, rare but possible.
+    assert set(stray_counts) <= {0, 1} and 1 in stray_counts, stray_counts
     fresh = nn.Linear(1, 1)
     fresh.register_buffer("big", torch.zeros(8_000_000))
     load_checkpoint(path, fresh)  # the last complete save is intact under the final name
