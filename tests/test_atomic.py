@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,29 @@ def test_bad_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="path must name a file"):
         write_text(tmp_path / "..", "a")
     assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()  # reaped, so the pid names no process (until the system reuses it, which takes a while)
+    return process.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stale temporaries are only detected on POSIX")
+def test_the_next_write_removes_temporaries_of_dead_writers_only(tmp_path):
+    target = tmp_path / "state.bin"
+    with atomic_path(target) as temporary:
+        name_format = temporary.name.replace(f"-{os.getpid()}-", "-{pid}-")  # the real naming scheme
+    dead, live = _dead_pid(), os.getppid()
+    kept = [
+        name_format.format(pid=live),  # a writer still running (here: our parent process)
+        name_format.format(pid=os.getpid()),  # another thread of this process may be writing it
+        name_format.format(pid=dead).replace("state.bin", "other.bin"),  # another target's
+        name_format.format(pid=dead).replace(".tmp", "x.tmp"),  # not our naming scheme
+        ".state.bin.0123abcd.tmp",  # the scheme before pids, whose writer cannot be told
+    ]
+    removed = name_format.format(pid=dead)
+    for name in [*kept, removed]:
+        (tmp_path / name).write_bytes(b"half a file")
+    write_bytes(target, b"new")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*kept, "state.bin"])

@@ -2,15 +2,20 @@
 
 One policy for every file descentlab writes (checkpoints, figures, reports, result JSON):
 
-1. the data goes to a temporary file ``.<name>.<random>.tmp`` in the target's own folder (so the final
-   rename never crosses a file system);
+1. the data goes to a temporary file ``.<name>.<random>-<pid>-<host>.tmp`` in the target's own folder (so
+   the final rename never crosses a file system);
 2. the file is flushed and ``os.fsync``-ed, so the rename cannot reach the disk before the data;
 3. ``os.replace`` moves it onto the target in one step;
 4. the folder is ``fsync``-ed too, so the rename itself survives a crash (skipped silently where the
    operating system cannot open a folder, e.g. Windows);
 5. the file ends up with permissions ``0o666 & ~umask``, like a file made by ``open(path, "w")``;
 6. on any error, ``KeyboardInterrupt`` included, the temporary file is removed and the old target, if any,
-   is left exactly as it was.
+   is left exactly as it was;
+7. a writer killed outright (``SIGKILL``, power loss) cannot clean up, so the next write of the same target
+   removes the temporary files that dead processes of this host left for it. The process id and a hash of
+   the host name in the temporary's name tell whose it is: a live process's temporary is never touched
+   (processes in separate pid namespaces that share a host name and a folder would defeat this). POSIX
+   only: Windows has no harmless "is this process alive" probe in the standard library.
 
 Writers that produce bytes or text call :func:`write_bytes` / :func:`write_text`. Writers that need a file
 object (``torch.save``, ``figure.savefig(file, format=...)``) use :func:`atomic_open`; writers that insist
@@ -24,7 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import socket
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +45,9 @@ _CREATE_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0)
 )
 _MODES = ("wb", "w")
+# Computed once: a fork keeps the host, and os.getpid() is asked at each write, so a forked writer names its
+# temporary with its own pid.
+_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
 def _target(path: str | os.PathLike, parents: bool) -> Path:
@@ -52,9 +63,37 @@ def _target(path: str | os.PathLike, parents: bool) -> Path:
     return path
 
 
+def _temporary_pattern(path: Path) -> re.Pattern[str]:
+    """Names of this host's temporaries for ``path``; group 1 is the writer's process id."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}-([0-9]+)-{_HOST}\.tmp")
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 checks existence and delivers nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries for ``path`` that killed processes of this host left behind."""
+    if os.name != "posix":
+        return
+    pattern = _temporary_pattern(path)
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and int(match[1]) != os.getpid() and not _process_is_alive(int(match[1])):
+                Path(entry.path).unlink(missing_ok=True)  # another writer may be removing it too
+
+
 def _create_temporary(path: Path) -> tuple[int, Path]:
+    _remove_stale_temporaries(path)
     for _ in range(100):
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}-{os.getpid()}-{_HOST}.tmp")
         try:
             return os.open(temporary, _CREATE_FLAGS, 0o666), temporary
         except FileExistsError:

@@ -2,6 +2,8 @@
 
 import gzip
 import struct
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -86,6 +88,83 @@ def test_corrupt_gzip(tmp_path):
         load_idx(path)
 
 
+@pytest.mark.parametrize(
+    "shape, itemsize, claimed",
+    [
+        ((65536,) * 4, 1, 2**64),  # NumPy's int64 product wraps to 0 and would accept an empty body
+        ((2**32 - 1,) * 3, 8, (2**32 - 1) ** 3 * 8),
+        ((2**31 + 1,), 1, 2**31 + 1),  # just over the default max_bytes of 2 GiB
+    ],
+)
+def test_a_header_claiming_too_much_data_is_refused_before_reading(tmp_path, shape, itemsize, claimed):
+    path = tmp_path / "claims.gz"
+    type_code = {1: 0x08, 8: 0x0E}[itemsize]
+    path.write_bytes(
+        gzip.compress(bytes([0, 0, type_code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+    )
+    with pytest.raises(
+        IdxFormatError, match=rf"claims.gz: the header claims .* {claimed} bytes of data, more"
+    ):
+        load_idx(path)
+
+
+def test_max_bytes_is_the_largest_data_size_accepted(tmp_path):
+    path = tmp_path / "data"
+    path.write_bytes(idx_bytes(np.arange(24, dtype=">i4")))  # 96 data bytes
+    with pytest.raises(IdxFormatError, match=r"claims shape \(24,\) of int32, 96 bytes .*max_bytes=95"):
+        load_idx(path, max_bytes=95)
+    np.testing.assert_array_equal(load_idx(path, max_bytes=96), np.arange(24))
+
+
+def gzip_bomb(path, header, zeros):
+    """``header`` followed by ``zeros`` zero bytes, gzipped: about 1 KB on disk per MB inflated."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    chunk = bytes(2**20)
+    with open(path, "wb") as file:
+        file.write(compressor.compress(header))
+        for _ in range(zeros // len(chunk)):
+            file.write(compressor.compress(chunk))
+        file.write(compressor.flush())
+
+
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        # A small header and far more data than it claims (before the fix: all of it decompressed).
+        (bytes.fromhex("00000801") + (3).to_bytes(4, "big"), r"longer than its header says; shape \(3,\)"),
+        # A header claiming 4 GiB.
+        (bytes.fromhex("00000801") + (2**32 - 1).to_bytes(4, "big"), "the header claims"),
+    ],
+    ids=["more-data-than-claimed", "claims-4-GiB"],
+)
+def test_a_gzip_bomb_costs_the_memory_of_its_header_only(tmp_path, header, problem):
+    path = tmp_path / "bomb.gz"
+    inflated = 64 * 2**20
+    gzip_bomb(path, header, inflated)
+    assert path.stat().st_size < inflated / 500
+    tracemalloc.start()  # counts every Python and NumPy allocation, in this test only
+    try:
+        with pytest.raises(IdxFormatError, match=problem):
+            load_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"reading the bomb peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_a_truncated_gzip_costs_what_it_holds_not_what_its_header_claims(tmp_path):
+    path = tmp_path / "claims-a-gigabyte.gz"
+    gzip_bomb(path, bytes.fromhex("00000801") + (2**30).to_bytes(4, "big"), 8 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IdxFormatError, match=r"truncated; .* needs 1073741824 .*found 8388608"):
+            load_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"reading 8 MiB of data peaked at {peak / 2**20:.0f} MiB"
+
+
 def write_mnist_folder(folder, train=40, test=20, side=8, compressed=False, data_seed=0):
     """A tiny MNIST-format folder whose label is readable from the image (its mean brightness)."""
     generator = np.random.default_rng(data_seed)
@@ -162,6 +241,19 @@ def test_labels_out_of_range(tmp_path):
     write_mnist_folder(tmp_path / "mnist")
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(20, 12, dtype="u1")))
     with pytest.raises(IdxFormatError, match=r"labels must be in 0..9, found 12..12"):
+        mnist_problem(tmp_path / "mnist").task(seed=0)
+
+
+@pytest.mark.parametrize("train, test, emptied", [(0, 20, "train-images"), (40, 0, "t10k-images")])
+def test_an_empty_split_names_its_file(tmp_path, train, test, emptied):
+    write_mnist_folder(tmp_path / "mnist", train=train, test=test)
+    with pytest.raises(IdxFormatError, match=rf"{emptied}-idx3-ubyte holds no images \(shape \(0, 8, 8\)\)"):
+        mnist_problem(tmp_path / "mnist").task(seed=0)
+
+
+def test_a_single_training_image_is_too_few(tmp_path):
+    write_mnist_folder(tmp_path / "mnist", train=1)
+    with pytest.raises(IdxFormatError, match=r"train-images-idx3-ubyte holds a single image; .* at least 2"):
         mnist_problem(tmp_path / "mnist").task(seed=0)
 
 

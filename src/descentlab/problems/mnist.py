@@ -38,7 +38,7 @@ from torch import nn
 from descentlab.problems.base import Problem
 from descentlab.problems.classification import ClassificationData, carve_validation, classification_problem
 from descentlab.problems.fingerprints import fingerprint_values
-from descentlab.problems.idx import IdxFormatError, load_idx, read_bytes
+from descentlab.problems.idx import IdxFormatError, load_idx, read_idx_bytes
 from descentlab.problems.networks import CNN_OPTIONS, MLP_OPTIONS, cnn2d, domains_for, mlp
 from descentlab.problems.registry import register
 
@@ -73,8 +73,10 @@ def find_mnist_files(folder: str | os.PathLike[str]) -> tuple[Path, ...]:
     return tuple(found)
 
 
-def images_and_labels(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flattened float32 images in [0, 1] and int64 labels, after checking they belong together."""
+def images_and_labels(
+    images_path: Path, labels_path: Path
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """Flattened float32 images in [0, 1], int64 labels and the image shape, after checking they fit."""
     images, labels = load_idx(images_path), load_idx(labels_path)
     if images.ndim != 3:
         raise IdxFormatError(
@@ -86,27 +88,31 @@ def images_and_labels(images_path: Path, labels_path: Path) -> tuple[torch.Tenso
         raise IdxFormatError(
             f"{images_path} holds {len(images)} images but {labels_path} {len(labels)} labels"
         )
-    if len(labels) and (labels.min() < 0 or labels.max() >= CLASSES):
+    if not len(images):
+        raise IdxFormatError(
+            f"{images_path} holds no images (shape {images.shape}); every split needs at least one, so "
+            "replace it by the complete file"
+        )
+    if labels.min() < 0 or labels.max() >= CLASSES:
         raise IdxFormatError(
             f"{labels_path}: labels must be in 0..{CLASSES - 1}, found {labels.min()}..{labels.max()}"
         )
     inputs = torch.tensor(images.reshape(len(images), -1), dtype=torch.float32) / 255
-    return inputs, torch.tensor(labels, dtype=torch.int64)
+    return inputs, torch.tensor(labels, dtype=torch.int64), images.shape[1:]
 
 
 @cache
 def mnist_data(folder: Path) -> tuple[ClassificationData, tuple[int, int]]:
     """The splits of ``folder`` (see the module docstring) and the image shape (cached per folder)."""
     train_images, train_labels, test_images, test_labels = find_mnist_files(folder)
-    train = images_and_labels(train_images, train_labels)
-    test = images_and_labels(test_images, test_labels)
-    image_shape = tuple(load_idx(train_images).shape[1:])
-    if tuple(load_idx(test_images).shape[1:]) != image_shape:
-        raise IdxFormatError(f"{train_images} and {test_images} hold images of different sizes")
-    if len(train[0]) < 2:
+    *train, image_shape = images_and_labels(train_images, train_labels)
+    *test, test_image_shape = images_and_labels(test_images, test_labels)
+    if test_image_shape != image_shape:
         raise IdxFormatError(
-            f"{train_images} holds {len(train[0])} images; training and validation need at least 2"
+            f"{train_images} holds images of {image_shape} pixels but {test_images} of {test_image_shape}"
         )
+    if len(train[0]) < 2:  # 0 images failed above
+        raise IdxFormatError(f"{train_images} holds a single image; training and validation need at least 2")
     validation_count = max(1, round(len(train[0]) / 6))
     return carve_validation(*train, *test, validation_count=validation_count), image_shape
 
@@ -116,7 +122,7 @@ def mnist_files_fingerprint(folder: Path) -> str:
     """SHA-256 hex digest over the names and decompressed bytes of the four IDX files of ``folder``."""
     files = find_mnist_files(folder)
     return fingerprint_values(
-        *(part for path in files for part in (path.name.removesuffix(".gz"), read_bytes(path)))
+        *(part for path in files for part in (path.name.removesuffix(".gz"), read_idx_bytes(path)))
     )
 
 

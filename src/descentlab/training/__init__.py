@@ -8,10 +8,11 @@
   :func:`replace_output_layer`, :func:`add_parameters_to_optimizer`.
 - mc_dropout: :func:`mc_dropout_predict`.
 - init: :func:`init_for_activation` (Glorot / He / LeCun by activation).
-- checkpoint: :func:`save_checkpoint`, :func:`load_checkpoint` (bit-identical resume).
+- checkpoint: :func:`save_checkpoint`, :func:`load_checkpoint` (bit-identical resume),
+  :class:`CheckpointError`.
 """
 
-from descentlab.training.checkpoint import load_checkpoint, save_checkpoint
+from descentlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from descentlab.training.clipping import (
     GradientClipResult,
     NonFiniteGradientError,
@@ -45,6 +46,7 @@ from descentlab.training.regularization import ProximalL1, SparsityReport, l1_pe
 
 __all__ = [
     "NORMALIZATION_LAYERS",
+    "CheckpointError",
     "GradientClipResult",
     "GradualUnfreezer",
     "InitScheme",
