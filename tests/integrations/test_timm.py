@@ -1,7 +1,6 @@
 """timm registration: what timm will call is checked here without timm; the real registry where timm
 imports (it needs a torchvision built for the installed torch, which CPU-only installs lack)."""
 
-import importlib.util
 import inspect
 
 import pytest
@@ -10,16 +9,7 @@ from torch import nn
 from descentlab.integrations.timm import PREFIX, timm_descriptions
 from descentlab.optim import RAdam
 from descentlab.optim.registry import optimizer_classes, step_protocol
-
-
-def timm_imports() -> bool:
-    if importlib.util.find_spec("timm") is None:
-        return False
-    try:
-        import timm.optim  # noqa: F401
-    except (ImportError, RuntimeError):  # a CUDA torchvision beside a CPU torch raises RuntimeError
-        return False
-    return True
+from integrations.framework_checks import timm_imports
 
 
 def test_every_gradient_optimizer_with_weight_decay_is_described_under_a_name_timm_parses():
