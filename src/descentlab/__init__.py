@@ -9,8 +9,20 @@ Subpackages (import what you need; nothing heavy is imported here):
 - :mod:`descentlab.problems` -- 2-D test functions, textbook models and small data sets.
 - :mod:`descentlab.lab` -- runs, results store, reports (driven by the ``descentlab`` command).
 
+- :func:`descentlab.create_optimizer` -- an optimizer for a model in one call (``descentlab.training``).
+- :mod:`descentlab.integrations` -- Lightning, Hugging Face and timm (each imported only when used).
+
 Shared mechanisms, one implementation each: :mod:`descentlab.atomic` (every file descentlab writes) and
 :mod:`descentlab.autodiff` (Hessian-vector products, for ``optim.Newton`` and ``analysis``).
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # create_optimizer lives in descentlab.training; importing it lazily keeps `import descentlab` light.
+    if name == "create_optimizer":
+        from descentlab.training.optimizer_factory import create_optimizer
+
+        return create_optimizer
+    raise AttributeError(f"module 'descentlab' has no attribute {name!r}")

@@ -142,7 +142,9 @@ class LineSearchGD(ValidatedOptimizer):
     ``last_step_size`` (the chosen :math:`\alpha`), ``step_sizes`` (every chosen :math:`\alpha`, one per
     step), ``last_evaluations`` (loss evaluations of the last step after the first) and
     ``last_search``, a :class:`LineSearchRecord` of the last step's trial points (``None`` before the
-    first step). All parameters form one search vector (one param group).
+    first step). All parameters form one search vector (one param group). ``step_sizes`` is saved
+    in ``state_dict()["step_sizes"]`` and restored by ``load_state_dict``, so a trainer's checkpoint
+    resumes it.
 
     Numerics: parameters keep their dtype, device and strides (float32 stays float32, transposed views
     work): each trial point :math:`\theta + \alpha d` is computed per parameter in its own dtype and
@@ -232,6 +234,18 @@ class LineSearchGD(ValidatedOptimizer):
             self.__dict__.setdefault(name, copy.copy(empty))
         for group in self.param_groups:
             group.setdefault("lr", 1.0)  # saved before LineSearchGD had an lr: lr = 1 is that search
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``state_dict`` plus ``"step_sizes"``, every accepted step size so far."""
+        state = super().state_dict()
+        state["step_sizes"] = list(self.step_sizes)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; one saved without ``"step_sizes"`` starts an empty history."""
+        super().load_state_dict(state_dict)
+        self.step_sizes = [float(alpha) for alpha in state_dict.get("step_sizes", ())]
+        self.last_step_size = self.step_sizes[-1] if self.step_sizes else 0.0
 
     def _params(self) -> list[Tensor]:
         return self.param_groups[0]["params"]

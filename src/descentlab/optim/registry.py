@@ -44,9 +44,21 @@ def step_protocol(cls: type[Optimizer]) -> str:
     return getattr(cls, "step_protocol", "gradient")
 
 
-def make_optimizer(name: str, params: Any, **hyperparameters: Any) -> Optimizer:
-    """Build optimizer ``name`` over ``params``; unknown hyperparameters raise a ``ValueError``."""
-    cls = get_optimizer_class(name)
+def resolve_optimizer_class(name_or_class: str | type[Optimizer]) -> type[Optimizer]:
+    """A descentlab name (case-insensitive, see :func:`get_optimizer_class`) or any ``Optimizer`` class."""
+    if isinstance(name_or_class, str):
+        return get_optimizer_class(name_or_class)
+    if isinstance(name_or_class, type) and issubclass(name_or_class, Optimizer):
+        return name_or_class
+    raise TypeError(
+        "expected an optimizer name such as 'AdamW' or a torch.optim.Optimizer subclass, "
+        f"got {name_or_class!r}"
+    )
+
+
+def make_optimizer(name: str | type[Optimizer], params: Any, **hyperparameters: Any) -> Optimizer:
+    """Build optimizer ``name`` (or class) over ``params``; unknown hyperparameters raise a ``ValueError``."""
+    cls = resolve_optimizer_class(name)
     try:
         return cls(params, **hyperparameters)
     except TypeError as error:

@@ -50,6 +50,9 @@ class HyperparameterScheduler(LRScheduler):
     - ``g[key] = schedule(t)`` otherwise (the schedule is the value itself, the same for all groups).
 
     By default only ``"lr"`` is relative; momentum, betas, weight decay and eps are absolute.
+    A group with an ``lr_scale`` entry (layer-wise lr decay from :func:`descentlab.create_optimizer` or
+    timm's ``param_groups_layer_decay``) gets ``lr`` times its ``lr_scale``, as timm's schedulers do;
+    ``initial_lr`` is then the unscaled base. torch's own schedulers ignore ``lr_scale``.
     The starting value of a relative key is remembered in the group as ``initial_<key>`` (``initial_lr``
     for the learning rate, as torch does) the first time a scheduler sees the group; when the group has
     none yet (a fresh optimizer, also with ``last_epoch != -1``) its current value is taken, so there is
@@ -124,7 +127,12 @@ class HyperparameterScheduler(LRScheduler):
             value = schedule(step)
             bases = self.base_values.get(key)
             groups = len(self.optimizer.param_groups)
-            values[key] = [value * base for base in bases] if bases is not None else [value] * groups
+            per_group = [value * base for base in bases] if bases is not None else [value] * groups
+            if key == "lr":
+                # timm's convention for layer-wise lr decay: the scheduler multiplies by lr_scale.
+                scales = [float(group.get("lr_scale", 1.0)) for group in self.optimizer.param_groups]
+                per_group = [lr * scale for lr, scale in zip(per_group, scales)]
+            values[key] = per_group
         return values
 
     def apply(self) -> None:

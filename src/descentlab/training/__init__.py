@@ -3,7 +3,9 @@
 - clipping: :func:`clip_grad_norm`, :func:`clip_grad_value` with a non-finite policy.
 - constraints: :class:`MaxNormConstraint`, :func:`attach_max_norm` (post-step hook).
 - regularization: :func:`l1_penalty`, :func:`l2_penalty`, :class:`ProximalL1`, :func:`sparsity`.
-- param_groups: :func:`weight_decay_param_groups` (no decay on biases and normalisation).
+- param_groups: :func:`weight_decay_param_groups` (no decay on biases and normalisation, layer-wise lr decay).
+- optimizer_factory: :func:`create_optimizer` (an optimizer for a model in one call; also
+  ``descentlab.create_optimizer``).
 - freezing: :func:`freeze`, :func:`unfreeze`, :class:`GradualUnfreezer`, :func:`discriminative_param_groups`,
   :func:`replace_output_layer`, :func:`add_parameters_to_optimizer`.
 - mc_dropout: :func:`mc_dropout_predict`.
@@ -37,9 +39,11 @@ from descentlab.training.init import (
     init_weight_,
 )
 from descentlab.training.mc_dropout import MCDropoutPrediction, mc_dropout_predict
+from descentlab.training.optimizer_factory import create_optimizer
 from descentlab.training.param_groups import (
     NORMALIZATION_LAYERS,
     decay_parameter_names,
+    layer_indices,
     weight_decay_param_groups,
 )
 from descentlab.training.regularization import ProximalL1, SparsityReport, l1_penalty, l2_penalty, sparsity
@@ -61,6 +65,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "compute_fans",
+    "create_optimizer",
     "decay_parameter_names",
     "discriminative_param_groups",
     "freeze",
@@ -69,6 +74,7 @@ __all__ = [
     "init_weight_",
     "l1_penalty",
     "l2_penalty",
+    "layer_indices",
     "load_checkpoint",
     "match_parameters",
     "mc_dropout_predict",
