@@ -7,26 +7,29 @@ import inspect
 
 import pytest
 import torch
-from optim_descriptions import CASES, Case
+from optim_descriptions import CASES
 
 import descentlab.optim as dl
 from descentlab.optim._rules import nonvanishing_eps
-from descentlab.optim.registry import optimizer_classes
+from descentlab.optim.registry import optimizer_classes, step_protocol
 
 LOW_PRECISION = [torch.float16, torch.bfloat16]
 # Adamax's "paper" variant has no eps: 0/0 = NaN for an all-zero-gradient coordinate is its documented
 # formula, in every dtype.
 WITHOUT_EPS = {"adamax-paper"}
-# SWATS has no row in the contract table (torch has no SWATS); it divides by sqrt(v) + eps like Adam.
-SWATS_CASES = [
-    Case("swats", dl.SWATS, {"lr": 0.01}, None),
-    Case("swats-per-tensor", dl.SWATS, {"lr": 0.01, "variant": "per-tensor"}, None),
-]
-DIVIDING_CASES = [case for case in CASES if case.id not in WITHOUT_EPS] + SWATS_CASES
 
 
 def _takes_eps(cls: type) -> bool:
     return "eps" in inspect.signature(cls.__init__).parameters
+
+
+# Rows driven by backward() then step(); every closure-driven optimizer (SVRG, Newton, LineSearchGD) is
+# checked by the first test to have no eps, or it would need its own protocol here.
+DIVIDING_CASES = [
+    case
+    for case in CASES
+    if case.id not in WITHOUT_EPS and step_protocol(case.cls) == "gradient" and _takes_eps(case.cls)
+]
 
 
 def test_every_optimizer_with_an_eps_is_checked_in_low_precision():
