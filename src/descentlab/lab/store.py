@@ -135,8 +135,9 @@ class RunStore:
 
     Args:
         out_dir: the results folder (created when writing).
-        read_only: open without writing anything (reports of folders one may not write to);
-            the folder must then hold a store already.
+        read_only: open with a connection that refuses writes (reports of folders one may not
+            write to); the folder must then hold a store already. SQLite may still fold the finished
+            transactions a killed writer left in the ``-wal`` file into the database, as any opener does.
 
     ``purpose`` separates stand-alone runs (``"run"``), comparison runs (``"compare"``) and
     learning-rate sweep runs (``"sweep"``), which are kept so that a resumed comparison does not
@@ -299,15 +300,14 @@ class RunStore:
         """
         now = time.time()
         with self._write_transaction():
-            stored = self.completed_run_ids()
-            taken = {
+            unavailable = self.completed_run_ids() | {
                 run_id
                 for run_id, owner, host, pid, heartbeat in self._connection.execute(
                     "SELECT run_id, owner, host, pid, heartbeat FROM claims"
                 )
                 if owner != self.owner and _claim_is_live(host, pid, heartbeat, now)
             }
-            run_id = next((run_id for run_id in run_ids if run_id not in stored | taken), None)
+            run_id = next((run_id for run_id in run_ids if run_id not in unavailable), None)
             if run_id is not None:
                 self._connection.execute(
                     "INSERT OR REPLACE INTO claims (run_id, owner, host, pid, claimed_at, heartbeat)"
@@ -447,12 +447,20 @@ def _create_store(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _unfinished_writes(path: Path) -> bool:
+    """Whether the store at ``path`` has a non-empty ``-wal`` file (it may vanish as we look)."""
+    try:
+        return _wal_path(path).stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def _file_problem(path: Path) -> str | None:
     """Why ``path`` is no SQLite database SQLite could read whole, or ``None``."""
     size = path.stat().st_size
     with path.open("rb") as file:
         header = file.read(100)
-    unwritten = _wal_path(path).exists() and _wal_path(path).stat().st_size > 0
+    unwritten = _unfinished_writes(path)
     if size == 0 and not unwritten:
         return "is empty (0 bytes)"
     if not header.startswith(_SQLITE_HEADER):
