@@ -25,18 +25,18 @@ from lab.tiny_problems import register_tiny_problems
 register_tiny_problems()
 from descentlab.lab import run_comparison
 from lab.claim_runner import logging_runner
-folder, jobs = sys.argv[1], int(sys.argv[2])
+folder = sys.argv[1]
 pathlib.Path(folder, "ready-" + os.environ["CLAIM_OWNER"]).touch()
 deadline = time.monotonic() + 60
 while not pathlib.Path(folder, "go").exists() and time.monotonic() < deadline:
     time.sleep(0.01)  # start together with the other process: imports take seconds
-summary = run_comparison(folder, ["sgd"], ["tiny-bowl"], range(8), lr_grid=(0.01, 0.1, 1.0), jobs=jobs,
+summary = run_comparison(folder, ["sgd"], ["tiny-bowl"], range(8), lr_grid=(0.01, 0.1, 1.0),
                          runner=logging_runner, worker_setup=register_tiny_problems)
 print(json.dumps({"ran": summary.ran, "skipped": summary.skipped}))
 """
 
 
-def start(folder, owner, jobs=1, **environment):
+def start(folder, owner, **environment):
     """Start a compare of sgd on tiny-bowl (3 sweep + 8 seeded runs) that waits for ``folder/go``."""
     environment = {
         **os.environ,
@@ -45,7 +45,7 @@ def start(folder, owner, jobs=1, **environment):
         "CLAIM_OWNER": owner,
         **environment,
     }
-    command = [sys.executable, "-c", _COMPARE, str(folder), str(jobs)]
+    command = [sys.executable, "-c", _COMPARE, str(folder)]
     return subprocess.Popen(
         command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
