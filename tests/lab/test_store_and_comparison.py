@@ -32,9 +32,10 @@ def test_store_round_trip_in_wal_mode(tmp_path):
 
 
 def test_a_store_from_an_older_version_gains_the_new_columns(tmp_path):
+    RunStore(tmp_path).close()
     connection = sqlite3.connect(tmp_path / "runs.sqlite")
-    connection.executescript(
-        "CREATE TABLE records (run_id TEXT, step INTEGER, loss REAL, metrics TEXT,"
+    connection.executescript(  # records as an earlier version wrote them: fewer step-record columns
+        "DROP TABLE records; CREATE TABLE records (run_id TEXT, step INTEGER, loss REAL, metrics TEXT,"
         " PRIMARY KEY (run_id, step));"
     )
     connection.close()
@@ -46,9 +47,9 @@ def test_a_store_from_an_older_version_gains_the_new_columns(tmp_path):
 
 def test_a_foreign_or_corrupt_file_is_a_clear_error(tmp_path):
     (tmp_path / "runs.sqlite").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="is not a usable descentlab store"):
+    with pytest.raises(StoreError, match="is not an SQLite database; it is left as it is: move it away"):
         RunStore(tmp_path)
-    with pytest.raises(StoreError, match="is not a usable descentlab store"):
+    with pytest.raises(StoreError, match="is not an SQLite database; it is left as it is: move it away"):
         RunStore(tmp_path, read_only=True)
 
 

@@ -83,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     report = subparsers.add_parser("report", help="re-render the report of a results folder from its store")
     report.add_argument("dir", nargs="?", default=None, help=f"results folder (default ./{DEFAULT_OUT})")
+    report.add_argument(
+        "--to", metavar="FOLDER", help="write the report files there (default: the results folder)"
+    )
     report.add_argument("--config", help="TOML or YAML file of options")
     report.set_defaults(handler=_report)
 
@@ -197,8 +200,13 @@ def parse_seeds(text: Any) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def ensure_writable(folder: str | Path) -> Path:
-    """Create ``folder`` if needed and check a file can be written there, before any training."""
+def ensure_writable(
+    folder: str | Path, what: str = "to --out", fix: str = "choose a folder you can write"
+) -> Path:
+    """Create ``folder`` if needed and check a file can be written there, before any training.
+
+    ``what`` and ``fix`` word the error: ``cannot write {what} 'folder' (reason); {fix}``.
+    """
     import tempfile
 
     path = Path(folder)
@@ -210,9 +218,7 @@ def ensure_writable(folder: str | Path) -> Path:
             pass
     except OSError as error:
         reason = error.strerror or str(error)
-        raise SettingError(
-            f"cannot write to --out {str(path)!r} ({reason}); choose a folder you can write"
-        ) from None
+        raise SettingError(f"cannot write {what} {str(path)!r} ({reason}); {fix}") from None
     return path
 
 
@@ -357,6 +363,9 @@ def _report(args: argparse.Namespace) -> int:
         raise SettingError(
             f"{str(folder)!r} holds no results ({DATABASE_NAME} is missing); run `descentlab compare` first"
         )
-    ensure_writable(folder)
-    print(write_report(folder).resolve())
+    if args.to is not None:
+        ensure_writable(args.to, "the report to --to")
+    else:
+        ensure_writable(folder, "the report to", "pass --to FOLDER to write it elsewhere")
+    print(write_report(folder, args.to).resolve())
     return 0

@@ -21,6 +21,8 @@ import itertools
 import json
 import math
 import multiprocessing
+import queue
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +93,8 @@ class Configuration:
 
 @dataclass
 class ComparisonSummary:
-    """What :func:`run_comparison` did: runs trained, skipped, diverged, and the configurations."""
+    """What :func:`run_comparison` did: runs trained here, skipped (stored already, or meanwhile by
+    another process sharing the folder), diverged, and the configurations."""
 
     name: str = ""
     ran: int = 0
@@ -126,12 +129,19 @@ def _worker_init(worker_setup: Callable[[], None] | None) -> None:
         worker_setup()
 
 
+CLAIM_POLL_SECONDS = 0.5
+"""How often a process whose remaining runs are all claimed by others looks whether they are stored."""
+
+
 @dataclass
 class _Executor:
     """Runs what the store lacks, with progress, counting into the summary.
 
-    Worker processes are started once and serve every round of the comparison (sweep, its growth
-    rounds, the seeded runs): each start costs imports and data loading in every worker.
+    Each run is claimed in the store right before it starts (:meth:`RunStore.claim`), so processes
+    sharing a folder split the work; runs another process claimed are waited for, since the next
+    round (the sweep's choice, the report) needs them. Worker processes are started once and serve
+    every round of the comparison (sweep, its growth rounds, the seeded runs): each start costs
+    imports and data loading in every worker.
     """
 
     store: RunStore
@@ -141,17 +151,41 @@ class _Executor:
     summary: ComparisonSummary
     pool: Any = None
 
-    def _results(self, specs: list[RunSpec]) -> Iterator[RunResult]:
-        """Yield the result of every spec, in completion order."""
-        if self.jobs <= 1 or (len(specs) <= 1 and self.pool is None):
-            for spec in specs:
-                yield self.runner(spec)
+    def _submit(self, spec: RunSpec, finished: queue.SimpleQueue, parallel: bool) -> None:
+        """Train ``spec`` here or in a worker; its result (or exception) arrives in ``finished``."""
+        if not parallel:
+            finished.put(self.runner(spec))
             return
         if self.pool is None:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             context = multiprocessing.get_context(method)
             self.pool = context.Pool(self.jobs, initializer=_worker_init, initargs=(self.worker_setup,))
-        yield from self.pool.imap_unordered(self.runner, specs)
+        self.pool.apply_async(self.runner, (spec,), callback=finished.put, error_callback=finished.put)
+
+    def _results(self, specs: list[RunSpec]) -> Iterator[RunResult | None]:
+        """Yield the result of every spec this process trains, and ``None`` for each one another
+        process stored meanwhile, in completion order."""
+        parallel = self.jobs > 1 and (len(specs) > 1 or self.pool is not None)
+        pending = {spec.run_id: spec for spec in specs}
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        in_flight = 0
+        while pending or in_flight:
+            while in_flight < self.jobs and (run_id := self.store.claim(pending)) is not None:
+                self._submit(pending.pop(run_id), finished, parallel)
+                in_flight += 1
+            if in_flight:
+                in_flight -= 1
+                result = finished.get()
+                if isinstance(result, BaseException):
+                    raise result
+                yield result
+                continue
+            stored = self.store.completed_run_ids() & set(pending)
+            for run_id in stored:
+                del pending[run_id]
+                yield None
+            if pending and not stored:
+                time.sleep(CLAIM_POLL_SECONDS)  # the rest trains elsewhere, or its claims expire
 
     def close(self) -> None:
         """Stop the worker processes."""
@@ -161,6 +195,7 @@ class _Executor:
             self.pool = None
 
     def run(self, specs: Iterable[RunSpec], purpose: str) -> None:
+        """Train every spec the store lacks (longest first) and store it under ``purpose``."""
         specs = list({spec.run_id: spec for spec in specs}.values())
         done = self.store.completed_run_ids()
         # longest first: no core idles at the end behind one long run, and the ETA errs on the safe side
@@ -172,11 +207,13 @@ class _Executor:
         progress = Progress(len(missing), purpose)
         try:
             for result in self._results(missing):
-                self.store.save(result, purpose)  # the main process is the only writer
+                if result is not None:  # None: another process sharing the folder stored it
+                    self.store.save(result, purpose)  # the main thread is this process's only writer
                 progress.update()
                 if purpose == "compare":
-                    self.summary.ran += 1
-                    self.summary.diverged += result.outcome != "completed"
+                    self.summary.ran += result is not None
+                    self.summary.skipped += result is None
+                    self.summary.diverged += result is not None and result.outcome != "completed"
         finally:
             progress.close()
 

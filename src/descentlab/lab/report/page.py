@@ -234,13 +234,18 @@ def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
     return page, data, tables
 
 
-def write_report(out_dir: str | Path) -> Path:
-    """Write ``report.html``, ``runs.csv``, ``records.csv`` and ``report.json`` in ``out_dir``.
+def write_report(out_dir: str | Path, report_dir: str | Path | None = None) -> Path:
+    """Write ``report.html``, ``runs.csv``, ``records.csv`` and ``report.json`` of the store in ``out_dir``.
+
+    Args:
+        out_dir: the results folder (its store is only read).
+        report_dir: where the four files go (default ``out_dir``; a folder one may only read
+            reports elsewhere).
 
     Returns:
         The path of ``report.html``.
     """
-    out_dir = Path(out_dir)
     page, data, tables = render_page(out_dir)
-    write_exports(out_dir, data, tables)
-    return write_text_atomic(out_dir / REPORT_NAME, page)
+    report_dir = Path(out_dir if report_dir is None else report_dir)
+    write_exports(report_dir, data, tables)
+    return write_text_atomic(report_dir / REPORT_NAME, page)
