@@ -23,12 +23,15 @@ each step's fraction of the bound is ``mean(probe before, probe after) / step``;
 moves its minimal bytes at the bandwidth the probe reached at that moment.
 
 Rounds. Each round times one step of every mode, in an order rotated from round to round, after two
-warm-up rounds. A round is *disturbed* when another job took the memory bus (any of its probes took more
-than ``DISTURBED_PROBE_FACTOR`` times the median probe of the configuration) or a core (the timing thread
-was on a core for less than ``MIN_CPU_SHARE`` of some call, see :func:`timed`); disturbed rounds are
-dropped whole, so every mode keeps the same rounds and ratios stay paired. Rounds continue until
-``--min-clean`` clean ones exist (or ``MAX_ROUNDS_FACTOR`` times that many ran). Tables give the median
-and, in brackets, the interquartile range over the clean rounds.
+warm-up rounds. A step's sample (the step and the probes either side) is *disturbed* when another job
+took the memory bus (a probe took more than ``DISTURBED_PROBE_FACTOR`` times the median probe of the
+configuration) or a core (the timing thread was on a core for less than ``MIN_CPU_SHARE`` of one of the
+three calls, see :func:`timed`), and is dropped. Dropping per step rather than per whole round keeps
+enough data on a shared 2-core machine, where a round of four 100M-parameter steps is rarely left alone;
+ratios between modes use only the rounds where both samples are clean. Rounds continue until every mode
+has ``--min-clean`` clean samples (or ``MAX_ROUNDS_FACTOR`` times that many rounds ran, or
+``MAX_SECONDS_PER_CONFIGURATION`` passed). Tables give the
+median and, in brackets, the interquartile range over the clean samples.
 
 Also measured: the per-step time on the lab's tiny models (the 2-D ``bowl`` point and the ``digits-mlp``
 network), where Python overhead dominates, against torch's modes (rounds with a descheduled sample are
@@ -64,6 +67,9 @@ LEARNING_RATE = 1e-4  # small, so repeated steps on fixed gradients keep the par
 PROBE_SCALE = 1e-3  # the probe's p += s g; any finite value moves the same bytes
 DISTURBED_PROBE_FACTOR = 1.3
 MAX_ROUNDS_FACTOR = 3
+# Under heavy load few samples are clean; this cap keeps a full run within ~15 minutes. A row that hit
+# it shows fewer clean steps than the target in its *clean / rounds* cell.
+MAX_SECONDS_PER_CONFIGURATION = 25.0
 WARMUP_ROUNDS = 2
 MIN_CPU_SHARE = 0.9  # of a timed call's wall time on a core, below which it was descheduled (timed())
 
@@ -267,37 +273,52 @@ def timed(action: Callable[[], object], repeats: int = 1) -> tuple[float, bool]:
 
 
 # --- rounds and their statistics ---------------------------------------------------------------------
-@dataclass
-class Round:
-    """One interleaved round: each mode's step time and the mean of the probes either side of it."""
+@dataclass(frozen=True)
+class Sample:
+    """One timed step of one mode and the probes timed right before and right after it (seconds)."""
 
-    steps: dict[str, float]
-    bounds: dict[str, float]
-    probes: list[float]
-    kept_core: bool
+    step: float
+    probes: tuple[float, float]
+    kept_core: bool  # the step and both probes ran with the timing thread on a core (timed())
+
+    @property
+    def bound(self) -> float:
+        return sum(self.probes) / len(self.probes)
+
+
+Round = dict[str, Sample]  # mode label -> its sample in one interleaved round
 
 
 def run_round(probe: StreamingProbe, optimizers: dict[str, torch.optim.Optimizer], shift: int) -> Round:
     """``probe, step, probe, step, ..., probe`` over the modes, starting ``shift`` places in."""
     labels = list(optimizers)
     labels = labels[shift % len(labels) :] + labels[: shift % len(labels)]
-    probe_time, kept_core = timed(probe.run)
-    probes, steps, bounds = [probe_time], {}, {}
+    before, before_kept_core = timed(probe.run)
+    samples = {}
     for label in labels:
-        steps[label], step_kept_core = timed(optimizers[label].step)
-        probe_time, probe_kept_core = timed(probe.run)
-        probes.append(probe_time)
-        bounds[label] = (probes[-2] + probes[-1]) / 2
-        kept_core = kept_core and step_kept_core and probe_kept_core
-    return Round(steps, bounds, probes, kept_core)
+        step, step_kept_core = timed(optimizers[label].step)
+        after, after_kept_core = timed(probe.run)
+        samples[label] = Sample(
+            step, (before, after), before_kept_core and step_kept_core and after_kept_core
+        )
+        before, before_kept_core = after, after_kept_core
+    return samples
 
 
 def clean_rounds(rounds: list[Round]) -> list[Round]:
-    """The rounds that kept their core and none of whose probes took over the disturbed limit."""
-    if not rounds:
+    """Each round with only its undisturbed samples: kept their core, probes within the limit.
+
+    The limit is ``DISTURBED_PROBE_FACTOR`` times the median probe of all the rounds. A disturbance is
+    judged by the probes either side of a step rather than by the step's own time, which would bias it.
+    """
+    probes = [time_ for one in rounds for sample in one.values() for time_ in sample.probes]
+    if not probes:
         return []
-    limit = DISTURBED_PROBE_FACTOR * statistics.median(p for one in rounds for p in one.probes)
-    return [one for one in rounds if one.kept_core and max(one.probes) <= limit]
+    limit = DISTURBED_PROBE_FACTOR * statistics.median(probes)
+    return [
+        {label: sample for label, sample in one.items() if sample.kept_core and max(sample.probes) <= limit}
+        for one in rounds
+    ]
 
 
 @dataclass(frozen=True)
@@ -323,35 +344,67 @@ class Spread:
 
 
 @dataclass
+class Rounds:
+    """Clean samples of interleaved rounds by mode label, with paired ratios between modes."""
+
+    modes: list[str]
+    run: int
+    clean: list[Round]
+
+    def count(self, label: str) -> int:
+        return sum(1 for one in self.clean if label in one)
+
+    @property
+    def fewest_clean(self) -> int:
+        return min(self.count(label) for label in self.modes)
+
+    def step(self, label: str) -> Spread:
+        return Spread.of([one[label].step for one in self.clean if label in one])
+
+    def fraction(self, label: str) -> Spread:
+        return Spread.of([one[label].bound / one[label].step for one in self.clean if label in one])
+
+    def ratio(self, label: str) -> Spread:
+        """ours / ``label`` over the rounds where both samples are clean."""
+        return Spread.of(
+            [one["ours"].step / one[label].step for one in self.clean if {"ours", label} <= set(one)]
+        )
+
+    @property
+    def best_torch(self) -> str | None:
+        """The torch mode with the smallest median step time (``None`` without torch modes)."""
+        labels = [label for label in self.modes if label != "ours" and self.count(label)]
+        return min(labels, key=lambda label: self.step(label).median) if labels else None
+
+
+def collect_rounds(take_round: Callable[[int], Round], min_clean: int) -> Rounds:
+    """Warm-up rounds, then rounds until every mode has ``min_clean`` clean samples (or a cap is hit)."""
+    for shift in range(WARMUP_ROUNDS):
+        take_round(shift)
+    rounds: list[Round] = []
+    deadline = time.perf_counter() + MAX_SECONDS_PER_CONFIGURATION
+    while len(rounds) < MAX_ROUNDS_FACTOR * min_clean and time.perf_counter() < deadline:
+        rounds.append(take_round(len(rounds)))
+        clean = clean_rounds(rounds)
+        if all(sum(1 for one in clean if label in one) >= min_clean for label in rounds[0]):
+            break
+    return Rounds(list(rounds[0]), len(rounds), clean_rounds(rounds))
+
+
+@dataclass
 class Result:
     """Clean rounds of one configuration on one workload."""
 
     workload: Workload
     configuration: Configuration
     bytes_per_param: int
-    rounds_run: int
-    rounds: list[Round] = field(default_factory=list)
+    rounds: Rounds
     load: float = field(default_factory=lambda: os.getloadavg()[0])  # 1-minute load average at the end
-
-    def step(self, label: str) -> Spread:
-        return Spread.of([one.steps[label] for one in self.rounds if label in one.steps])
-
-    def fraction(self, label: str) -> Spread:
-        return Spread.of([one.bounds[label] / one.steps[label] for one in self.rounds if label in one.steps])
 
     @property
     def probe(self) -> Spread:
-        return Spread.of([statistics.median(one.probes) for one in self.rounds])
-
-    @property
-    def best_torch(self) -> str | None:
-        """The torch mode with the smallest median step time (``None`` without torch modes)."""
-        labels = [label for label in (self.rounds[0].steps if self.rounds else {}) if label != "ours"]
-        return min(labels, key=lambda label: self.step(label).median) if labels else None
-
-    def ratio(self, label: str) -> Spread:
-        """ours / ``label``, paired round by round."""
-        return Spread.of([one.steps["ours"] / one.steps[label] for one in self.rounds])
+        """The probe time beside our optimizer's clean steps: the bound's time."""
+        return Spread.of([one["ours"].bound for one in self.rounds.clean if "ours" in one])
 
 
 def measure(configuration: Configuration, workload: Workload, min_clean: int) -> Result:
@@ -361,14 +414,8 @@ def measure(configuration: Configuration, workload: Workload, min_clean: int) ->
     optimizers["ours"].step()  # creates the state whose updates updated_state_count counts
     state_count = updated_state_count(optimizers["ours"], params[0])
     probe = StreamingProbe([param.grad for param in params], state_count)
-    for shift in range(WARMUP_ROUNDS):
-        run_round(probe, optimizers, shift)
-    rounds: list[Round] = []
-    while len(clean_rounds(rounds)) < min_clean and len(rounds) < MAX_ROUNDS_FACTOR * min_clean:
-        rounds.append(run_round(probe, optimizers, len(rounds)))
-    return Result(
-        workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, len(rounds), clean_rounds(rounds)
-    )
+    rounds = collect_rounds(lambda shift: run_round(probe, optimizers, shift), min_clean)
+    return Result(workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, rounds)
 
 
 def run_workloads(selected: list[Workload], chosen: list[Configuration], min_clean: int) -> Iterator[Result]:
@@ -376,12 +423,12 @@ def run_workloads(selected: list[Workload], chosen: list[Configuration], min_cle
     for workload in selected:
         for configuration in chosen:
             result = measure(configuration, workload, min_clean)
-            best = result.best_torch
-            versus = f"  ours/{best.removeprefix('torch ')} {result.ratio(best).format()}" if best else ""
+            rounds, best = result.rounds, result.rounds.best_torch
+            versus = f"  ours/{best.removeprefix('torch ')} {rounds.ratio(best).format()}" if best else ""
             print(
-                f"  {workload.name:17s} {configuration.describe():42s} {len(result.rounds):2d} clean"
-                f"  ours {result.step('ours').format(1e3)} ms  fraction {result.fraction('ours').format()}"
-                f"{versus}  load {result.load:.2f}",
+                f"  {workload.name:17s} {configuration.describe():42s} {rounds.count('ours'):2d}/{rounds.run}"
+                f" clean  ours {rounds.step('ours').format(1e3)} ms"
+                f"  fraction {rounds.fraction('ours').format()}{versus}  load {result.load:.2f}",
                 flush=True,
             )
             yield result
@@ -400,35 +447,33 @@ def tiny_models() -> list[tuple[str, list[tuple[int, ...]]]]:
 
 @dataclass
 class Overhead:
-    """Per-step times (seconds) by mode label over the clean rounds, for one tiny model."""
+    """Clean rounds of one configuration on one tiny model."""
 
     model: str
     configuration: Configuration
-    steps: dict[str, list[float]]
+    rounds: Rounds
 
-    def step(self, label: str) -> Spread:
-        return Spread.of(self.steps.get(label, []))
 
-    def ratio(self, label: str) -> Spread:
-        return Spread.of([ours / other for ours, other in zip(self.steps["ours"], self.steps.get(label, []))])
+def overhead_round(optimizers: dict[str, torch.optim.Optimizer], steps: int, shift: int) -> Round:
+    """``steps`` steps of each mode in turn, starting ``shift`` places in (no probe: not memory-bound)."""
+    labels = list(optimizers)
+    labels = labels[shift % len(labels) :] + labels[: shift % len(labels)]
+    samples = {}
+    for label in labels:
+        seconds, kept_core = timed(optimizers[label].step, steps)
+        samples[label] = Sample(seconds, (0.0, 0.0), kept_core)
+    return samples
 
 
 def measure_overhead(
-    model: str, shapes: list, configuration: Configuration, rounds: int, steps: int
+    model: str, shapes: list, configuration: Configuration, min_clean: int, steps: int
 ) -> Overhead:
-    """Interleaved rotated rounds of ``steps`` steps per mode; rounds with a descheduled sample dropped."""
-    modes = modes_of(configuration)
-    optimizers = {mode.label: mode.build(parameters_with_gradients(shapes)) for mode in modes}
-    samples: dict[str, list[float]] = {label: [] for label in optimizers}
-    for index in range(WARMUP_ROUNDS + MAX_ROUNDS_FACTOR * rounds):
-        labels = list(optimizers)[index % len(optimizers) :] + list(optimizers)[: index % len(optimizers)]
-        timed_steps = {label: timed(optimizers[label].step, steps) for label in labels}
-        if index >= WARMUP_ROUNDS and all(kept for _, kept in timed_steps.values()):
-            for label, (seconds, _) in timed_steps.items():
-                samples[label].append(seconds)
-        if len(samples["ours"]) >= rounds:
-            break
-    return Overhead(model, configuration, samples)
+    """Per-step time of every mode of ``configuration`` over ``shapes``, in interleaved rounds."""
+    optimizers = {
+        mode.label: mode.build(parameters_with_gradients(shapes)) for mode in modes_of(configuration)
+    }
+    rounds = collect_rounds(lambda shift: overhead_round(optimizers, steps, shift), min_clean)
+    return Overhead(model, configuration, rounds)
 
 
 # --- first step in a fresh process ------------------------------------------------------------------
@@ -532,19 +577,19 @@ def main_table(results: list[Result]) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for result in results:
-        best = result.best_torch
+        rounds, best = result.rounds, result.rounds.best_torch
         cells = [
             result.workload.name,
             result.configuration.describe(),
             str(result.bytes_per_param),
-            f"{len(result.rounds)} / {result.rounds_run}",
+            f"{rounds.fewest_clean} / {rounds.run}",
             result.probe.format(1e3),
-            result.step("ours").format(1e3),
-            result.fraction("ours").format(),
-            *(result.step(f"torch {label}").format(1e3) for label in TORCH_MODES),
+            rounds.step("ours").format(1e3),
+            rounds.fraction("ours").format(),
+            *(rounds.step(f"torch {label}").format(1e3) for label in TORCH_MODES),
             best.removeprefix("torch ") if best else "-",
-            result.fraction(best).format() if best else "-",
-            result.ratio(best).format() if best else "-",
+            rounds.fraction(best).format() if best else "-",
+            rounds.ratio(best).format() if best else "-",
             f"{result.load:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -559,13 +604,13 @@ def overhead_table(overheads: list[Overhead]) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for overhead in overheads:
-        foreach = "torch foreach" in overhead.steps
+        rounds = overhead.rounds
         cells = [
             overhead.model,
             overhead.configuration.describe(),
-            overhead.step("ours").format(1e6),
-            *(overhead.step(f"torch {label}").format(1e6) for label in TORCH_MODES),
-            overhead.ratio("torch foreach").format() if foreach else "-",
+            rounds.step("ours").format(1e6),
+            *(rounds.step(f"torch {label}").format(1e6) for label in TORCH_MODES),
+            rounds.ratio("torch foreach").format(),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -628,7 +673,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         "--output", type=Path, default=RESULTS_PATH, help=f"markdown file (default {RESULTS_PATH})"
     )
     arguments = parser.parse_args(argv)
-    min_clean = arguments.min_clean or (3 if arguments.quick else 20)
+    min_clean = arguments.min_clean or (2 if arguments.quick else 20)
     if min_clean < 1:
         parser.error(f"--min-clean must be >= 1, got {min_clean}")
     available = {workload.name: workload for workload in workloads(arguments.quick)}
@@ -642,7 +687,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         workloads=[available[name] for name in names],
         configurations=configurations(optimizers or None),
         min_clean=min_clean,
-        overhead_rounds=3 if arguments.quick else 20,
+        overhead_rounds=2 if arguments.quick else 20,
         overhead_steps=5 if arguments.quick else 100,
         first_step_repeats=1 if arguments.quick else 3,
         output=arguments.output,
@@ -675,14 +720,16 @@ def header(settings: Settings, load_at_start: float, seconds: float) -> list[str
         "load average when the row finished).",
         "Workloads: " + "; ".join(workload.describe() for workload in settings.workloads) + ".",
         "",
-        "Method (see the script's docstring): fp32; every round times `probe, step, probe, step, ..., probe` "
-        f"over all modes in rotated order, after {WARMUP_ROUNDS} warm-up rounds. The probe is an in-place "
-        "multi-tensor stream over the workload's shapes moving the step's minimal bytes (B/param: 12 SGD, "
-        "20 momentum-like, 28 Adam-like, 36 AMSGrad); *fraction* = mean of the two probes beside a step / "
-        "the step's time (1.0 = at the bandwidth bound of that moment). A round is dropped when a probe took "
-        f"over {DISTURBED_PROBE_FACTOR} x the median probe or the timing thread was on a core for under "
-        f"{MIN_CPU_SHARE:.0%} of a call. Cells: median [interquartile range] over the clean rounds (target "
-        f"{settings.min_clean}); *ours / best torch* is paired round by round.",
+        "Method (see the script's docstring): fp32; every round times `probe, step, probe, step, ..., "
+        f"probe` over all modes in rotated order, after {WARMUP_ROUNDS} warm-up rounds. The probe is an "
+        "in-place multi-tensor stream over the workload's shapes moving the step's minimal bytes (B/param: "
+        "12 SGD, 20 momentum-like, 28 Adam-like, 36 AMSGrad); *fraction* = mean of the two probes beside a "
+        "step / the step's time (1.0 = at the bandwidth bound of that moment). A step is dropped when a "
+        f"probe beside it took over {DISTURBED_PROBE_FACTOR} x the median probe or the timing thread was "
+        f"on a core for under {MIN_CPU_SHARE:.0%} of the step or a probe. Cells: median [interquartile "
+        "range] over the clean steps; *clean / rounds*: the fewest clean steps of any mode (target "
+        f"{settings.min_clean}) / rounds run; *ours / best torch* is paired over the rounds where both "
+        "steps are clean.",
         "",
     ]
 
@@ -694,8 +741,8 @@ def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: li
         "## Per-step overhead on the lab's tiny models (Python overhead dominates)",
         "",
         f"Microseconds per step, {settings.overhead_steps} steps per sample, "
-        f"{settings.overhead_rounds} clean rounds (dropped: rounds where the timing thread was on a core "
-        f"for under {MIN_CPU_SHARE:.0%} of a sample); *ours / foreach* is paired round by round.",
+        f"{settings.overhead_rounds} clean samples per mode (dropped: samples where the timing thread was on "
+        f"a core for under {MIN_CPU_SHARE:.0%} of the time); *ours / foreach* is paired round by round.",
         "",
         *overhead_table(overheads),
         "",
