@@ -30,8 +30,8 @@ three calls, see :func:`timed`), and is dropped. Dropping per step rather than p
 enough data on a shared 2-core machine, where a round of four 100M-parameter steps is rarely left alone;
 ratios between modes use only the rounds where both samples are clean. Rounds continue until every mode
 has ``--min-clean`` clean samples (or ``MAX_ROUNDS_FACTOR`` times that many rounds ran, or
-``MAX_SECONDS_PER_CONFIGURATION`` passed). Tables give the
-median and, in brackets, the interquartile range over the clean samples.
+``MAX_SECONDS_PER_CONFIGURATION`` passed). Tables give the median and, in brackets, the interquartile
+range over the clean samples.
 
 Also measured: the per-step time on the lab's tiny models (the 2-D ``bowl`` point and the ``digits-mlp``
 network), where Python overhead dominates, against torch's modes (rounds with a descheduled sample are
