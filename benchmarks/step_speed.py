@@ -657,6 +657,7 @@ class Settings:
     overhead_rounds: int
     overhead_steps: int
     first_step_repeats: int
+    threads: int
     output: Path
 
 
@@ -670,12 +671,20 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         "--min-clean", type=int, default=None, help="clean rounds per configuration (default 20)"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help=f"torch intra-op threads (default {torch.get_num_threads()}; 1 is steadier on a busy machine)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=RESULTS_PATH, help=f"markdown file (default {RESULTS_PATH})"
     )
     arguments = parser.parse_args(argv)
     min_clean = arguments.min_clean or (2 if arguments.quick else 20)
     if min_clean < 1:
         parser.error(f"--min-clean must be >= 1, got {min_clean}")
+    if arguments.threads < 1:
+        parser.error(f"--threads must be >= 1, got {arguments.threads}")
     available = {workload.name: workload for workload in workloads(arguments.quick)}
     names = [name.strip() for name in arguments.workload.split(",") if name.strip()] or list(available)
     unknown = [name for name in names if name not in available]
@@ -690,6 +699,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         overhead_rounds=2 if arguments.quick else 20,
         overhead_steps=5 if arguments.quick else 100,
         first_step_repeats=1 if arguments.quick else 3,
+        threads=arguments.threads,
         output=arguments.output,
     )
 
@@ -759,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     """Run the benchmark, print the markdown report, write it atomically; returns the report."""
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     settings = parse_arguments(argv)
+    torch.set_num_threads(settings.threads)
     results = list(run_workloads(settings.workloads, settings.configurations, settings.min_clean))
     models = tiny_models()
     overheads = [
