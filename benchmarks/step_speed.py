@@ -377,13 +377,13 @@ class Rounds:
         return min(labels, key=lambda label: self.step(label).median) if labels else None
 
 
-def collect_rounds(take_round: Callable[[int], Round], min_clean: int) -> Rounds:
+def collect_rounds(take_round: Callable[[int], Round], min_clean: int, max_rounds: int) -> Rounds:
     """Warm-up rounds, then rounds until every mode has ``min_clean`` clean samples (or a cap is hit)."""
     for shift in range(WARMUP_ROUNDS):
         take_round(shift)
     rounds: list[Round] = []
     deadline = time.perf_counter() + MAX_SECONDS_PER_CONFIGURATION
-    while len(rounds) < MAX_ROUNDS_FACTOR * min_clean and time.perf_counter() < deadline:
+    while len(rounds) < max_rounds and time.perf_counter() < deadline:
         rounds.append(take_round(len(rounds)))
         clean = clean_rounds(rounds)
         if all(sum(1 for one in clean if label in one) >= min_clean for label in rounds[0]):
@@ -407,22 +407,22 @@ class Result:
         return Spread.of([one["ours"].bound for one in self.rounds.clean if "ours" in one])
 
 
-def measure(configuration: Configuration, workload: Workload, min_clean: int) -> Result:
+def measure(configuration: Configuration, workload: Workload, min_clean: int, max_rounds: int) -> Result:
     """Rounds of ``configuration``'s modes with the probe between steps, until ``min_clean`` are clean."""
     params = parameters_with_gradients(workload.shapes)
     optimizers = {mode.label: mode.build(params) for mode in modes_of(configuration)}
     optimizers["ours"].step()  # creates the state whose updates updated_state_count counts
     state_count = updated_state_count(optimizers["ours"], params[0])
     probe = StreamingProbe([param.grad for param in params], state_count)
-    rounds = collect_rounds(lambda shift: run_round(probe, optimizers, shift), min_clean)
+    rounds = collect_rounds(lambda shift: run_round(probe, optimizers, shift), min_clean, max_rounds)
     return Result(workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, rounds)
 
 
-def run_workloads(selected: list[Workload], chosen: list[Configuration], min_clean: int) -> Iterator[Result]:
+def run_workloads(settings: Settings) -> Iterator[Result]:
     """Measure every configuration on every workload, printing one progress line per result."""
-    for workload in selected:
-        for configuration in chosen:
-            result = measure(configuration, workload, min_clean)
+    for workload in settings.workloads:
+        for configuration in settings.configurations:
+            result = measure(configuration, workload, settings.min_clean, settings.max_rounds)
             rounds, best = result.rounds, result.rounds.best_torch
             versus = f"  ours/{best.removeprefix('torch ')} {rounds.ratio(best).format()}" if best else ""
             print(
@@ -465,14 +465,16 @@ def overhead_round(optimizers: dict[str, torch.optim.Optimizer], steps: int, shi
     return samples
 
 
-def measure_overhead(
-    model: str, shapes: list, configuration: Configuration, min_clean: int, steps: int
-) -> Overhead:
+def measure_overhead(model: str, shapes: list, configuration: Configuration, settings: Settings) -> Overhead:
     """Per-step time of every mode of ``configuration`` over ``shapes``, in interleaved rounds."""
     optimizers = {
         mode.label: mode.build(parameters_with_gradients(shapes)) for mode in modes_of(configuration)
     }
-    rounds = collect_rounds(lambda shift: overhead_round(optimizers, steps, shift), min_clean)
+    rounds = collect_rounds(
+        lambda shift: overhead_round(optimizers, settings.overhead_steps, shift),
+        settings.overhead_rounds,
+        settings.max_rounds,
+    )
     return Overhead(model, configuration, rounds)
 
 
@@ -654,6 +656,7 @@ class Settings:
     workloads: list[Workload]
     configurations: list[Configuration]
     min_clean: int
+    max_rounds: int  # per configuration; --quick takes no extra rounds for disturbed steps
     overhead_rounds: int
     overhead_steps: int
     first_step_repeats: int
@@ -696,6 +699,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         workloads=[available[name] for name in names],
         configurations=configurations(optimizers or None),
         min_clean=min_clean,
+        max_rounds=min_clean * (1 if arguments.quick else MAX_ROUNDS_FACTOR),
         overhead_rounds=2 if arguments.quick else 20,
         overhead_steps=5 if arguments.quick else 100,
         first_step_repeats=1 if arguments.quick else 3,
@@ -770,10 +774,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     settings = parse_arguments(argv)
     torch.set_num_threads(settings.threads)
-    results = list(run_workloads(settings.workloads, settings.configurations, settings.min_clean))
+    results = list(run_workloads(settings))
     models = tiny_models()
     overheads = [
-        measure_overhead(model, shapes, configuration, settings.overhead_rounds, settings.overhead_steps)
+        measure_overhead(model, shapes, configuration, settings)
         for model, shapes in models
         for configuration in settings.configurations
     ]
