@@ -1,59 +1,139 @@
-"""Step time of every descentlab optimizer against torch.optim's for-loop, foreach and fused modes.
+"""Step time of every descentlab optimizer against a bandwidth probe and torch.optim's best mode.
 
 Run from the repository root::
 
-    PYTHONPATH=src python benchmarks/step_speed.py            # full run -> benchmarks/results/step_speed.md
-    PYTHONPATH=src python benchmarks/step_speed.py --quick    # seconds-long smoke run
-    PYTHONPATH=src python benchmarks/step_speed.py --only adam,sgd --repeats 11
+    PYTHONPATH=src python benchmarks/step_speed.py              # full run -> benchmarks/results/step_speed.md
+    PYTHONPATH=src python benchmarks/step_speed.py --quick      # seconds-long smoke run
+    PYTHONPATH=src python benchmarks/step_speed.py --optimizers adam,sgd --workload 4-tensors-100M
 
-Method. Optimizers are discovered with :func:`descentlab.optim.registry.optimizer_classes` (new ones are
-picked up automatically) and paired with the ``torch.optim`` class of the same name where one exists.
-For each optimizer configuration and workload, every mode (ours, torch for-loop ``foreach=False``, torch
-``foreach=True``, torch ``fused=True`` where torch accepts it on this device) gets its own optimizer
-over the *same* parameter and gradient tensors, so only optimizer state differs. Steps are timed
-interleaved: each repetition times one step of every mode, in an order rotated from repetition to
-repetition so drift and cache warmth are shared evenly; after warm-up steps the median over the
-repetitions is reported.
+Configurations. Every optimizer of :func:`descentlab.optim.registry.optimizer_classes` driven by plain
+gradients (closure-driven line search, Newton and SVRG have no per-step kernel to compare) runs in every
+variant it declares, plus SGD with momentum and Adam with amsgrad. A configuration is *torch-equivalent*
+when ``torch.optim`` has a class of the same name and the variant is torch's; those are also run as
+torch's for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` (where torch accepts it here).
 
-Bandwidth bound. ``copy`` (``b <- a``, 8 bytes per element), ``triad`` (``a <- b + s c``, 12 bytes)
-and an in-place ``axpy`` (``a <- a + s b``, 12 bytes) are measured with torch on tensors far larger than
-the caches (best of several runs, the STREAM convention). copy and triad write to a separate array and
-so pay a hidden write-allocate read that the in-place optimizer kernels avoid; the bound therefore uses
-the fastest of the three. An optimizer step must at least read the parameter, its gradient and each
-parameter-shaped state tensor once and write the parameter and each state tensor once, so its minimal
-traffic is ``(3 + 2k) * 4`` bytes per fp32 parameter for ``k`` state tensors (counted from the state the
-optimizer actually creates): SGD 12, SGD with momentum / Momentum / Nesterov / Lion / Adagrad / RMSprop
-20, Adam-family / Adadelta / NormalizedGD 28, Adam with amsgrad 36. The bound is
-``bytes_per_param * n_params / bandwidth``; the table shows ``bound / measured`` (1.0 = at the memory
-bandwidth limit). The ~10M workload moves 130-300 MB per step, part of which can stay in a large
-last-level cache, so values above 1 are possible there.
+Bound. An optimizer step must at least read the parameter, its gradient and each state tensor the step
+updates, and write the parameter and each such state tensor: ``(3 + 2k) * 4`` bytes per fp32 parameter
+for ``k`` updated state tensors (12 for SGD, 20 momentum-like, 28 Adam-like, 36 AMSGrad). The probe is
+an in-place stream over tensors of the workload's shapes that moves exactly those bytes: ``p += s g``
+(12 bytes) and ``state *= s`` for each of the ``k`` state tensors (8 bytes each), as multi-tensor ops.
+This machine's bandwidth drifts between regimes over minutes, so one bound measured up front misleads:
+the probe is timed in every round, between the steps (``probe, step A, probe, step B, ..., probe``), and
+each step's fraction of the bound is ``mean(probe before, probe after) / step``; 1.0 means the step
+moves its minimal bytes at the bandwidth the probe reached at that moment.
+
+Rounds. Each round times one step of every mode, in an order rotated from round to round, after two
+warm-up rounds. A step's sample (the step and the probes either side) is *disturbed* when another job
+took the memory bus (a probe took more than ``DISTURBED_PROBE_FACTOR`` times the median probe of the
+configuration) or a core (the timing thread was on a core for less than ``MIN_CPU_SHARE`` of one of the
+three calls, see :func:`timed`), and is dropped. Dropping per step rather than per whole round keeps
+enough data on a shared 2-core machine, where a round of four 100M-parameter steps is rarely left alone;
+ratios between modes use only the rounds where both samples are clean. Rounds continue until every mode
+has ``--min-clean`` clean samples (or ``MAX_ROUNDS_FACTOR`` times that many rounds ran, or
+``MAX_SECONDS_PER_CONFIGURATION`` passed). Tables give the median and, in brackets, the interquartile
+range over the clean samples.
+
+Also measured: the per-step time on the lab's tiny models (the 2-D ``bowl`` point and the ``digits-mlp``
+network), where Python overhead dominates, against torch's modes (rounds with a descheduled sample are
+dropped); and the time of construction and of the first step in a fresh Python process (digits-mlp
+shapes), against torch's foreach mode.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+import descentlab
 from descentlab.optim.registry import optimizer_classes, step_protocol
+from descentlab.problems.registry import get_problem
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "step_speed.md"
 FLOAT32_BYTES = 4
-
-# Extra configurations beyond each class's defaults: plain SGD moves no state, so its momentum form is
-# what most training runs time.
-EXTRA_CONFIGURATIONS: dict[str, list[dict]] = {"SGD": [{"momentum": 0.9}]}
 LEARNING_RATE = 1e-4  # small, so repeated steps on fixed gradients keep the parameters finite
+PROBE_SCALE = 1e-3  # the probe's p += s g; any finite value moves the same bytes
+DISTURBED_PROBE_FACTOR = 1.3
+MAX_ROUNDS_FACTOR = 3
+# Under heavy load few samples are clean; this cap keeps a full run within ~15 minutes. A row that hit
+# it shows fewer clean steps than the target in its *clean / rounds* cell.
+MAX_SECONDS_PER_CONFIGURATION = 25.0
+WARMUP_ROUNDS = 2
+MIN_CPU_SHARE = 0.9  # of a timed call's wall time on a core, below which it was descheduled (timed())
+
+# Options a variant needs to be valid or meaningful: Zeiler's AdaDelta has no learning rate, the
+# paper's AMSGrad and Graves' RMSprop are only defined with amsgrad / centering on, and the EMA form of
+# SGD differs from torch's only in how it accumulates momentum.
+VARIANT_OPTIONS: dict[tuple[str, str], dict] = {
+    ("Adadelta", "zeiler"): {"lr": 1.0},
+    ("Adam", "amsgrad-paper"): {"amsgrad": True},
+    ("RMSprop", "graves"): {"centered": True},
+    ("SGD", "ema"): {"momentum": 0.9},
+}
+# Torch-equivalent forms beyond the defaults that most training runs use.
+EXTRA_OPTIONS: dict[str, list[dict]] = {"SGD": [{"momentum": 0.9}], "Adam": [{"amsgrad": True}]}
+TORCH_MODES = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+# --- what is measured -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Configuration:
+    """One optimizer class with the keyword options that select a variant or form."""
+
+    cls: type[torch.optim.Optimizer]
+    options: dict
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+    @property
+    def torch_class(self) -> type[torch.optim.Optimizer] | None:
+        """torch.optim's class of the same name when this configuration is torch's algorithm."""
+        torch_cls = getattr(torch.optim, self.name, None)
+        if not (isinstance(torch_cls, type) and issubclass(torch_cls, torch.optim.Optimizer)):
+            return None
+        return torch_cls if self.options.get("variant", "torch") == "torch" else None
+
+    def describe(self) -> str:
+        options = ", ".join(f"{key}={value}" for key, value in self.options.items())
+        return f"{self.name}({options})" if options else self.name
+
+    def build(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        return self.cls(params, **{"lr": LEARNING_RATE, **self.options})
+
+
+def configurations(names: Sequence[str] | None) -> list[Configuration]:
+    """Every variant of every gradient-driven optimizer (filtered by ``names``), in registry order."""
+    classes = {key: cls for key, cls in optimizer_classes().items() if step_protocol(cls) == "gradient"}
+    if names:
+        unknown = [name for name in names if name.lower() not in classes]
+        if unknown:
+            raise ValueError(
+                f"--optimizers: unknown optimizer(s) {unknown}; choose from {', '.join(classes)}"
+            )
+        classes = {key: cls for key, cls in classes.items() if key in {name.lower() for name in names}}
+    rows = []
+    for cls in classes.values():
+        variants = getattr(cls, "variants", ())
+        rows.append(Configuration(cls, {}))
+        rows += [Configuration(cls, {**extra}) for extra in EXTRA_OPTIONS.get(cls.__name__, [])]
+        for variant in variants[1:]:
+            options = {"variant": variant, **VARIANT_OPTIONS.get((cls.__name__, variant), {})}
+            rows.append(Configuration(cls, options))
+    return rows
 
 
 @dataclass
@@ -67,9 +147,16 @@ class Workload:
     def parameter_count(self) -> int:
         return sum(math.prod(shape) for shape in self.shapes)
 
+    def describe(self) -> str:
+        largest = max(math.prod(shape) for shape in self.shapes)
+        return (
+            f"{self.name} ({len(self.shapes)} tensors, {self.parameter_count / 1e6:.2f}M, "
+            f"largest {largest / 1e6:.2f}M)"
+        )
+
 
 def transformer_shapes(width: int, layers: int, vocabulary: int, context: int) -> list[tuple[int, ...]]:
-    """Parameter shapes of a GPT-style transformer: embeddings, attention/MLP matrices, norms, biases."""
+    """Parameter shapes of a GPT-style transformer (tied embeddings): 12 tensors per layer + 4."""
     shapes: list[tuple[int, ...]] = [(vocabulary, width), (context, width)]
     for _ in range(layers):
         shapes += [(width,), (width,)]  # pre-attention layer norm
@@ -80,266 +167,471 @@ def transformer_shapes(width: int, layers: int, vocabulary: int, context: int) -
 
 
 def workloads(quick: bool) -> list[Workload]:
-    """(a) ~200 transformer-shaped tensors, ~10M params; (b) 4 large tensors, ~100M params (or tiny)."""
+    """196 transformer-shaped tensors of ~10M params and 4 tensors of 100M (tiny ones for --quick).
+
+    At 10M parameters only the token embedding of a transformer can exceed the engine's cache-blocking
+    threshold (``RuleOptimizer.block_numel = 2**20`` elements): its 192 x 768 MLP matrices have 147k
+    elements. A 16k vocabulary makes the embedding 3.1M elements, so the blocked path runs there too.
+    """
     if quick:
         return [
             Workload("transformer-tiny", transformer_shapes(32, 2, 200, 16)),
             Workload("4-tensors-tiny", [(256, 256)] * 4),
         ]
     return [
-        Workload("transformer-10M", transformer_shapes(224, 16, 4000, 256)),
+        Workload("transformer-10M", transformer_shapes(192, 16, 16384, 256)),
         Workload("4-tensors-100M", [(5000, 5000)] * 4),
     ]
 
 
 @dataclass
-class Bandwidth:
-    """Measured memory bandwidth in bytes per second."""
-
-    copy: float
-    triad: float
-    axpy: float
-
-    @property
-    def best(self) -> float:
-        return max(self.copy, self.triad, self.axpy)
-
-
-def measure_bandwidth(elements: int, repeats: int) -> Bandwidth:
-    """Best-of-``repeats`` copy, triad and in-place axpy bandwidth on fp32 tensors of ``elements`` entries."""
-    a, b, c = (torch.rand(elements) for _ in range(3))
-    copy_times, triad_times, axpy_times = [], [], []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        b.copy_(a)
-        copy_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        torch.add(b, c, alpha=0.5, out=a)
-        triad_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        a.add_(b, alpha=0.5)
-        axpy_times.append(time.perf_counter() - start)
-    element_bytes = elements * FLOAT32_BYTES
-    return Bandwidth(
-        copy=2 * element_bytes / min(copy_times[1:]),
-        triad=3 * element_bytes / min(triad_times[1:]),
-        axpy=3 * element_bytes / min(axpy_times[1:]),
-    )
-
-
-@dataclass
 class Mode:
-    """One way of running an algorithm: a label and a factory for an optimizer over given params."""
+    """One way of running a configuration: a label and a factory of optimizers over given params."""
 
     label: str
     build: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
 
-@dataclass
-class Result:
-    """Median step times (seconds) by mode label for one configuration on one workload."""
-
-    workload: Workload
-    optimizer: str
-    configuration: dict
-    bytes_per_param: int
-    times: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def torch_times(self) -> dict[str, float]:
-        return {label: t for label, t in self.times.items() if label.startswith("torch")}
-
-    def ratio(self, label: str) -> float:
-        return self.times["ours"] / self.times[label] if label in self.times else math.nan
-
-    @property
-    def fastest_torch(self) -> str | None:
-        return min(self.torch_times, key=self.torch_times.get) if self.torch_times else None
-
-
-def torch_modes(name: str, configuration: dict, probe: torch.Tensor) -> list[Mode]:
-    """torch.optim's for-loop, foreach and (where it accepts fused on this device) fused modes."""
-    torch_cls = getattr(torch.optim, name, None)
-    if torch_cls is None or not issubclass(torch_cls, torch.optim.Optimizer):
-        return []
-    options = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
-    modes = []
-    for label, option in options.items():
+def modes_of(configuration: Configuration) -> list[Mode]:
+    """descentlab's optimizer, then torch's for-loop, foreach and fused modes where torch has them."""
+    modes = [Mode("ours", configuration.build)]
+    torch_cls = configuration.torch_class
+    if torch_cls is None:
+        return modes
+    for label, option in TORCH_MODES.items():
+        kwargs = {"lr": LEARNING_RATE, **configuration.options, **option}
+        trial = torch.zeros(3, requires_grad=True)
+        trial.grad = torch.ones(3)
         try:
-            trial_param = probe.detach().clone().requires_grad_()
-            trial_param.grad = torch.ones_like(trial_param)
-            torch_cls([trial_param], lr=LEARNING_RATE, **configuration, **option).step()
+            torch_cls([trial], **kwargs).step()
         except (TypeError, RuntimeError, ValueError):
-            continue  # this torch class has no such mode on this device
-        modes.append(
-            Mode(
-                f"torch {label}",
-                lambda params, cls=torch_cls, option=option: cls(
-                    params, lr=LEARNING_RATE, **configuration, **option
-                ),
-            )
-        )
+            continue  # torch has no such mode for this class on this device
+        modes.append(Mode(f"torch {label}", lambda params, kwargs=kwargs: torch_cls(params, **kwargs)))
     return modes
 
 
-def state_tensor_count(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> int:
-    """Parameter-shaped state tensors per parameter (the ``k`` of the ``(3 + 2k) * 4`` bytes bound)."""
-    state = optimizer.state.get(params[0], {})
+def parameters_with_gradients(shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Seeded random fp32 parameters of ``shapes`` with fixed random gradients attached."""
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.randn(shape, generator=generator).requires_grad_() for shape in shapes]
+    for param in params:
+        param.grad = torch.randn(param.shape, generator=generator) * 1e-2
+    return params
+
+
+def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> int:
+    """How many parameter-shaped state tensors of ``param`` one more step changes (the bound's ``k``).
+
+    Counting the state that changes rather than the state that exists keeps buffers a phase leaves
+    untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic.
+    """
+
+    def tensors() -> dict[str, torch.Tensor]:
+        state = optimizer.state.get(param, {})
+        return {
+            key: value
+            for key, value in state.items()
+            if torch.is_tensor(value) and value.shape == param.shape
+        }
+
+    before = {key: value.clone() for key, value in tensors().items()}
+    optimizer.step()
     return sum(
-        1
-        for key, value in state.items()
-        if torch.is_tensor(value) and value.shape == params[0].shape and key != "step"
+        1 for key, value in tensors().items() if key not in before or not torch.equal(before[key], value)
     )
 
 
-def time_modes(
-    modes: list[Mode], workload: Workload, warmup: int, repeats: int
-) -> tuple[dict[str, float], int]:
-    """Median step time of each mode, interleaved; also the state-tensor count of our optimizer."""
-    generator = torch.Generator().manual_seed(0)
-    params = [torch.randn(shape, generator=generator).requires_grad_() for shape in workload.shapes]
-    for param in params:
-        param.grad = torch.randn(param.shape, generator=generator) * 1e-2
-    optimizers = [mode.build(params) for mode in modes]
-    samples: dict[str, list[float]] = {mode.label: [] for mode in modes}
-    for repetition in range(warmup + repeats):
-        shift = repetition % len(modes)
-        for index in list(range(shift, len(modes))) + list(range(shift)):
-            start = time.perf_counter()
-            optimizers[index].step()
-            elapsed = time.perf_counter() - start
-            if repetition >= warmup:
-                samples[modes[index].label].append(elapsed)
-    count = state_tensor_count(optimizers[0], params)
-    del optimizers, params
-    return {label: statistics.median(values) for label, values in samples.items()}, count
+class StreamingProbe:
+    """In-place multi-tensor stream moving ``(3 + 2k) * 4`` bytes per parameter over given shapes."""
+
+    def __init__(self, grads: list[torch.Tensor], state_count: int) -> None:
+        self.grads = grads  # read only: shared with the optimizers, like a real step's gradient
+        self.targets = [torch.zeros_like(grad) for grad in grads]
+        # Zeros stay zeros under scaling, so the probe never meets denormals however long it runs.
+        self.states = [[torch.zeros_like(grad) for grad in grads] for _ in range(state_count)]
+
+    def run(self) -> None:
+        """One pass over every tensor."""
+        torch._foreach_add_(self.targets, self.grads, alpha=PROBE_SCALE)
+        for state in self.states:
+            torch._foreach_mul_(state, 0.5)
 
 
-def configurations(names: Sequence[str] | None) -> list[tuple[str, type, dict]]:
-    """(class name, descentlab class, non-default kwargs) for every optimizer, filtered by ``names``."""
-    # Closure-driven optimizers (line search, Newton, SVRG) have no per-step kernel to compare.
-    classes = {key: cls for key, cls in optimizer_classes().items() if step_protocol(cls) == "gradient"}
-    if names:
-        unknown = [name for name in names if name.lower() not in classes]
-        if unknown:
-            raise ValueError(f"--only: unknown optimizer(s) {unknown}; choose from {', '.join(classes)}")
-        classes = {key: cls for key, cls in classes.items() if key in {name.lower() for name in names}}
-    rows = []
-    for cls in classes.values():
-        for configuration in [{}, *EXTRA_CONFIGURATIONS.get(cls.__name__, [])]:
-            rows.append((cls.__name__, cls, configuration))
-    return rows
+def timed(action: Callable[[], object], repeats: int = 1) -> tuple[float, bool]:
+    """Wall seconds per call of ``action`` over ``repeats`` calls, and whether this thread kept its core.
+
+    The calling thread runs the Python side and its share of every parallel kernel, so it is on a core
+    for nearly all of an undisturbed call; less than ``MIN_CPU_SHARE`` of the wall time on a core means
+    the scheduler gave the core to another job. (The process's CPU time cannot tell: torch's OpenMP
+    workers spin while this thread waits, and the spinning counts.)
+    """
+    cpu, start = time.thread_time(), time.perf_counter()
+    for _ in range(repeats):
+        action()
+    wall = time.perf_counter() - start
+    return wall / repeats, time.thread_time() - cpu >= MIN_CPU_SHARE * wall
 
 
-def run(quick: bool, only: Sequence[str] | None, repeats: int, warmup: int) -> list[Result]:
-    """Benchmark every configuration on every workload; returns the results in table order."""
-    results = []
-    for workload in workloads(quick):
-        for name, cls, configuration in configurations(only):
-            probe = torch.zeros(3)
-            modes = [
-                Mode(
-                    "ours",
-                    lambda params, cls=cls, configuration=configuration: cls(
-                        params, lr=LEARNING_RATE, **configuration
-                    ),
-                )
-            ]
-            modes += torch_modes(name, configuration, probe)
-            times, state_count = time_modes(modes, workload, warmup, repeats)
-            result = Result(workload, name, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, times)
-            results.append(result)
+# --- rounds and their statistics ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    """One timed step of one mode and the probes timed right before and right after it (seconds)."""
+
+    step: float
+    probes: tuple[float, float]
+    kept_core: bool  # the step and both probes ran with the timing thread on a core (timed())
+
+    @property
+    def bound(self) -> float:
+        return sum(self.probes) / len(self.probes)
+
+
+Round = dict[str, Sample]  # mode label -> its sample in one interleaved round
+
+
+def run_round(probe: StreamingProbe, optimizers: dict[str, torch.optim.Optimizer], shift: int) -> Round:
+    """``probe, step, probe, step, ..., probe`` over the modes, starting ``shift`` places in."""
+    labels = list(optimizers)
+    labels = labels[shift % len(labels) :] + labels[: shift % len(labels)]
+    before, before_kept_core = timed(probe.run)
+    samples = {}
+    for label in labels:
+        step, step_kept_core = timed(optimizers[label].step)
+        after, after_kept_core = timed(probe.run)
+        samples[label] = Sample(
+            step, (before, after), before_kept_core and step_kept_core and after_kept_core
+        )
+        before, before_kept_core = after, after_kept_core
+    return samples
+
+
+def clean_rounds(rounds: list[Round]) -> list[Round]:
+    """Each round with only its undisturbed samples: kept their core, probes within the limit.
+
+    The limit is ``DISTURBED_PROBE_FACTOR`` times the median probe of all the rounds. A disturbance is
+    judged by the probes either side of a step rather than by the step's own time, which would bias it.
+    """
+    probes = [time_ for one in rounds for sample in one.values() for time_ in sample.probes]
+    if not probes:
+        return []
+    limit = DISTURBED_PROBE_FACTOR * statistics.median(probes)
+    return [
+        {label: sample for label, sample in one.items() if sample.kept_core and max(sample.probes) <= limit}
+        for one in rounds
+    ]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and interquartile range of a sample."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if len(values) < 2:
+            return cls(values[0], values[0], values[0]) if values else cls(math.nan, math.nan, math.nan)
+        low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+        return cls(median, low, high)
+
+    def format(self, scale: float = 1.0) -> str:
+        if math.isnan(self.median):
+            return "-"
+        low, median, high = (format_number(value * scale) for value in (self.low, self.median, self.high))
+        return f"{median} [{low}-{high}]"
+
+
+@dataclass
+class Rounds:
+    """Clean samples of interleaved rounds by mode label, with paired ratios between modes."""
+
+    modes: list[str]
+    run: int
+    clean: list[Round]
+
+    def count(self, label: str) -> int:
+        return sum(1 for one in self.clean if label in one)
+
+    @property
+    def fewest_clean(self) -> int:
+        return min(self.count(label) for label in self.modes)
+
+    def step(self, label: str) -> Spread:
+        return Spread.of([one[label].step for one in self.clean if label in one])
+
+    def fraction(self, label: str) -> Spread:
+        return Spread.of([one[label].bound / one[label].step for one in self.clean if label in one])
+
+    def ratio(self, label: str) -> Spread:
+        """ours / ``label`` over the rounds where both samples are clean."""
+        return Spread.of(
+            [one["ours"].step / one[label].step for one in self.clean if {"ours", label} <= set(one)]
+        )
+
+    @property
+    def best_torch(self) -> str | None:
+        """The torch mode with the smallest median step time (``None`` without torch modes)."""
+        labels = [label for label in self.modes if label != "ours" and self.count(label)]
+        return min(labels, key=lambda label: self.step(label).median) if labels else None
+
+
+def collect_rounds(take_round: Callable[[int], Round], min_clean: int, max_rounds: int) -> Rounds:
+    """Warm-up rounds, then rounds until every mode has ``min_clean`` clean samples (or a cap is hit)."""
+    for shift in range(WARMUP_ROUNDS):
+        take_round(shift)
+    rounds: list[Round] = []
+    deadline = time.perf_counter() + MAX_SECONDS_PER_CONFIGURATION
+    while len(rounds) < max_rounds and time.perf_counter() < deadline:
+        rounds.append(take_round(len(rounds)))
+        clean = clean_rounds(rounds)
+        if all(sum(1 for one in clean if label in one) >= min_clean for label in rounds[0]):
+            break
+    return Rounds(list(rounds[0]), len(rounds), clean_rounds(rounds))
+
+
+@dataclass
+class Result:
+    """Clean rounds of one configuration on one workload."""
+
+    workload: Workload
+    configuration: Configuration
+    bytes_per_param: int
+    rounds: Rounds
+    load: float = field(default_factory=lambda: os.getloadavg()[0])  # 1-minute load average at the end
+
+    @property
+    def probe(self) -> Spread:
+        """The probe time beside our optimizer's clean steps: the bound's time."""
+        return Spread.of([one["ours"].bound for one in self.rounds.clean if "ours" in one])
+
+
+def measure(configuration: Configuration, workload: Workload, min_clean: int, max_rounds: int) -> Result:
+    """Rounds of ``configuration``'s modes with the probe between steps, until ``min_clean`` are clean."""
+    params = parameters_with_gradients(workload.shapes)
+    optimizers = {mode.label: mode.build(params) for mode in modes_of(configuration)}
+    optimizers["ours"].step()  # creates the state whose updates updated_state_count counts
+    state_count = updated_state_count(optimizers["ours"], params[0])
+    probe = StreamingProbe([param.grad for param in params], state_count)
+    rounds = collect_rounds(lambda shift: run_round(probe, optimizers, shift), min_clean, max_rounds)
+    return Result(workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, rounds)
+
+
+def run_workloads(settings: Settings) -> Iterator[Result]:
+    """Measure every configuration on every workload, printing one progress line per result."""
+    for workload in settings.workloads:
+        for configuration in settings.configurations:
+            result = measure(configuration, workload, settings.min_clean, settings.max_rounds)
+            rounds, best = result.rounds, result.rounds.best_torch
+            versus = f"  ours/{best.removeprefix('torch ')} {rounds.ratio(best).format()}" if best else ""
             print(
-                f"  {workload.name:18s} {describe(name, configuration):24s} "
-                f"ours {times['ours'] * 1e3:9.2f} ms"
-                f"  ours/foreach {format_ratio(result.ratio('torch foreach'))}",
+                f"  {workload.name:17s} {configuration.describe():42s} {rounds.count('ours'):2d}/{rounds.run}"
+                f" clean  ours {rounds.step('ours').format(1e3)} ms"
+                f"  fraction {rounds.fraction('ours').format()}{versus}  load {result.load:.2f}",
                 flush=True,
             )
-    return results
+            yield result
 
 
-def describe(name: str, configuration: dict) -> str:
-    return name + (f"({', '.join(f'{k}={v}' for k, v in configuration.items())})" if configuration else "")
+# --- tiny models: per-step overhead -------------------------------------------------------------------
+def tiny_models() -> list[tuple[str, list[tuple[int, ...]]]]:
+    """Parameter shapes of the lab's ``bowl`` point and ``digits-mlp`` network, from the registry."""
+    models = []
+    for name in ("bowl", "digits-mlp"):
+        problem = get_problem(name)
+        task = problem.make_task(0, problem.batch_size)
+        models.append((name, [tuple(param.shape) for param in task.model.parameters()]))
+    return models
 
 
+@dataclass
+class Overhead:
+    """Clean rounds of one configuration on one tiny model."""
+
+    model: str
+    configuration: Configuration
+    rounds: Rounds
+
+
+def overhead_round(optimizers: dict[str, torch.optim.Optimizer], steps: int, shift: int) -> Round:
+    """``steps`` steps of each mode in turn, starting ``shift`` places in (no probe: not memory-bound)."""
+    labels = list(optimizers)
+    labels = labels[shift % len(labels) :] + labels[: shift % len(labels)]
+    samples = {}
+    for label in labels:
+        seconds, kept_core = timed(optimizers[label].step, steps)
+        samples[label] = Sample(seconds, (0.0, 0.0), kept_core)
+    return samples
+
+
+def measure_overhead(model: str, shapes: list, configuration: Configuration, settings: Settings) -> Overhead:
+    """Per-step time of every mode of ``configuration`` over ``shapes``, in interleaved rounds."""
+    optimizers = {
+        mode.label: mode.build(parameters_with_gradients(shapes)) for mode in modes_of(configuration)
+    }
+    rounds = collect_rounds(
+        lambda shift: overhead_round(optimizers, settings.overhead_steps, shift),
+        settings.overhead_rounds,
+        settings.max_rounds,
+    )
+    return Overhead(model, configuration, rounds)
+
+
+# --- first step in a fresh process ------------------------------------------------------------------
+FIRST_STEP_CHILD = r"""
+import json, sys, time
+request = json.loads(sys.argv[1])
+import torch
+start = time.perf_counter()
+if request["library"] == "descentlab":
+    import descentlab.optim as library
+else:
+    library = torch.optim
+imported = time.perf_counter()
+generator = torch.Generator().manual_seed(0)
+params = [torch.randn(shape, generator=generator).requires_grad_() for shape in request["shapes"]]
+for param in params:
+    param.grad = torch.randn(param.shape, generator=generator) * 1e-2
+begin = time.perf_counter()
+optimizer = getattr(library, request["name"])(params, **request["options"])
+built = time.perf_counter()
+optimizer.step()
+first = time.perf_counter()
+optimizer.step()
+second = time.perf_counter()
+print(json.dumps({
+    "import": imported - start, "construct": built - begin, "first": first - built, "second": second - first
+}))
+"""
+
+
+def first_step(library: str, configuration: Configuration, shapes: list, repeats: int) -> dict[str, Spread]:
+    """Import, construction, first and second step times over ``repeats`` fresh processes."""
+    options = {
+        "lr": LEARNING_RATE,
+        **configuration.options,
+        **({"foreach": True} if library == "torch" else {}),
+    }
+    request = json.dumps(
+        {"library": library, "name": configuration.name, "options": options, "shapes": shapes}
+    )
+    source = str(Path(descentlab.__file__).resolve().parents[1])
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+    }
+    samples: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        completed = subprocess.run(
+            [sys.executable, "-c", FIRST_STEP_CHILD, request],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for key, value in json.loads(completed.stdout).items():
+            samples.setdefault(key, []).append(value)
+    return {key: Spread.of(values) for key, values in samples.items()}
+
+
+FirstStep = tuple[Configuration, dict[str, Spread], dict[str, Spread] | None]
+
+
+# --- report -------------------------------------------------------------------------------------------
 def format_number(value: float) -> str:
-    """Two decimals, or two significant digits below 0.1 (tiny --quick workloads)."""
-    return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
+    """Three significant digits (two decimals from 1 to 100), so tiny --quick values stay readable."""
+    if value == 0 or math.isnan(value):
+        return "-" if math.isnan(value) else "0"
+    return f"{value:.2f}" if 1 <= abs(value) < 100 else f"{value:.3g}"
 
 
-def format_ratio(value: float) -> str:
-    return "-" if math.isnan(value) else format_number(value)
-
-
-def format_ms(seconds: float | None) -> str:
-    return "-" if seconds is None else format_number(seconds * 1e3)
+def lscpu_field(name: str) -> str | None:
+    """One field of ``lscpu`` (``None`` where lscpu is missing or lacks it)."""
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
 
 
 def machine_description() -> str:
-    """CPU model, cores, torch version and threads, for the results header."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """CPU model, cores, last-level cache, torch version and threads, for results headers."""
+    model = lscpu_field("Model name") or platform.processor() or "unknown CPU"
+    cache = lscpu_field("L3 cache")
     return (
-        f"{model}; {os.cpu_count()} logical cores; torch {torch.__version__}; "
-        f"torch threads {torch.get_num_threads()}; Python {platform.python_version()}"
+        f"{model}; {os.cpu_count()} logical cores{f'; L3 {cache}' if cache else ''}; "
+        f"torch {torch.__version__}; torch threads {torch.get_num_threads()}; "
+        f"Python {platform.python_version()}"
     )
 
 
-def markdown_table(
-    results: list[Result], bandwidth: Bandwidth, repeats: int, warmup: int, quick: bool
-) -> str:
-    """The results as markdown: header with machine and bandwidth, then one row per configuration."""
+def main_table(results: list[Result]) -> list[str]:
+    """One row per configuration and workload: ours, torch's modes, fractions of the bound, ratio."""
     lines = [
-        "# Optimizer step time: descentlab vs torch.optim",
-        "",
-        f"Machine: {machine_description()}.",
-        "Note: the machine has 2 cores shared with other jobs; timings carry noise of that order "
-        f"(1-minute load average when the table was written: {os.getloadavg()[0]:.2f}). Ratios come from "
-        "interleaved steps and so share the load; absolute times of rows without a torch counterpart do not.",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/step_speed.py"
-        f"{' --quick' if quick else ''}` (median of {repeats} interleaved steps after {warmup} warm-up, "
-        "fp32).",
-        f"Measured bandwidth: copy {bandwidth.copy / 1e9:.1f} GB/s, triad {bandwidth.triad / 1e9:.1f} GB/s, "
-        f"in-place axpy {bandwidth.axpy / 1e9:.1f} GB/s; `bw` columns = (minimal bytes/param x params / "
-        f"{bandwidth.best / 1e9:.1f} GB/s) / measured time (see the script's docstring; the 10M workload can "
-        "partly stay in cache, so values above 1 occur there).",
-        "",
-        "| workload | optimizer | bytes/param | ours ms | torch for-loop ms | torch foreach ms "
-        "| torch fused ms | ours / foreach | ours / fastest torch | fastest torch | ours bw "
-        "| fastest torch bw |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| workload | optimizer | B/param | clean / rounds | probe ms | ours ms | ours fraction "
+        "| torch for-loop ms | torch foreach ms | torch fused ms | best torch | best torch fraction "
+        "| ours / best torch | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for result in results:
-        bound = result.bytes_per_param * result.workload.parameter_count / bandwidth.best
-        fastest = result.fastest_torch
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    f"{result.workload.name} ({len(result.workload.shapes)} tensors, "
-                    f"{result.workload.parameter_count / 1e6:.2f}M)",
-                    describe(result.optimizer, result.configuration),
-                    str(result.bytes_per_param),
-                    format_ms(result.times["ours"]),
-                    format_ms(result.times.get("torch for-loop")),
-                    format_ms(result.times.get("torch foreach")),
-                    format_ms(result.times.get("torch fused")),
-                    format_ratio(result.ratio("torch foreach")),
-                    format_ratio(result.ratio(fastest) if fastest else math.nan),
-                    fastest.removeprefix("torch ") if fastest else "-",
-                    format_number(bound / result.times["ours"]),
-                    format_number(bound / result.times[fastest]) if fastest else "-",
-                ]
-            )
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
+        rounds, best = result.rounds, result.rounds.best_torch
+        cells = [
+            result.workload.name,
+            result.configuration.describe(),
+            str(result.bytes_per_param),
+            f"{rounds.fewest_clean} / {rounds.run}",
+            result.probe.format(1e3),
+            rounds.step("ours").format(1e3),
+            rounds.fraction("ours").format(),
+            *(rounds.step(f"torch {label}").format(1e3) for label in TORCH_MODES),
+            best.removeprefix("torch ") if best else "-",
+            rounds.fraction(best).format() if best else "-",
+            rounds.ratio(best).format() if best else "-",
+            f"{result.load:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def overhead_table(overheads: list[Overhead]) -> list[str]:
+    """Per-step microseconds on the tiny models: ours, torch's modes, ours / torch foreach."""
+    lines = [
+        "| model | optimizer | ours us | torch for-loop us | torch foreach us | torch fused us "
+        "| ours / foreach |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for overhead in overheads:
+        rounds = overhead.rounds
+        cells = [
+            overhead.model,
+            overhead.configuration.describe(),
+            rounds.step("ours").format(1e6),
+            *(rounds.step(f"torch {label}").format(1e6) for label in TORCH_MODES),
+            rounds.ratio("torch foreach").format(),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def first_step_table(first_steps: list[FirstStep]) -> list[str]:
+    """Construction, first and second step (ms) in fresh processes, ours and torch foreach."""
+    lines = [
+        "| optimizer | ours construct ms | ours first step ms | ours second step ms "
+        "| torch construct ms | torch first step ms | torch second step ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for configuration, ours, theirs in first_steps:
+        cells = [configuration.describe()]
+        for times in (ours, theirs):
+            keys = ("construct", "first", "second")
+            cells += [times[key].format(1e3) for key in keys] if times else ["-"] * len(keys)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -355,37 +647,148 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+# --- command line ---------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    """What one run measures, resolved from the command line."""
+
+    quick: bool
+    workloads: list[Workload]
+    configurations: list[Configuration]
+    min_clean: int
+    max_rounds: int  # per configuration; --quick takes no extra rounds for disturbed steps
+    overhead_rounds: int
+    overhead_steps: int
+    first_step_repeats: int
+    threads: int
+    output: Path
+
+
+def parse_arguments(argv: Sequence[str] | None) -> Settings:
+    """Settings from ``argv``; unknown workloads and optimizers raise ``SystemExit`` / ``ValueError``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny workloads and few repeats (smoke test)")
-    parser.add_argument("--only", default="", help="comma-separated optimizer names, e.g. adam,sgd")
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps per mode (default 7, quick 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first (default 2)")
+    parser.add_argument("--quick", action="store_true", help="tiny workloads, few rounds (smoke test)")
+    parser.add_argument("--optimizers", default="", help="comma-separated optimizer names, e.g. adam,sgd")
+    parser.add_argument("--workload", default="", help="comma-separated workload names (default: all)")
+    parser.add_argument(
+        "--min-clean", type=int, default=None, help="clean rounds per configuration (default 20)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help=f"torch intra-op threads (default {torch.get_num_threads()}; 1 is steadier on a busy machine)",
+    )
     parser.add_argument(
         "--output", type=Path, default=RESULTS_PATH, help=f"markdown file (default {RESULTS_PATH})"
     )
     arguments = parser.parse_args(argv)
-    if arguments.repeats is None:
-        arguments.repeats = 3 if arguments.quick else 7
-    if arguments.repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {arguments.repeats}")
-    if arguments.warmup < 0:
-        parser.error(f"--warmup must be >= 0, got {arguments.warmup}")
-    return arguments
+    min_clean = arguments.min_clean or (2 if arguments.quick else 20)
+    if min_clean < 1:
+        parser.error(f"--min-clean must be >= 1, got {min_clean}")
+    if arguments.threads < 1:
+        parser.error(f"--threads must be >= 1, got {arguments.threads}")
+    available = {workload.name: workload for workload in workloads(arguments.quick)}
+    names = [name.strip() for name in arguments.workload.split(",") if name.strip()] or list(available)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        parser.error(f"--workload: unknown workload(s) {unknown}; choose from {', '.join(available)}")
+    optimizers = [name.strip() for name in arguments.optimizers.split(",") if name.strip()]
+    return Settings(
+        quick=arguments.quick,
+        workloads=[available[name] for name in names],
+        configurations=configurations(optimizers or None),
+        min_clean=min_clean,
+        max_rounds=min_clean * (1 if arguments.quick else MAX_ROUNDS_FACTOR),
+        overhead_rounds=2 if arguments.quick else 20,
+        overhead_steps=5 if arguments.quick else 100,
+        first_step_repeats=1 if arguments.quick else 3,
+        threads=arguments.threads,
+        output=arguments.output,
+    )
+
+
+def measure_first_steps(settings: Settings, shapes: list) -> list[FirstStep]:
+    """Fresh-process first steps of each class's default configuration (--quick: the first only)."""
+    defaults = [configuration for configuration in settings.configurations if not configuration.options]
+    rows = []
+    for configuration in defaults[:1] if settings.quick else defaults:
+        ours = first_step("descentlab", configuration, shapes, settings.first_step_repeats)
+        theirs = None
+        if configuration.torch_class:
+            theirs = first_step("torch", configuration, shapes, settings.first_step_repeats)
+        rows.append((configuration, ours, theirs))
+    return rows
+
+
+def header(settings: Settings, load_at_start: float, seconds: float) -> list[str]:
+    """Title, machine, load, workloads and method lines of the report."""
+    quick = " --quick" if settings.quick else ""
+    return [
+        "# Optimizer step time: descentlab vs a bandwidth probe and torch.optim",
+        "",
+        f"Machine: {machine_description()}.",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/step_speed.py{quick}`"
+        f" in {seconds / 60:.1f} min; 1-minute load average {load_at_start:.2f} at the start and "
+        f"{os.getloadavg()[0]:.2f} at the end (2 cores shared with other jobs; the `load` column is the "
+        "load average when the row finished).",
+        "Workloads: " + "; ".join(workload.describe() for workload in settings.workloads) + ".",
+        "",
+        "Method (see the script's docstring): fp32; every round times `probe, step, probe, step, ..., "
+        f"probe` over all modes in rotated order, after {WARMUP_ROUNDS} warm-up rounds. The probe is an "
+        "in-place multi-tensor stream over the workload's shapes moving the step's minimal bytes (B/param: "
+        "12 SGD, 20 momentum-like, 28 Adam-like, 36 AMSGrad); *fraction* = mean of the two probes beside a "
+        "step / the step's time (1.0 = at the bandwidth bound of that moment). A step is dropped when a "
+        f"probe beside it took over {DISTURBED_PROBE_FACTOR} x the median probe or the timing thread was "
+        f"on a core for under {MIN_CPU_SHARE:.0%} of the step or a probe. Cells: median [interquartile "
+        "range] over the clean steps; *clean / rounds*: the fewest clean steps of any mode (target "
+        f"{settings.min_clean}) / rounds run; *ours / best torch* is paired over the rounds where both "
+        "steps are clean.",
+        "",
+    ]
+
+
+def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: list[FirstStep]) -> list[str]:
+    """The tiny-model overhead and fresh-process first-step sections of the report."""
+    import_time = Spread.of([ours["import"].median for _, ours, _ in first_steps])
+    return [
+        "## Per-step overhead on the lab's tiny models (Python overhead dominates)",
+        "",
+        f"Microseconds per step, {settings.overhead_steps} steps per sample, "
+        f"{settings.overhead_rounds} clean samples per mode (dropped: samples where the timing thread was on "
+        f"a core for under {MIN_CPU_SHARE:.0%} of the time); *ours / foreach* is paired round by round.",
+        "",
+        *overhead_table(overheads),
+        "",
+        "## Construction and first step in a fresh process (digits-mlp parameters)",
+        "",
+        f"Median [IQR] over {settings.first_step_repeats} fresh processes per cell; torch runs with "
+        f"foreach=True. Importing `descentlab.optim` after torch took {import_time.format(1e3)} ms.",
+        "",
+        *first_step_table(first_steps),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    """Run the benchmark, print the markdown table, write it atomically; returns the table."""
-    arguments = parse_arguments(argv)
-    only = [name.strip() for name in arguments.only.split(",") if name.strip()]
-    bandwidth = measure_bandwidth(
-        1 << 20 if arguments.quick else 1 << 26, repeats=3 if arguments.quick else 5
-    )
-    results = run(arguments.quick, only or None, arguments.repeats, arguments.warmup)
-    table = markdown_table(results, bandwidth, arguments.repeats, arguments.warmup, arguments.quick)
-    print(table)
-    write_atomically(arguments.output, table)
-    return table
+    """Run the benchmark, print the markdown report, write it atomically; returns the report."""
+    started, load_at_start = time.perf_counter(), os.getloadavg()[0]
+    settings = parse_arguments(argv)
+    torch.set_num_threads(settings.threads)
+    results = list(run_workloads(settings))
+    models = tiny_models()
+    overheads = [
+        measure_overhead(model, shapes, configuration, settings)
+        for model, shapes in models
+        for configuration in settings.configurations
+    ]
+    first_steps = measure_first_steps(settings, dict(models)["digits-mlp"])
+    lines = header(settings, load_at_start, time.perf_counter() - started)
+    lines += ["## Step time and fraction of the bandwidth bound", "", *main_table(results), ""]
+    lines += tiny_sections(settings, overheads, first_steps)
+    report = "\n".join(lines) + "\n"
+    print(report)
+    write_atomically(settings.output, report)
+    return report
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/step_speed.py on its --quick workloads (a few seconds)."""
+"""Smoke test of benchmarks/step_speed.py on its --quick workloads, plus checks of its measuring parts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from descentlab.optim import RuleOptimizer
 from descentlab.optim.registry import optimizer_classes, step_protocol
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step_speed.py"
@@ -22,43 +24,115 @@ def _load_benchmark():
     return module
 
 
-def _rows(table: str) -> list[list[str]]:
-    lines = [line for line in table.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+benchmark = _load_benchmark()
 
 
-def test_quick_run_has_a_row_per_optimizer_and_finite_ratios(tmp_path):
-    output = tmp_path / "step_speed.md"
-    table = _load_benchmark().main(["--quick", "--repeats", "2", "--warmup", "1", "--output", str(output)])
-    assert output.read_text() == table
-    assert "logical cores" in table and "triad" in table
-    rows = _rows(table)
-    workloads = {row[0] for row in rows}
-    assert len(workloads) == 2
-    names = {cls.__name__ for cls in optimizer_classes().values() if step_protocol(cls) == "gradient"}
-    for workload in workloads:
-        assert names <= {row[1].split("(")[0] for row in rows if row[0] == workload}
-    for row in rows:
-        ours_ms, bandwidth_fraction = float(row[3]), float(row[10])
-        assert math.isfinite(ours_ms) and ours_ms > 0
-        assert math.isfinite(bandwidth_fraction) and bandwidth_fraction > 0
-        name = row[1].split("(")[0]
-        if hasattr(torch.optim, name):  # torch.optim has this class: both ratios must be finite numbers
-            for cell in (row[7], row[8]):
-                assert math.isfinite(float(cell)) and float(cell) > 0
+def _tables(report: str) -> list[list[list[str]]]:
+    """Each markdown table of ``report`` as rows of cells, header and rule lines left out."""
+    tables, current = [], None
+    for line in report.splitlines():
+        if line.startswith("|"):
+            if current is None:
+                current = []
+                tables.append(current)
+            current.append([cell.strip() for cell in line.strip("|").split("|")])
         else:
-            assert row[7] == "-"
+            current = None
+    return [table[2:] for table in tables]
 
 
-def test_only_selects_and_rejects_unknown_names(tmp_path):
-    benchmark = _load_benchmark()
-    table = benchmark.main(
-        ["--quick", "--only", "lion", "--repeats", "1", "--output", str(tmp_path / "t.md")]
+def _median(cell: str) -> float:
+    return float(cell.split(" [")[0])
+
+
+def test_quick_run_covers_every_variant_with_finite_cells(tmp_path):
+    output = tmp_path / "step_speed.md"
+    report = benchmark.main(["--quick", "--output", str(output)])
+    assert output.read_text() == report
+    assert "logical cores" in report and "load average" in report
+    steps, overheads, first_steps = _tables(report)
+    gradient_classes = [cls for cls in optimizer_classes().values() if step_protocol(cls) == "gradient"]
+    expected = {f"{cls.__name__}(variant={v}" for cls in gradient_classes for v in cls.variants[1:]}
+    expected |= {cls.__name__ for cls in gradient_classes}
+    for workload in ("transformer-tiny", "4-tensors-tiny"):
+        described = {row[1] for row in steps if row[0] == workload}
+        assert all(any(name == d or d.startswith(name) for d in described) for name in expected)
+    for row in steps:
+        clean, _, ran = row[3].partition(" / ")
+        assert 0 <= int(clean) <= int(ran)
+        if int(clean) > 0:  # a loaded machine may leave a row without clean rounds; it must say so
+            assert _median(row[5]) > 0 and _median(row[6]) > 0
+        if "variant" not in row[1] and hasattr(torch.optim, row[1].split("(")[0]) and int(clean) > 0:
+            assert row[10] in {"for-loop", "foreach", "fused"}
+            assert row[12] == "-" or _median(row[12]) > 0  # "-": no round with both steps clean
+    assert {row[0] for row in overheads} == {"bowl", "digits-mlp"}
+    assert len(first_steps) == 1 and _median(first_steps[0][1]) > 0
+
+
+def test_filters_select_and_unknown_names_are_refused():
+    settings = benchmark.parse_arguments(
+        ["--quick", "--optimizers", "Lion,adam", "--workload", "4-tensors-tiny"]
     )
-    assert {row[1] for row in _rows(table)} == {"Lion"}
-    try:
-        benchmark.main(["--quick", "--only", "nosuch", "--output", str(tmp_path / "u.md")])
-    except ValueError as error:
-        assert "nosuch" in str(error)
-    else:
-        raise AssertionError("an unknown --only name must raise")
+    assert [workload.name for workload in settings.workloads] == ["4-tensors-tiny"]
+    assert {configuration.name for configuration in settings.configurations} == {"Lion", "Adam"}
+    with pytest.raises(ValueError, match="nosuch"):
+        benchmark.parse_arguments(["--quick", "--optimizers", "nosuch"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_arguments(["--quick", "--workload", "nosuch"])
+
+
+def _sample(probes: tuple[float, float], kept_core: bool = True):
+    return benchmark.Sample(step=1.0, probes=probes, kept_core=kept_core)
+
+
+def test_disturbed_steps_are_dropped_and_the_rest_kept():
+    quiet = {"ours": _sample((1.0, 1.1)), "torch foreach": _sample((1.1, 1.0))}
+    rounds = [dict(quiet) for _ in range(4)]
+    rounds.append({"ours": _sample((1.0, 1.4)), "torch foreach": _sample((1.0, 1.0))})  # 1.4 > 1.3 x 1.0
+    rounds.append({"ours": _sample((1.0, 1.0), kept_core=False), "torch foreach": _sample((1.0, 1.1))})
+    clean = benchmark.clean_rounds(rounds)
+    assert clean[:4] == rounds[:4]
+    assert set(clean[4]) == {"torch foreach"} and set(clean[5]) == {"torch foreach"}
+    summary = benchmark.Rounds(modes=["ours", "torch foreach"], run=6, clean=clean)
+    assert summary.count("ours") == 4 and summary.count("torch foreach") == 6 and summary.fewest_clean == 4
+    assert summary.fraction("ours").median == pytest.approx(1.05)
+
+
+def test_spread_is_median_and_quartiles():
+    spread = benchmark.Spread.of([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (spread.low, spread.median, spread.high) == (2.0, 3.0, 4.0)
+    assert math.isnan(benchmark.Spread.of([]).median)
+
+
+@pytest.mark.parametrize(
+    ("build", "updated"),
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1), 0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 1),
+        (lambda p: torch.optim.Adam(p, lr=0.1), 2),
+        (lambda p: torch.optim.Adam(p, lr=0.1, amsgrad=True), 3),
+    ],
+)
+def test_updated_state_count_matches_torch_state(build, updated):
+    param = torch.randn(4, requires_grad=True)
+    param.grad = torch.randn(4)
+    optimizer = build([param])
+    optimizer.step()
+    assert benchmark.updated_state_count(optimizer, param) == updated
+
+
+def test_probe_moves_the_step_bytes_and_leaves_gradients_alone():
+    grads = [torch.randn(3, 2), torch.randn(5)]
+    before = [grad.clone() for grad in grads]
+    probe = benchmark.StreamingProbe(grads, state_count=2)
+    probe.run()
+    assert all(torch.equal(grad, old) for grad, old in zip(grads, before))
+    assert all(torch.allclose(t, benchmark.PROBE_SCALE * g) for t, g in zip(probe.targets, grads))
+    assert len(probe.states) == 2 and all(len(state) == len(grads) for state in probe.states)
+
+
+def test_full_transformer_workload_reaches_the_blocking_path():
+    transformer = benchmark.workloads(quick=False)[0]
+    assert len(transformer.shapes) == 196
+    assert 9.5e6 < transformer.parameter_count < 10.5e6
+    assert max(math.prod(shape) for shape in transformer.shapes) > RuleOptimizer.block_numel
