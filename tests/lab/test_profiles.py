@@ -1,19 +1,26 @@
 import math
+import re
 
 import numpy as np
 import pytest
 
+from descentlab.lab import RunStore
 from descentlab.lab.records import RunSummary, StepRecord
-from descentlab.lab.report.data import ConfigurationRuns, ProblemRuns
+from descentlab.lab.report import page as page_module
+from descentlab.lab.report.data import ConfigurationRuns, ProblemRuns, load_report_data
+from descentlab.lab.report.page import render_page
 from descentlab.lab.report.profiles import (
     bootstrap_profile,
+    group_profiles,
     lower_median,
     performance_profile,
     performance_ratios,
     problem_targets,
+    profile_groups,
     profile_score,
     time_to_target,
 )
+from descentlab.lab.tuning import TuneOptions, run_tuning
 from descentlab.problems.base import Problem
 
 INF = math.inf
@@ -50,6 +57,8 @@ def test_a_target_met_at_the_start_and_bad_costs():
     assert performance_ratios(np.array([[0.0, 0.0, 5.0]])).tolist() == [[1, 1, INF]]
     with pytest.raises(ValueError, match=r"costs must be >= 0 or inf, got -1.0 at index \(1, 0\)"):
         performance_ratios(np.array([[1.0, 2.0], [-1.0, 3.0]]))
+    with pytest.raises(ValueError, match=r"taus must be a 1-D ascending sequence, got \[2.0, 1.0\]"):
+        performance_profile(COSTS, [2.0, 1.0])
     with pytest.raises(ValueError, match="at least one value"):
         lower_median([])
     assert lower_median([5.0, INF]) == 5.0 and lower_median([INF, 1.0, INF]) == INF
@@ -149,3 +158,77 @@ def test_bootstrap_intervals_hold_the_point_estimate_and_shrink_with_more_seeds(
     assert np.array_equal(single.score_low, single.score) and np.array_equal(single.score_high, single.score)
     with pytest.raises(ValueError, match="same solvers"):
         bootstrap_profile([[[1.0], [2.0]], [[1.0]]])
+
+
+def _cells(row_html):
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row_html)]
+
+
+def _table_rows(page, css_class):
+    table = re.search(rf"<table class='{css_class}'>.*?<tbody>(.*?)</tbody>", page).group(1)
+    return [_cells(row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+def _expected_steps(folder):
+    """Per (problem, optimizer): lower-median steps to the strict target, from the store, by plain loops."""
+    higher = {"tiny-logreg": True, "tiny-bowl": False}
+    metric = {"tiny-logreg": "accuracy", "tiny-bowl": "loss"}
+    with RunStore(folder) as store:
+        runs = store.runs("compare")
+        records = {run["run_id"]: store.records(run["run_id"]) for run in runs}
+    expected = {}
+    for problem, up in higher.items():
+        sign = -1.0 if up else 1.0  # as a cost: lower is better
+        mine = [run for run in runs if run["problem"] == problem]
+        levels = {}
+        for optimizer in {run["optimizer"] for run in mine}:
+            finals = [sign * r["summary"].final_metric for r in mine if r["optimizer"] == optimizer]
+            levels[optimizer] = sorted(finals)[(len(finals) - 1) // 2]
+        strict = min(levels.values())
+        for optimizer in levels:
+            steps = []
+            for run in (r for r in mine if r["optimizer"] == optimizer):
+                hits = [
+                    r.step
+                    for r in records[run["run_id"]]
+                    if r.metrics and sign * r.metrics[metric[problem]] <= strict
+                ]
+                steps.append(hits[0] if hits else INF)
+            expected[(problem, optimizer)] = sorted(steps)[(len(steps) - 1) // 2]
+    return expected
+
+
+def test_a_tune_over_two_problems_reports_one_profile_whose_numbers_are_the_functions(tmp_path, monkeypatch):
+    # the per-problem curves are another test's subject and half of this one's time
+    monkeypatch.setattr(page_module, "curves_figure", lambda *args: None)
+    monkeypatch.setattr(page_module, "trajectory_figure", lambda *args: None)
+    run_tuning(
+        tmp_path, ["SGD", "adam"], ["tiny-logreg", "tiny-bowl"], [0, 1, 2], options=TuneOptions(trials=1)
+    )
+    page = render_page(tmp_path)[0]
+    assert page.count("<h2>Time to target and performance profiles") == 1  # one card for both tune sections
+    card = page[page.index("<h2>Time to target and performance profiles") :].split("</section>")[0]
+    assert card.count("<img src='data:image/png;base64,") == 1
+    (group,) = profile_groups(load_report_data(tmp_path).sections)
+    profiles = group_profiles(group)
+    assert list(profiles.targets) == ["tiny-logreg", "tiny-bowl"] and profiles.solvers == ["SGD", "Adam"]
+    expected = _expected_steps(tmp_path)
+    rows = _table_rows(card, "time-to-target")
+    assert [(row[0], row[1].split()[0]) for row in rows] == [
+        (problem, solver) for problem in ("tiny-logreg", "tiny-bowl") for solver in ("SGD", "Adam")
+    ]
+    for problem, label, strict_steps, *_ in rows:
+        steps = expected[(problem, label.split()[0].lower())]
+        assert strict_steps.split(" (")[0] == ("not reached" if steps == INF else f"{steps:.0f}")
+    # the score of steps to the strict target, in closed form from those steps
+    costs = np.array([[expected[(p, s)] for s in ("sgd", "adam")] for p in ("tiny-logreg", "tiny-bowl")])
+    best = costs.min(axis=1, keepdims=True)
+    ratios = np.where(np.isfinite(costs), costs / np.where(np.isfinite(best), best, 1.0), INF)
+    scores = np.clip(4 - ratios, 0, None).mean(axis=0) / 3
+    estimate = profiles.profiles[("strict", "steps")]
+    for index, (_solver, strict_steps_score, *_) in enumerate(_table_rows(card, "profile-scores")):
+        assert strict_steps_score == (
+            f"{scores[index]:.3f} [{estimate.score_low[index]:.3f}, {estimate.score_high[index]:.3f}]"
+        )
+    for name, targets in profiles.targets.items():
+        assert f"<td>{name}</td>" in card and f"<td>{targets.strict:.4g}</td>" in card

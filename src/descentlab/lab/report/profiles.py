@@ -117,9 +117,21 @@ def performance_ratios(costs: np.ndarray) -> np.ndarray:
 
 
 def performance_profile(costs: np.ndarray, taus: Sequence[float]) -> np.ndarray:
-    """``rho[..., s, k]``: the share of problems where solver ``s`` is within ``taus[k]`` of the best."""
-    ratios = performance_ratios(costs)
-    return np.stack([(ratios <= tau).mean(axis=-2) for tau in taus], axis=-1)
+    """``rho[..., s, k]``: the share of problems where solver ``s`` is within ``taus[k]`` of the best.
+
+    ``costs`` is ``(..., problems, solvers)``; ``taus`` must be ascending.
+    """
+    taus = np.asarray(taus, dtype=np.float64)
+    if taus.ndim != 1 or np.any(np.diff(taus) < 0):
+        raise ValueError(f"taus must be a 1-D ascending sequence, got {taus.tolist()}")
+    ratios = np.moveaxis(performance_ratios(costs), -2, -1)  # (..., solvers, problems)
+    # Each ratio counts from the first tau at or above it on: a histogram over the taus, summed up.
+    # One pass over the ratios instead of one per tau (the bootstrap has thousands of resamples).
+    first = np.searchsorted(taus, ratios, side="left")
+    rows = np.arange(first[..., 0].size).reshape(first.shape[:-1])[..., None]
+    counts = np.bincount((rows * (len(taus) + 1) + first).ravel(), minlength=rows.size * (len(taus) + 1))
+    counts = counts.reshape(*first.shape[:-1], len(taus) + 1)[..., :-1]
+    return np.cumsum(counts, axis=-1) / ratios.shape[-1]
 
 
 def profile_score(costs: np.ndarray) -> np.ndarray:
