@@ -1,14 +1,14 @@
+import json
 import math
 import re
 
 import numpy as np
 import pytest
 
-from descentlab.lab import RunStore
+from descentlab.lab import RunStore, write_report
 from descentlab.lab.records import RunSummary, StepRecord
 from descentlab.lab.report import page as page_module
 from descentlab.lab.report.data import ConfigurationRuns, ProblemRuns, load_report_data
-from descentlab.lab.report.page import render_page
 from descentlab.lab.report.profiles import (
     bootstrap_profile,
     group_profiles,
@@ -205,7 +205,7 @@ def test_a_tune_over_two_problems_reports_one_profile_whose_numbers_are_the_func
     run_tuning(
         tmp_path, ["SGD", "adam"], ["tiny-logreg", "tiny-bowl"], [0, 1, 2], options=TuneOptions(trials=1)
     )
-    page = render_page(tmp_path)[0]
+    page = write_report(tmp_path).read_text()
     assert page.count("<h2>Time to target and performance profiles") == 1  # one card for both tune sections
     card = page[page.index("<h2>Time to target and performance profiles") :].split("</section>")[0]
     assert card.count("<img src='data:image/png;base64,") == 1
@@ -232,3 +232,10 @@ def test_a_tune_over_two_problems_reports_one_profile_whose_numbers_are_the_func
         )
     for name, targets in profiles.targets.items():
         assert f"<td>{name}</td>" in card and f"<td>{targets.strict:.4g}</td>" in card
+    (exported,) = json.loads((tmp_path / "report.json").read_text())["profiles"]
+    strict_steps = [e for e in exported["scores"] if (e["target"], e["cost"]) == ("strict", "steps")]
+    assert [e["score"] for e in strict_steps] == pytest.approx(scores.tolist(), abs=1e-12)
+    times = {(e["problem"], e["target"], e["solver"]): e["steps"] for e in exported["time_to_target"]}
+    for (problem, optimizer), steps in expected.items():
+        solver = {"sgd": "SGD", "adam": "Adam"}[optimizer]
+        assert times[(problem, "strict", solver)] == (None if steps == INF else steps)

@@ -193,10 +193,14 @@ def _section(index: int, section: Section) -> tuple[str, list[ProblemVerdict], l
     return body, verdicts, tables
 
 
+def _skipped_text(profiles: GroupProfiles) -> str:
+    return "; ".join(f"{name} ({reason})" for name, reason in profiles.skipped.items())
+
+
 def profile_sentence(profiles: GroupProfiles) -> str:
     """The headline of a profile: every solver's score for steps to the strict target, best first."""
     if not profiles.profiles:
-        return f"No target on {', '.join(profiles.skipped)}: no configuration finished on half its seeds."
+        return f"No problem has a target: {_skipped_text(profiles)}."
     estimate = profiles.profiles[("strict", "steps")]
     order = sorted(range(len(profiles.solvers)), key=lambda i: (-estimate.score[i], profiles.solvers[i]))
     scores = "; ".join(
@@ -215,8 +219,7 @@ def _profile_card(index: int, profiles: GroupProfiles) -> str:
     colors = configuration_colors([(solver, profiles.optimizers[solver]) for solver in profiles.solvers])
     costs = profile_costs(profiles)
     skipped = (
-        f"<p class='warn'>Left out (no target: no configuration finished on half its seeds): "
-        f"{html.escape(', '.join(profiles.skipped))}.</p>"
+        f"<p class='warn'>Left out, without a target: {html.escape(_skipped_text(profiles))}.</p>"
         if profiles.skipped and profiles.targets
         else ""
     )
@@ -268,8 +271,9 @@ _NOTES = (
 )
 
 
-def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
-    """The HTML text of the report of ``out_dir``, the loaded data and the tables (for the data files)."""
+def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict, list[GroupProfiles]]:
+    """The HTML text of the report of ``out_dir``, the loaded data, the tables and the profiles (for the
+    data files)."""
     data = load_report_data(out_dir)
     bodies, all_verdicts, tables = [], [], {}
     summary_items = []
@@ -311,7 +315,7 @@ def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
         f"<footer>descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         "</footer></body></html>"
     )
-    return page, data, tables
+    return page, data, tables, profiles
 
 
 def write_report(out_dir: str | Path) -> Path:
@@ -321,6 +325,6 @@ def write_report(out_dir: str | Path) -> Path:
         The path of ``report.html``.
     """
     out_dir = Path(out_dir)
-    page, data, tables = render_page(out_dir)
-    write_exports(out_dir, data, tables)
+    page, data, tables, profiles = render_page(out_dir)
+    write_exports(out_dir, data, tables, profiles)
     return write_text_atomic(out_dir / REPORT_NAME, page)

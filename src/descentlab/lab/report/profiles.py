@@ -350,7 +350,8 @@ class SolverTimes:
 class GroupProfiles:
     """Everything the report shows about time to target for one :class:`ProfileGroup`.
 
-    ``targets`` holds the problems with a target (``skipped`` the others); ``times`` is keyed by
+    ``targets`` holds the problems with a target, ``skipped`` says why each other one has none;
+    ``times`` is keyed by
     ``(problem, target kind)`` then solver; ``profiles`` by ``(target kind, cost)``, solvers in
     ``solvers`` order; ``optimizers`` maps each solver to an optimizer (its colour).
     """
@@ -359,7 +360,7 @@ class GroupProfiles:
     solvers: list[str]
     optimizers: dict[str, str]
     targets: dict[str, Targets]
-    skipped: list[str]
+    skipped: dict[str, str]
     times: dict[tuple[str, str], dict[str, SolverTimes]] = field(default_factory=dict)
     profiles: dict[tuple[str, str], ProfileEstimate] = field(default_factory=dict)
 
@@ -402,11 +403,15 @@ def group_profiles(
             if solver not in optimizers:
                 solvers.append(solver)
                 optimizers[solver] = configuration.optimizer
-    result = GroupProfiles(group, solvers, optimizers, {}, [])
+    result = GroupProfiles(group, solvers, optimizers, {}, {})
     for problem in group.problems:
         targets = problem_targets(problem, solver_of)
         if targets is None:
-            result.skipped.append(problem.name)
+            result.skipped[problem.name] = (
+                "not registered in this process"
+                if problem.problem is None
+                else "no configuration finished on half its seeds"
+            )
             continue
         result.targets[problem.name] = targets
         for kind, by_solver in _problem_times(problem, targets, solver_of).items():
