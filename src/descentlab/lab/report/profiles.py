@@ -235,7 +235,7 @@ def _start_metric(run: dict, metric: str) -> float | None:
 
 def problem_targets(problem_runs: ProblemRuns, solver_of: dict[str, str]) -> Targets | None:
     """The strict and relaxed targets of a problem; ``None`` when it is not registered or no
-    configuration has a finite level (every one diverged on at least half its seeds).
+    configuration has a finite level (every one diverged on more than half its seeds).
 
     ``solver_of`` maps each configuration id to its solver's name.
     """
@@ -410,7 +410,7 @@ def group_profiles(
             result.skipped[problem.name] = (
                 "not registered in this process"
                 if problem.problem is None
-                else "no configuration finished on half its seeds"
+                else "every configuration diverged on more than half its seeds"
             )
             continue
         result.targets[problem.name] = targets
