@@ -35,8 +35,9 @@ def test_page_is_self_contained(report_dir):
     text = page.read_text()
     assert page == folder / "report.html"
     assert "<script" not in text and not re.search(r"(src|href)=['\"]https?:", text)
-    # contours + curves + sweep for the two 2-D problems, curves + sweep for the learning problem
-    assert len(re.findall(r"<img[^>]* src='data:image/png;base64,", text)) == 3 + 3 + 2
+    # contours + curves + sweep for the two 2-D problems, curves + sweep for the learning problem, and the
+    # performance profiles of the comparison (it spans several problems)
+    assert len(re.findall(r"<img[^>]* src='data:image/png;base64,", text)) == 3 + 3 + 2 + 1
     for name in (
         "tiny-bowl",
         "tiny-logreg",

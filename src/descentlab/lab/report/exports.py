@@ -17,6 +17,7 @@ from typing import Any
 from descentlab.atomic import write_text as write_text_atomic
 from descentlab.lab.records import SCALAR_COLUMNS, RunSummary
 from descentlab.lab.report.data import ReportData
+from descentlab.lab.report.profiles import COSTS, GroupProfiles
 
 SUMMARY_KEYS = tuple(f.name for f in fields(RunSummary) if f.name != "extra")
 
@@ -53,8 +54,52 @@ def _runs(data: ReportData) -> list[tuple[str, Any, dict[str, Any]]]:
     return result
 
 
-def write_exports(out_dir: Path, data: ReportData, tables: dict[str, dict[str, list]]) -> list[Path]:
-    """Write the three data files atomically and return their paths."""
+def profile_document(profiles: GroupProfiles) -> dict[str, Any]:
+    """One profile group as JSON-ready data: targets, per-seed times to target (``inf``: ``null``) and
+    the scores with their intervals."""
+    times = [
+        {
+            "problem": problem,
+            "target": kind,
+            "solver": solver,
+            "label": entry.label,
+            "reached": entry.reached,
+            "seeds": entry.seeds,
+            "per_seed": entry.per_seed,
+            **{cost: entry.cost(cost) for cost in COSTS},
+        }
+        for (problem, kind), by_solver in profiles.times.items()
+        for solver, entry in by_solver.items()
+    ]
+    scores = [
+        {
+            "target": kind,
+            "cost": cost,
+            "solver": solver,
+            "score": float(estimate.score[index]),
+            "low": float(estimate.score_low[index]),
+            "high": float(estimate.score_high[index]),
+        }
+        for (kind, cost), estimate in profiles.profiles.items()
+        for index, solver in enumerate(profiles.solvers)
+    ]
+    return {
+        "title": profiles.group.title,
+        "problems": [problem.name for problem in profiles.group.problems],
+        "skipped": profiles.skipped,
+        "targets": {name: asdict(targets) for name, targets in profiles.targets.items()},
+        "time_to_target": times,
+        "scores": scores,
+    }
+
+
+def write_exports(
+    out_dir: Path,
+    data: ReportData,
+    tables: dict[str, dict[str, list]],
+    profiles: list[GroupProfiles] | None = None,
+) -> list[Path]:
+    """Write the three data files atomically and return their paths (``profiles`` go to the JSON)."""
     runs = _runs(data)
     run_rows = [
         [
@@ -100,6 +145,7 @@ def write_exports(out_dir: Path, data: ReportData, tables: dict[str, dict[str, l
             }
             for section in data.sections
         ],
+        "profiles": [profile_document(group) for group in profiles or []],
         "runs": [
             {
                 "run_id": run["run_id"],

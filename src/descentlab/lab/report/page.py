@@ -16,10 +16,29 @@ from descentlab.lab.comparison import SWEEP_FRACTION
 from descentlab.lab.report.colors import configuration_colors
 from descentlab.lab.report.data import ProblemRuns, ReportData, Section, load_report_data
 from descentlab.lab.report.exports import write_exports
-from descentlab.lab.report.plots import curves_figure, figure_to_data_uri, sweep_figure, trajectory_figure
+from descentlab.lab.report.plots import (
+    curves_figure,
+    figure_to_data_uri,
+    profile_costs,
+    profile_figure,
+    sweep_figure,
+    trajectory_figure,
+)
+from descentlab.lab.report.profiles import (
+    RELAXED_FRACTION,
+    TAU_MAX,
+    GroupProfiles,
+    group_profiles,
+    profile_groups,
+)
 from descentlab.lab.report.statistics import ConfigurationRow, configuration_rows
 from descentlab.lab.report.summary import ProblemVerdict, overall_verdict, problem_verdict
-from descentlab.lab.report.tables import configuration_table
+from descentlab.lab.report.tables import (
+    configuration_table,
+    profile_score_table,
+    targets_table,
+    time_to_target_table,
+)
 from descentlab.lab.runner import DIVERGENCE_FACTOR
 
 REPORT_NAME = "report.html"
@@ -174,6 +193,52 @@ def _section(index: int, section: Section) -> tuple[str, list[ProblemVerdict], l
     return body, verdicts, tables
 
 
+def _skipped_text(profiles: GroupProfiles) -> str:
+    return "; ".join(f"{name} ({reason})" for name, reason in profiles.skipped.items())
+
+
+def profile_sentence(profiles: GroupProfiles) -> str:
+    """The headline of a profile: every solver's score for steps to the strict target, best first."""
+    if not profiles.profiles:
+        return f"No problem has a target: {_skipped_text(profiles)}."
+    estimate = profiles.profiles[("strict", "steps")]
+    order = sorted(range(len(profiles.solvers)), key=lambda i: (-estimate.score[i], profiles.solvers[i]))
+    scores = "; ".join(
+        f"{profiles.solvers[i]} {estimate.score[i]:.3f} [{estimate.score_low[i]:.3f}, "
+        f"{estimate.score_high[i]:.3f}]"
+        for i in order
+    )
+    count = len(profiles.targets)
+    return (
+        f"Profile score for steps to the strict target over {count} problem{'s' * (count != 1)} "
+        f"(1: fastest everywhere, 0: never within {TAU_MAX:g}× the fastest): {scores}."
+    )
+
+
+def _profile_card(index: int, profiles: GroupProfiles) -> str:
+    colors = configuration_colors([(solver, profiles.optimizers[solver]) for solver in profiles.solvers])
+    costs = profile_costs(profiles)
+    skipped = (
+        f"<p class='warn'>Left out, without a target: {html.escape(_skipped_text(profiles))}.</p>"
+        if profiles.skipped and profiles.targets
+        else ""
+    )
+    tables = ""
+    if profiles.targets:
+        tables = (
+            f"<div class='scroll'>{targets_table(profiles)}</div>"
+            f"<div class='scroll'>{time_to_target_table(profiles, costs, colors)}</div>"
+            f"<div class='scroll'>{profile_score_table(profiles, costs, colors)}</div>"
+        )
+    figure = _image(profile_figure(profiles, colors), f"{profiles.group.title} performance profiles")
+    return (
+        f"<section class='card' id='profile-{index}'>"
+        f"<h2>Time to target and performance profiles<small>{html.escape(profiles.group.title)}</small></h2>"
+        f"<p class='verdict'>{html.escape(profile_sentence(profiles))}</p>{skipped}"
+        f"<div class='figures'>{figure}</div>{tables}</section>"
+    )
+
+
 _NOTES = (
     "Runs are grouped by configuration: everything but the seed. Only seeds are replicates; a table row "
     "never mixes runs that differ in anything else.",
@@ -193,14 +258,26 @@ _NOTES = (
     f"{DIVERGENCE_FACTOR:g} × max(|initial loss|, 1); it stops there and counts as diverged.",
     "Optimizer µs/step is the time inside optimizer.step() only (for closure-driven optimizers it includes "
     "the loss and gradient evaluations they ask for).",
+    "Time to target (tunes, and comparisons of several problems), on the validation metric: a "
+    "configuration's level is the lower median over seeds of its final value (a value at least half the "
+    "seeds reach; diverged seeds count worst); the strict target is the best level, the relaxed one gives "
+    f"back {RELAXED_FRACTION:.0%} of the way to the median start. A run's cost is the steps, gradient "
+    "evaluations or training seconds at its first evaluation at or past the target; a configuration's "
+    "cost is the lower median over seeds (not reached: more than half the seeds never got there).",
+    "Performance profiles (Dolan & Moré 2002): ρ(τ) is the share of problems where a solver's cost is "
+    f"within τ × the best solver's, for τ from 1 to {TAU_MAX:g}; the score is the area under ρ over "
+    f"[1, {TAU_MAX:g}] divided by {TAU_MAX - 1:g}. Bands and brackets: 95 % bootstrap over seeds "
+    "(each solver's seeds redrawn on each problem), targets held fixed.",
 )
 
 
-def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
-    """The HTML text of the report of ``out_dir``, the loaded data and the tables (for the data files)."""
+def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict, list[GroupProfiles]]:
+    """The HTML text of the report of ``out_dir``, the loaded data, the tables and the profiles (for the
+    data files)."""
     data = load_report_data(out_dir)
     bodies, all_verdicts, tables = [], [], {}
     summary_items = []
+    profiles = [group_profiles(group) for group in profile_groups(data.sections)]
     for index, section in enumerate(data.sections):
         body, verdicts, section_tables = _section(index, section)
         bodies.append(body)
@@ -211,6 +288,13 @@ def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
             f"<p class='verdict'>{html.escape(overall_verdict(verdicts))}</p>"
             f"<ul>{''.join(f'<li>{html.escape(v.sentence)}</li>' for v in verdicts)}</ul>"
         )
+        for number, group in enumerate(profiles):
+            if group.group.after_section == index:
+                bodies.append(_profile_card(number, group))
+                summary_items.append(
+                    f"<h3>time to target: {html.escape(group.group.title)}</h3>"
+                    f"<p class='verdict'>{html.escape(profile_sentence(group))}</p>"
+                )
     runs_total = sum(len(c.runs) for s in data.sections for p in s.problems for c in p.configurations)
     configurations = sum(len(p.configurations) for s in data.sections for p in s.problems)
     page = (
@@ -231,7 +315,7 @@ def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict]:
         f"<footer>descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         "</footer></body></html>"
     )
-    return page, data, tables
+    return page, data, tables, profiles
 
 
 def write_report(out_dir: str | Path, report_dir: str | Path | None = None) -> Path:
@@ -245,7 +329,7 @@ def write_report(out_dir: str | Path, report_dir: str | Path | None = None) -> P
     Returns:
         The path of ``report.html``.
     """
-    page, data, tables = render_page(out_dir)
+    page, data, tables, profiles = render_page(out_dir)
     report_dir = Path(out_dir if report_dir is None else report_dir)
-    write_exports(report_dir, data, tables)
+    write_exports(report_dir, data, tables, profiles)
     return write_text_atomic(report_dir / REPORT_NAME, page)

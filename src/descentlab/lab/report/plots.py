@@ -12,6 +12,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from descentlab.lab.report.data import ProblemRuns
+from descentlab.lab.report.profiles import TARGET_KINDS, TAU_MAX, GroupProfiles
 
 GRID_POINTS = 200
 """Contour grid resolution per axis."""
@@ -280,4 +281,58 @@ def sweep_figure(
     axes.set_ylabel(f"{metric} after the short run (first seed)")
     axes.set_title(f"{problem_name}: learning-rate sweep", fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+    return figure
+
+
+PROFILE_COSTS = (
+    ("steps", "steps"),
+    ("gradient_evaluations", "gradient evaluations"),
+    ("seconds", "training seconds"),
+)
+"""The cost of each column of the profile figure and its title."""
+
+
+def profile_costs(profiles: GroupProfiles) -> list[tuple[str, str]]:
+    """The costs worth a column: gradient evaluations only when some step costs other than one."""
+    return [cost for cost in PROFILE_COSTS if profiles.costly or cost[0] != "gradient_evaluations"]
+
+
+def profile_figure(profiles: GroupProfiles, colors: dict[str, str]) -> Figure | None:
+    """Performance profiles (a row per target, a column per cost) with their 95 % bootstrap bands."""
+    if not profiles.profiles:
+        return None
+    costs = profile_costs(profiles)
+    margin = legend_margin(profiles.solvers, 9)
+    figure = Figure(figsize=(3.9 * len(costs) + 0.8 + margin, 6.6))
+    grid = figure.subplots(len(TARGET_KINDS), len(costs), squeeze=False)
+    for row, kind in enumerate(TARGET_KINDS):
+        for column, (cost, title) in enumerate(costs):
+            axes = grid[row][column]
+            _style(axes)
+            estimate = profiles.profiles[(kind, cost)]
+            for index, solver in enumerate(profiles.solvers):
+                color = colors[solver]
+                axes.step(estimate.taus, estimate.rho[index], where="post", color=color, label=solver)
+                axes.fill_between(
+                    estimate.taus,
+                    estimate.rho_low[index],
+                    estimate.rho_high[index],
+                    step="post",
+                    color=color,
+                    alpha=0.15,
+                    linewidth=0,
+                )
+            axes.set_xlim(1.0, TAU_MAX)
+            axes.set_ylim(-0.02, 1.02)
+            axes.set_title(f"{kind} target: {title}", fontsize=10)
+            axes.set_xlabel("τ (cost / best cost)")
+            if column == 0:
+                axes.set_ylabel("share of problems within τ")
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    width = figure.get_figwidth()
+    right = 1 - margin / width
+    figure.legend(handles, labels, loc="center left", frameon=False, bbox_to_anchor=(right, 0.5), fontsize=9)
+    figure.subplots_adjust(
+        left=0.75 / width, right=1 - (margin + 0.1) / width, bottom=0.09, top=0.95, wspace=0.25, hspace=0.4
+    )
     return figure
