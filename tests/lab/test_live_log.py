@@ -131,18 +131,23 @@ def test_a_run_trained_again_starts_its_live_files_afresh(tmp_path):
     from descentlab.lab.spec import RunSpec
 
     spec = RunSpec.create("tiny-bowl", "sgd", {"lr": 0.1}, steps=5)
-    runner = LiveLogRunner(str(tmp_path), ("csv", "tensorboard"), "again")
-    runner(spec)
-    result = runner(spec)
+    with live_log.live_log(tmp_path, ("csv", "tensorboard"), "again", spec) as write:
+        write(StepRecord(step=0, lr=0.1))
+        write(StepRecord(step=7, loss=99.0, lr=0.1))  # an attempt interrupted before it was stored
+    result = LiveLogRunner(str(tmp_path), ("csv", "tensorboard"), "again")(spec)
     name = run_name(spec)
     assert read_csv(tmp_path / "live" / "again" / f"{name}.csv") == result.records
-    assert read_events(tmp_path / "tensorboard" / "again" / name) == expected_events(result.records)
+    folder = tmp_path / "tensorboard" / "again" / name
+    assert len(list(folder.iterdir())) == 1  # one event file: the old attempt's is gone
+    assert read_events(folder) == expected_events(result.records)
 
 
 def test_parse_log_reads_kinds_in_any_order_and_none():
     assert parse_log("none") == ()
     assert parse_log("tensorboard, CSV") == ("csv", "tensorboard")
     assert parse_log(["csv"]) == ("csv",)
+    with pytest.raises(ValueError, match=r"--log must be .*got \('csv', 'html'\)"):
+        LiveLogRunner("out", ("csv", "html"), "group")
 
 
 @pytest.mark.parametrize("value", ["csvv", "none,csv", ","])
