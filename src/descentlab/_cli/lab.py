@@ -115,6 +115,11 @@ def _add_settings(parser: argparse.ArgumentParser, vary: bool) -> None:
 
 def _add_common_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help=f"results folder (default ./{DEFAULT_OUT})")
+    parser.add_argument(
+        "--log",
+        help="live logs written while runs train: none (default), csv (<out>/live/), tensorboard "
+        "(<out>/tensorboard/), or csv,tensorboard",
+    )
     parser.add_argument("--config", help="TOML or YAML file of options (command-line options win)")
 
 
@@ -252,6 +257,7 @@ def _list_problems(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from descentlab.lab.comparison import build_configurations
     from descentlab.lab.labels import configuration_label
+    from descentlab.lab.live_log import LiveLogRunner, parse_log
     from descentlab.lab.runner import run_spec
     from descentlab.lab.store import RunStore
     from descentlab.problems import get_problem
@@ -269,6 +275,7 @@ def _run(args: argparse.Namespace) -> int:
     problem = get_problem(str(args.problem))
     (configuration,) = build_configurations([str(args.optimizer)], [problem], settings, [], sweep=False)
     spec = configuration.spec(seed[0])
+    log = parse_log(args.log if args.log is not None else "none")
     out = ensure_writable(args.out or DEFAULT_OUT)
     with RunStore(out) as store:
         if spec.run_id in store.completed_run_ids():
@@ -279,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             outcome, summary = run["outcome"], run["summary"]
         else:
-            result = run_spec(spec)
+            result = (LiveLogRunner(str(out), log, problem.name) if log else run_spec)(spec)
             store.save(result, purpose="run")
             outcome, summary = result.outcome, result.summary
     final, test = summary.final_metric, summary.test_metric
@@ -314,6 +321,7 @@ def _compare_names(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def _compare(args: argparse.Namespace) -> int:
     from descentlab.lab.comparison import LR_GRID, run_comparison
+    from descentlab.lab.live_log import parse_log
     from descentlab.lab.report import write_report
 
     settings, vary = collect_settings(args)
@@ -322,6 +330,7 @@ def _compare(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     jobs = parse_int("--jobs", args.jobs, minimum=1) if args.jobs is not None else DEFAULT_JOBS
     no_sweep = parse_bool("no_sweep", args.no_sweep) if args.no_sweep is not None else False
+    log = parse_log(args.log if args.log is not None else "none")
     out = ensure_writable(args.out or DEFAULT_OUT)
     summary = run_comparison(
         str(out),
@@ -333,6 +342,7 @@ def _compare(args: argparse.Namespace) -> int:
         lr_grid=None if no_sweep else LR_GRID,
         name=args.name or (DEFAULT_COMPARISON if is_default else None),
         jobs=jobs,
+        log=log,
     )
     edges = sum(c.edge is not None for c in summary.configurations if c.swept)
     print(

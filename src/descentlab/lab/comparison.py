@@ -29,6 +29,7 @@ from typing import Any
 
 from descentlab.lab.fields import SettingError, resolve_for_optimizer, split_settings
 from descentlab.lab.labels import configuration_label
+from descentlab.lab.live_log import LiveLogRunner
 from descentlab.lab.progress import Progress
 from descentlab.lab.runner import RunResult, check_spec, run_spec
 from descentlab.lab.spec import RunSpec
@@ -384,6 +385,7 @@ def run_comparison(
     jobs: int = 1,
     runner: Runner = run_spec,
     worker_setup: Callable[[], None] | None = None,
+    log: Sequence[str] = (),
 ) -> ComparisonSummary:
     """Train every configuration of every optimizer on every problem for every seed into ``out_dir``.
 
@@ -398,6 +400,8 @@ def run_comparison(
         jobs: parallel worker processes (1 runs in this process).
         runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1``).
         worker_setup: picklable function run once in each worker (e.g. to register extra problems).
+        log: live logs to write while runs train (:mod:`descentlab.lab.live_log`: ``csv``,
+            ``tensorboard``), under the comparison's name; they need the default ``runner``.
 
     Returns:
         What ran, what was skipped, and every configuration with its chosen rate.
@@ -416,6 +420,10 @@ def run_comparison(
         check_spec(configuration.spec(seeds[0], grid[0] if configuration.swept else None))
     name = name or default_name(optimizers, [p.name for p in problem_objects], settings, vary)
     summary = ComparisonSummary(name=name, configurations=configurations)
+    if log:
+        if runner is not run_spec:
+            raise ValueError("log needs the default runner (run_spec), which it wraps")
+        runner = LiveLogRunner(str(out_dir), tuple(log), name)
     with RunStore(out_dir) as store:
         executor = _Executor(store, jobs, runner, worker_setup, summary)
         try:

@@ -126,13 +126,19 @@ EvaluationHook = Callable[[int, dict[str, float]], None]
 """Called with ``(step, validation metrics)`` after each evaluation during training (a tuner reports
 them to its trial); an exception it raises (a pruned trial) ends the run and propagates."""
 
+RecordHook = Callable[[StepRecord], None]
+"""Called with every step record as soon as the runner keeps it (live logging writes it out)."""
+
 
 class Training:
     """One run in progress: task, optimizer, schedule, techniques, instruments and counters."""
 
-    def __init__(self, spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> None:
+    def __init__(
+        self, spec: RunSpec, on_evaluation: EvaluationHook | None = None, on_record: RecordHook | None = None
+    ) -> None:
         self.spec = spec
         self.on_evaluation = on_evaluation
+        self.on_record = on_record
         self.problem = get_problem(spec.problem)
         torch.manual_seed(spec.seed)  # modules the task builds without a generator still start paired
         self.task = build_task(self.problem, spec)
@@ -316,6 +322,12 @@ def _step_scheduler(training: Training, metrics: dict[str, float] | None) -> Non
         scheduler.step(metrics.get(training.problem.metric, math.nan))
 
 
+def _keep(training: Training, records: list[StepRecord], record: StepRecord) -> None:
+    records.append(record)
+    if training.on_record is not None:
+        training.on_record(record)
+
+
 def _take_step(training: Training, progress: _Progress, step: int, evaluated: bool) -> StepOutcome | None:
     """One step; ``None`` when the optimizer gave up or the gradient was non-finite (recorded)."""
     try:
@@ -360,11 +372,10 @@ def _train(training: Training, records: list[StepRecord]) -> _Progress:
         _step_scheduler(training, metrics)
         if step % training.record_every == 0 or evaluated or diverged or small or early:
             fields = dict(lr=float(lr), update_norm=_finite(update_norm), **_position(training, after))
-            records.append(
-                _step_record(
-                    training, progress, outcome, metrics=metrics, train_metrics=train_metrics, **fields
-                )
+            record = _step_record(
+                training, progress, outcome, metrics=metrics, train_metrics=train_metrics, **fields
             )
+            _keep(training, records, record)
         if diverged or small or early:
             progress.stop_reason = "diverged" if diverged else "grad_tol" if small else "early_stopping"
             break
@@ -427,27 +438,32 @@ def check_spec(spec: RunSpec) -> None:
             _one_step(training, _Progress(), next(training.task.batches), evaluated=True)
 
 
-def run_spec(spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> RunResult:
+def run_spec(
+    spec: RunSpec, on_evaluation: EvaluationHook | None = None, on_record: RecordHook | None = None
+) -> RunResult:
     """Train ``spec`` on its problem and return the result (never raises on divergence).
 
     Unknown problem/optimizer names, bad hyperparameters and techniques that do not fit the problem
-    raise ``ValueError``; ``on_evaluation`` sees every validation evaluation during training.
+    raise ``ValueError``; ``on_evaluation`` sees every validation evaluation during training and
+    ``on_record`` every step record (the start first) as it is kept.
     """
     with training_threads():
-        return _run(spec, on_evaluation)
+        return _run(spec, on_evaluation, on_record)
 
 
-def _run(spec: RunSpec, on_evaluation: EvaluationHook | None = None) -> RunResult:
-    training = Training(spec, on_evaluation)
-    records = [
-        StepRecord(
-            step=0,
-            lr=float(training.optimizer.param_groups[0]["lr"]),
-            metrics=training.evaluate("validation"),
-            train_metrics=training.evaluate("train"),
-            **_position(training, training.point()),
-        )
-    ]
+def _run(
+    spec: RunSpec, on_evaluation: EvaluationHook | None = None, on_record: RecordHook | None = None
+) -> RunResult:
+    training = Training(spec, on_evaluation, on_record)
+    records: list[StepRecord] = []
+    start = StepRecord(
+        step=0,
+        lr=float(training.optimizer.param_groups[0]["lr"]),
+        metrics=training.evaluate("validation"),
+        train_metrics=training.evaluate("train"),
+        **_position(training, training.point()),
+    )
+    _keep(training, records, start)
     progress = _train(training, records)
     summary = _summary(training, progress, records)
     outcome = summary.stop_reason if summary.stop_reason in ("diverged", "failed") else "completed"
