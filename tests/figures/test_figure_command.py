@@ -26,6 +26,7 @@ def test_make_then_remake_skips_the_stored_runs_and_the_report_shows_the_figure(
     first = capsys.readouterr()
     assert "1 runs trained, 0 already stored" in first.err
     png, svg, report = first.out.split()
+    assert report.endswith("report.html")
     assert png.endswith("figures/line-search.png") and svg.endswith("figures/line-search.svg")
     assert main(["figure", "line-search", "--out", str(tmp_path)]) == 0
     assert "0 runs trained, 1 already stored" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """line-search: brackets, trials and the chosen step against the closed form of the quadratic loss."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,7 @@ def test_brackets_keep_golden_spacing_and_the_lower_interior_side(made):
         assert a < b < c < d
         assert b == pytest.approx(d - GOLDEN * (d - a), rel=1e-9)
         assert c == pytest.approx(a + GOLDEN * (d - a), rel=1e-9)
-    for (a, b, c, d), following in zip(rows[:-1], rows[1:]):
+    for (a, b, c, d), following in itertools.pairwise(rows):
         h_b, h_c = h([b, c])
         expected = (a, c) if h_b < h_c else (b, d)  # drop the side beyond the higher interior point
         np.testing.assert_allclose(following[[0, 3]], expected, rtol=1e-9)
