@@ -13,11 +13,13 @@ Example::
 
 from __future__ import annotations
 
-from descentlab.figures import bowl, line_search, schedules
+from descentlab.figures import bowl, line_search, salary, schedules
 from descentlab.figures.base import FigureDefinition, FigureResult, make_figure
 
 FIGURES: dict[str, FigureDefinition] = {
-    definition.name: definition for module in (bowl, schedules, line_search) for definition in module.FIGURES
+    definition.name: definition
+    for module in (bowl, schedules, line_search, salary)
+    for definition in module.FIGURES
 }
 """Every figure by name, in listing order."""
 
