@@ -19,7 +19,8 @@ eq. 2.5). With a ``batch_size`` the task draws minibatches and scales their sum 
 that the minibatch loss is an unbiased estimate of the full loss (UDL section 6.2). The model option
 ``order`` chooses how minibatches come: ``"shuffled"`` (default: reshuffled every epoch by the seed) or
 ``"data"`` (the stored order, every epoch the same), which is how textbook procedures that update per
-sample in data order run (the salary linear unit's 10 passes).
+sample in data order run (the salary linear unit's 10 passes). The model option ``start`` (a point
+``(phi0, phi1)``) replaces the book's start, so that paths from several starts can be compared.
 
 The three are deterministic (:attr:`~descentlab.problems.base.Problem.deterministic`): seed 0 starts at
 the book's start above and seed ``k > 0`` at :func:`~descentlab.problems.seeding.perturbed_start`
@@ -31,6 +32,7 @@ the book's start above and seed ``k > 0`` at :func:`~descentlab.problems.seeding
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -86,6 +88,16 @@ SALARY = (5500.0, 2300.0, 7600.0, 1800.0, 11400.0)
 
 ORDERS = ("shuffled", "data")
 """Minibatch orders of the least-squares tasks (model option ``order``)."""
+
+
+def canonical_start(value: Any) -> tuple[float, float] | None:
+    """``None`` (the book's start) or a point of two finite numbers, as a tuple of floats."""
+    if value is None:
+        return None
+    point = tuple(float(coordinate) for coordinate in value)
+    if len(point) != 2 or not all(math.isfinite(coordinate) for coordinate in point):
+        raise ValueError(f"start must be two finite numbers (phi0, phi1), got {value!r}")
+    return point
 
 
 def canonical_order(value: Any) -> str:
@@ -202,8 +214,11 @@ def least_squares_problem(
     data_x = torch.tensor(x, dtype=torch.float64)
     data_y = torch.tensor(y, dtype=torch.float64)
 
-    def make_task(seed: int, batch_size: int | None, order: str) -> Task:
-        return least_squares_task(predict, data_x, data_y, start, minima, seed, batch_size, bounds, order)
+    book_start = start  # the option of the same name may replace it
+
+    def make_task(seed: int, batch_size: int | None, order: str, start: tuple[float, float] | None) -> Task:
+        first = book_start if start is None else canonical_start(start)
+        return least_squares_task(predict, data_x, data_y, first, minima, seed, batch_size, bounds, order)
 
     def data_fingerprint() -> str:
         return fingerprint_values(predict.__name__, data_x, data_y, start, bounds)
@@ -225,8 +240,11 @@ def least_squares_problem(
         tags=tags,
         deterministic=True,
         data_fingerprint=data_fingerprint,
-        options={"order": "shuffled"},
-        option_domains={"order": OptionDomain("shuffled or data", canonical_order)},
+        options={"order": "shuffled", "start": None},
+        option_domains={
+            "order": OptionDomain("shuffled or data", canonical_order),
+            "start": OptionDomain("two numbers (phi0, phi1)", canonical_start),
+        },
     )
 
 
