@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "descentlab._cli.analysis",
     "descentlab._cli.lab",
     "descentlab._cli.tune",
+    "descentlab._cli.figure",
 )
 
 

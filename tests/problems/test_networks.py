@@ -55,6 +55,8 @@ def test_each_problem_declares_its_options():
     assert declared.pop("digits-logreg") == {"init"}
     assert declared.pop("digits-mlp") == declared.pop("mnist1d-mlp") == MLP_OPTION_NAMES
     assert declared.pop("digits-cnn") == declared.pop("mnist1d-cnn") == CNN_OPTION_NAMES
+    for textbook in ("linear-regression", "gabor", "salary"):
+        assert declared.pop(textbook) == {"order", "start"}
     assert all(options == set() for options in declared.values()), declared
     assert dict(get_problem("digits-mlp").options) == {
         "dropout": 0.0, "batch_norm": False, "activation": "relu", "init": "default",

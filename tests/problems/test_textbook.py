@@ -109,6 +109,16 @@ def test_minibatch_order_depends_on_the_seed_only():
     assert not torch.equal(order(3), order(4))
 
 
+def test_data_order_gives_the_stored_order_every_epoch_and_bad_orders_are_named():
+    task = get_problem("salary").task(seed=3, batch_size=1, options={"order": "data"})
+    seen = [float(next(task.batches)[0]) for _ in range(2 * len(SALARY_YEARS))]
+    assert seen == [*SALARY_YEARS, *SALARY_YEARS]
+    with pytest.raises(
+        ValueError, match=r"'order' of problem 'salary' must be shuffled or data, got 'sorted'"
+    ):
+        get_problem("salary").task(batch_size=1, options={"order": "sorted"})
+
+
 def test_bad_batch_size_names_the_allowed_range():
     with pytest.raises(ValueError, match=r"batch_size must be in \[1, 5\].*got 9"):
         get_problem("salary").task(seed=0, batch_size=9)

@@ -16,7 +16,11 @@ surface over ``(phi0, phi1)`` as ``Problem.function`` with plotting bounds and i
 
 The loss is the book's sum of squared residuals ``L(phi) = sum_i (f(x_i, phi) - y_i)^2`` (UDL
 eq. 2.5). With a ``batch_size`` the task draws minibatches and scales their sum by ``N / B`` so
-that the minibatch loss is an unbiased estimate of the full loss (UDL section 6.2).
+that the minibatch loss is an unbiased estimate of the full loss (UDL section 6.2). The model option
+``order`` chooses how minibatches come: ``"shuffled"`` (default: reshuffled every epoch by the seed) or
+``"data"`` (the stored order, every epoch the same), which is how textbook procedures that update per
+sample in data order run (the salary linear unit's 10 passes). The model option ``start`` (a point
+``(phi0, phi1)``) replaces the book's start, so that paths from several starts can be compared.
 
 The three are deterministic (:attr:`~descentlab.problems.base.Problem.deterministic`): seed 0 starts at
 the book's start above and seed ``k > 0`` at :func:`~descentlab.problems.seeding.perturbed_start`
@@ -27,12 +31,15 @@ the book's start above and seed ``k > 0`` at :func:`~descentlab.problems.seeding
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 
-from descentlab.problems.base import Problem, Task
+from descentlab.problems.base import OptionDomain, Problem, Task
 from descentlab.problems.fingerprints import fingerprint_values
 from descentlab.problems.functions2d import PointModel, nearest_minimum_distance
 from descentlab.problems.registry import register
@@ -79,6 +86,26 @@ GABOR_BOUNDS = ((-10.0, 10.0), (2.5, 22.5))  # the window of UDL notebook 6.2's 
 SALARY_YEARS = (5.0, 3.0, 8.0, 1.4, 10.1)
 SALARY = (5500.0, 2300.0, 7600.0, 1800.0, 11400.0)
 
+ORDERS = ("shuffled", "data")
+"""Minibatch orders of the least-squares tasks (model option ``order``)."""
+
+
+def canonical_start(value: Any) -> tuple[float, float] | None:
+    """``None`` (the book's start) or a point of two finite numbers, as a tuple of floats."""
+    if value is None:
+        return None
+    point = tuple(float(coordinate) for coordinate in value)
+    if len(point) != 2 or not all(math.isfinite(coordinate) for coordinate in point):
+        raise ValueError(f"start must be two finite numbers (phi0, phi1), got {value!r}")
+    return point
+
+
+def canonical_order(value: Any) -> str:
+    """``"shuffled"`` or ``"data"``; anything else is an error naming both."""
+    if value not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {value!r}")
+    return value
+
 
 def line(phi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Straight line ``phi0 + phi1 x``; ``phi`` is ``(..., 2)``, ``x`` is ``(N,)``, result ``(..., N)``."""
@@ -122,13 +149,15 @@ def least_squares_task(
     seed: int,
     batch_size: int | None,
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    order: str = "shuffled",
 ) -> Task:
     """A task fitting ``phi`` (a :class:`PointModel`) by least squares.
 
     ``phi`` starts at ``start`` for seed 0 and, when ``bounds`` are given, at
     :func:`~descentlab.problems.seeding.perturbed_start` for seeds ``k > 0``. Full batch when
-    ``batch_size`` is ``None``; otherwise seed-ordered minibatches whose summed loss is scaled by
-    ``N / B``. ``evaluate`` gives the full-data ``loss`` and the ``distance`` to the nearest of ``minima``.
+    ``batch_size`` is ``None``; otherwise minibatches (reshuffled by the seed each epoch, or with
+    ``order="data"`` in stored order) whose summed loss is scaled by ``N / B``. ``evaluate`` gives the
+    full-data ``loss`` and the ``distance`` to the nearest of ``minima``.
     """
     model = PointModel(perturbed_start(start, bounds, seed) if bounds is not None else start)
     count = len(x)
@@ -141,9 +170,12 @@ def least_squares_task(
             raise ValueError(
                 f"batch_size must be in [1, {count}] for this {count}-point data set, got {batch_size}"
             )
-        batches = shuffled_batches(x, y, batch_size, order_generator(seed))
         steps_per_epoch = batches_per_epoch(count, batch_size)
         epoch = batches_in_order(x, y, batch_size)
+        if canonical_order(order) == "data":
+            batches = itertools.cycle(epoch)
+        else:
+            batches = shuffled_batches(x, y, batch_size, order_generator(seed))
 
     def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         batch_x, batch_y = batch
@@ -182,8 +214,11 @@ def least_squares_problem(
     data_x = torch.tensor(x, dtype=torch.float64)
     data_y = torch.tensor(y, dtype=torch.float64)
 
-    def make_task(seed: int, batch_size: int | None) -> Task:
-        return least_squares_task(predict, data_x, data_y, start, minima, seed, batch_size, bounds)
+    book_start = start  # the option of the same name may replace it
+
+    def make_task(seed: int, batch_size: int | None, order: str, start: tuple[float, float] | None) -> Task:
+        first = book_start if start is None else canonical_start(start)
+        return least_squares_task(predict, data_x, data_y, first, minima, seed, batch_size, bounds, order)
 
     def data_fingerprint() -> str:
         return fingerprint_values(predict.__name__, data_x, data_y, start, bounds)
@@ -205,6 +240,11 @@ def least_squares_problem(
         tags=tags,
         deterministic=True,
         data_fingerprint=data_fingerprint,
+        options={"order": "shuffled", "start": None},
+        option_domains={
+            "order": OptionDomain("shuffled or data", canonical_order),
+            "start": OptionDomain("two numbers (phi0, phi1)", canonical_start),
+        },
     )
 
 

@@ -16,6 +16,7 @@ from descentlab.lab.comparison import SWEEP_FRACTION
 from descentlab.lab.report.colors import configuration_colors
 from descentlab.lab.report.data import ProblemRuns, ReportData, Section, load_report_data
 from descentlab.lab.report.exports import write_exports
+from descentlab.lab.report.figures import figures_section
 from descentlab.lab.report.plots import (
     curves_figure,
     figure_to_data_uri,
@@ -307,7 +308,7 @@ def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict, list[GroupP
         f"{runs_total} runs</p>"
         "</header><main><section class='card'><h2>Summary</h2>"
         f"{''.join(summary_items) or '<p>No runs stored.</p>'}</section>"
-        f"{''.join(bodies)}"
+        f"{''.join(bodies)}{figures_section(out_dir)}"
         "<section class='card'><h2>How to read this</h2>"
         f"<ul class='notes'>{''.join(f'<li>{html.escape(note)}</li>' for note in _NOTES)}</ul>"
         "<p>Data: <a href='runs.csv'>runs.csv</a> · <a href='records.csv'>records.csv</a> · "

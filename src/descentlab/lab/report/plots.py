@@ -44,44 +44,86 @@ def _style(axes) -> None:
         axes.spines[side].set_visible(False)
 
 
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+
+
+def draw_contours(axes, function, bounds: Bounds) -> None:
+    """Filled loss contours of the 2-D ``function`` over ``bounds``; the axes keep exactly that window."""
+    (x_min, x_max), (y_min, y_max) = bounds
+    xs = np.linspace(x_min, x_max, GRID_POINTS)
+    ys = np.linspace(y_min, y_max, GRID_POINTS)
+    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
+    with torch.no_grad():
+        values = function(grid).double().numpy()
+    finite = values[np.isfinite(values)]
+    if float(finite.min()) >= 0 and float(finite.max()) > 0:
+        # log-spaced levels show both the narrow valley floor and the steep walls
+        floor = max(np.quantile(finite[finite > 0], 0.002), float(finite.max()) * 1e-8)
+        levels = np.geomspace(floor, float(finite.max()), 30)
+        clipped = np.clip(values, floor, None)
+        axes.contourf(xs, ys, clipped, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55)
+        axes.contour(xs, ys, clipped, levels=levels, norm=LogNorm(), colors="#9ca3af", linewidths=0.4)
+    else:
+        axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
+        axes.contour(xs, ys, values, levels=30, colors="#9ca3af", linewidths=0.4)
+    axes.set_xlim(x_min, x_max)
+    axes.set_ylim(y_min, y_max)
+
+
+def window_exits(points: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """Where a path crosses out of ``bounds``: one boundary point per step from inside to outside."""
+    (x_min, x_max), (y_min, y_max) = bounds
+    low, high = np.array([x_min, y_min]), np.array([x_max, y_max])
+    inside = np.all((points >= low) & (points <= high), axis=1)
+    exits = []
+    for index in np.flatnonzero(inside[:-1] & ~inside[1:]):
+        start, end = points[index], points[index + 1]
+        delta = end - start
+        # the largest fraction of the step that stays inside, per axis, then the first wall hit
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limits = np.where(
+                delta > 0, (high - start) / delta, np.where(delta < 0, (low - start) / delta, 1)
+            )
+        exits.append(start + min(1.0, float(limits.min())) * delta)
+    return np.array(exits).reshape(-1, 2)
+
+
+def draw_path(axes, points: np.ndarray, bounds: Bounds, color: str, label: str) -> bool:
+    """Draw a 2-D path; where it leaves the window it is cut at the edge and marked with an x.
+
+    Returns whether the path left the window (its label then says so).
+    """
+    exits = window_exits(points, bounds)
+    left = len(exits) > 0
+    axes.plot(
+        points[:, 0],
+        points[:, 1],
+        "-o",
+        color=color,
+        markersize=2.2,
+        linewidth=1.4,
+        label=label + (" (leaves the window)" if left else ""),
+        alpha=0.95,
+    )
+    if left:
+        axes.plot(
+            exits[:, 0], exits[:, 1], "X", color=color, markeredgecolor="black", markersize=9, clip_on=False
+        )
+    return left
+
+
 def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
     """First-seed trajectories of every configuration over the loss contours of a 2-D problem."""
     problem = problem_runs.problem
     if problem is None or problem.function is None or problem.bounds is None:
         return None
-    (x_min, x_max), (y_min, y_max) = problem.bounds
-    xs = np.linspace(x_min, x_max, GRID_POINTS)
-    ys = np.linspace(y_min, y_max, GRID_POINTS)
-    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
-    with torch.no_grad():
-        values = problem.function(grid).double().numpy()
     margin = legend_margin([*problem_runs.runs, "minimum (diverged)"], 9)
     figure = Figure(figsize=(5.4 + margin, 4.6))
     figure.subplots_adjust(
         left=0.7 / (5.4 + margin), right=1 - margin / (5.4 + margin), bottom=0.11, top=0.93
     )
     axes = figure.add_subplot()
-    finite = values[np.isfinite(values)]
-    low = float(finite.min())
-    if low >= 0 and float(finite.max()) > 0:
-        # log-spaced levels show both the narrow valley floor and the steep walls
-        floor = max(np.quantile(finite[finite > 0], 0.002), float(finite.max()) * 1e-8)
-        levels = np.geomspace(floor, float(finite.max()), 30)
-        axes.contourf(
-            xs, ys, np.clip(values, floor, None), levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55
-        )
-        axes.contour(
-            xs,
-            ys,
-            np.clip(values, floor, None),
-            levels=levels,
-            norm=LogNorm(),
-            colors="#9ca3af",
-            linewidths=0.4,
-        )
-    else:
-        axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55)
-        axes.contour(xs, ys, values, levels=30, colors="#9ca3af", linewidths=0.4)
+    draw_contours(axes, problem.function, problem.bounds)
     run = None
     for name, runs in problem_runs.runs.items():
         run = min(runs, key=lambda run: run["seed"])
@@ -89,16 +131,7 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
         if len(points) == 0:
             continue
         label = name + (" (diverged)" if run["outcome"] == "diverged" else "")
-        axes.plot(
-            points[:, 0],
-            points[:, 1],
-            "-o",
-            color=colors[name],
-            markersize=2.2,
-            linewidth=1.4,
-            label=label,
-            alpha=0.95,
-        )
+        draw_path(axes, points, problem.bounds, colors[name], label)
     if problem.start is not None and run is not None and run["seed"] == 0:
         axes.plot(*problem.start, marker="s", color="black", markersize=7, linestyle="none", label="start")
     if problem.minima:
@@ -113,8 +146,6 @@ def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figu
             linestyle="none",
             label="minimum" if len(minima) == 1 else "minima",
         )
-    axes.set_xlim(x_min, x_max)
-    axes.set_ylim(y_min, y_max)
     axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0")
     axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1")
     seed = run["seed"] if run is not None else 0
