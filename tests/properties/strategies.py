@@ -132,11 +132,13 @@ def is_moderate(value: Any) -> bool:
         return all(is_moderate(item) for item in value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return True
+    if isinstance(value, int):
+        return abs(value) <= MODERATE
     return not (math.isfinite(value) and abs(value) > MODERATE)
 
 
 RANGE_WORDS = re.compile(
-    r"must|need|choose|one of|allowed|expected|pass |leave |>=|<=|> 0|< 1|\bin [\[(]|known", re.IGNORECASE
+    r"must|need|choose|one of|allowed|expected|pass |leave |>=|<=|> 0|< 1|\bin [\[(]|known|it has|above|below|use ", re.IGNORECASE
 )
 
 
@@ -157,11 +159,15 @@ def names_an_argument(message: str, arguments: dict[str, Any]) -> bool:
     """Whether ``message`` names one of ``arguments`` with its value (or an entry of it) and a range.
 
     The value counts as named when the message holds its repr/str, or its type's name (for a value of
-    the wrong type). A range is any of the usual words for what is allowed (``must be``, ``one of``...).
+    the wrong type). For a mapping argument (``{key: schedule}``), naming one of its keys with its repr
+    names the argument. A range is any of the usual words for what is allowed (``must be``, ``one of``).
     """
     if not RANGE_WORDS.search(message):
         return False
     for name, value in arguments.items():
+        keys = value if isinstance(value, dict) else ()
+        if any(repr(key) in message or repr(str(key).split("[")[0]) in message for key in keys):
+            return True
         if not re.search(rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])", message):
             continue
         if any(text and text in message for text in value_texts(value)):

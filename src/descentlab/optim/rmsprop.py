@@ -63,7 +63,8 @@ class RMSprop(RuleOptimizer):
 
     Differences from torch.optim.RMSprop: ``alpha`` must lie in [0, 1] (torch accepts any
     ``alpha >= 0``); ``capturable=True`` is refused; raising ``momentum`` above 0 after the state was created
-    without a buffer raises a clear error (torch raises ``KeyError``).
+    without a buffer raises a clear error (torch raises ``KeyError``); with ``centered=True`` the variance
+    :math:`v_t - \bar g_t^2` is clamped at 0, where rounding would make it negative and torch's step NaN.
 
     References:
         Tieleman & Hinton, "Lecture 6.5 - rmsprop: Divide the gradient by a running average of its recent
