@@ -138,7 +138,9 @@ def is_moderate(value: Any) -> bool:
 
 
 RANGE_WORDS = re.compile(
-    r"must|need|choose|one of|allowed|expected|pass |leave |>=|<=|> 0|< 1|\bin [\[(]|known|it has|above|below|use ", re.IGNORECASE
+    r"must|need|choose|one of|allowed|expected|pass |leave |use |>=|<=|> 0|< 1|\bin [\[(]"
+    r"|known|it has|above|below",
+    re.IGNORECASE,
 )
 
 

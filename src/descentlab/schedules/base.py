@@ -59,7 +59,8 @@ class Schedule:
 
 def check_step(step: int) -> int:
     """Return ``step`` as an ``int`` after checking that it is an integer in [0, MAX_STEPS]."""
-    whole = isinstance(step, numbers.Integral) or (isinstance(step, numbers.Real) and float(step).is_integer())
+    whole = isinstance(step, numbers.Integral)
+    whole = whole or (isinstance(step, numbers.Real) and float(step).is_integer())
     if isinstance(step, bool) or not whole or not 0 <= step <= MAX_STEPS:
         raise ValueError(f"step must be an integer >= 0 (and <= 2**63 - 1), got {step!r}")
     return int(step)

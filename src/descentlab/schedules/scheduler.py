@@ -88,10 +88,9 @@ class HyperparameterScheduler(LRScheduler):
             raise ValueError(f"schedules must be a non-empty {{key: Schedule}} mapping, got {schedules!r}")
         for key, schedule in schedules.items():
             if not isinstance(schedule, Schedule):
-                raise TypeError(
-                    f"schedules[{key!r}] must be a descentlab Schedule, got {schedule!r}"
-                )
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or not -1 <= last_epoch < MAX_STEPS:
+                raise TypeError(f"schedules[{key!r}] must be a descentlab Schedule, got {schedule!r}")
+        whole = isinstance(last_epoch, int) and not isinstance(last_epoch, bool)
+        if not whole or not -1 <= last_epoch < MAX_STEPS:
             raise ValueError(f"last_epoch must be an integer in [-1, 2**63 - 1), got {last_epoch!r}")
         self.keys = {key: HyperparameterKey.parse(key) for key in schedules}
         self.schedules = {key: copy.deepcopy(schedule) for key, schedule in schedules.items()}
