@@ -139,7 +139,7 @@ def is_moderate(value: Any) -> bool:
 
 RANGE_WORDS = re.compile(
     r"must|need|choose|one of|allowed|expected|pass |leave |use |>=|<=|> 0|< 1|\bin [\[(]"
-    r"|known|it has|above|below",
+    r"|known|it has|above|below|take|applies to|modules are",
     re.IGNORECASE,
 )
 
@@ -147,6 +147,8 @@ RANGE_WORDS = re.compile(
 def value_texts(value: Any) -> set[str]:
     """How a message may spell ``value``: its repr and str, and those of each entry of a sequence."""
     texts = {repr(value), str(value)}
+    if isinstance(value, str):  # names are matched case-insensitively and stripped, then reported so
+        texts |= {repr(value.strip().lower()), repr(value.strip())}
     if isinstance(value, float) and value.is_integer() and math.isfinite(value):
         texts.add(str(int(value)))
     if isinstance(value, (list, tuple)):
@@ -170,7 +172,9 @@ def names_an_argument(message: str, arguments: dict[str, Any]) -> bool:
         keys = value if isinstance(value, dict) else ()
         if any(repr(key) in message or repr(str(key).split("[")[0]) in message for key in keys):
             return True
-        if not re.search(rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])", message):
+        # a list argument's entries may be reported one by one, in the singular ("pattern 'x'")
+        spelling = rf"{re.escape(name.removesuffix('s'))}s?"
+        if not re.search(rf"(?<![A-Za-z_]){spelling}(?![A-Za-z_])", message):
             continue
         if any(text and text in message for text in value_texts(value)):
             return True

@@ -109,6 +109,12 @@ def load_checkpoint(
     Build ``model``, ``optimizer`` and ``scheduler`` exactly as for the original run, then load. Passing an
     optimizer or scheduler that the checkpoint does not contain is an error (the resumed run would differ).
     """
+    if not isinstance(map_location, (str, torch.device)):
+        raise TypeError(f"map_location must be a device name such as 'cpu', got {map_location!r}")
+    try:
+        torch.device(map_location)
+    except RuntimeError:
+        raise ValueError(f"map_location must be a device name such as 'cpu', got {map_location!r}") from None
     payload = torch.load(Path(path), map_location=map_location, weights_only=True)
     if payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(
