@@ -37,7 +37,11 @@ class Techniques:
         if "unfreeze_at" in self.settings and "freeze" not in self.settings:
             raise ValueError("unfreeze_at needs freeze=LAYERS (which layers to freeze until then)")
         if "freeze" in self.settings:
-            self.frozen = training.freeze(model, list(self.settings["freeze"]))
+            patterns = list(self.settings["freeze"])
+            try:
+                self.frozen = training.freeze(model, patterns)
+            except ValueError as error:  # say which setting held the pattern
+                raise ValueError(f"freeze={','.join(patterns)}: {error}") from None
         decay_all = self.settings.get("decay_groups") == "all"
         names = {name for name, _ in model.named_parameters()} if decay_all else decay_parameter_names(model)
         self.decayed = [p for name, p in model.named_parameters() if name in names]

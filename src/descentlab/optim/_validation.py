@@ -56,7 +56,10 @@ def _as_real(name: str, value: Any) -> float:
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range (10**400) is as unusable as inf
+            number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return number
@@ -118,9 +121,14 @@ class Flag:
         raise TypeError(f"{name} must be {allowed}, got {value!r}")
 
 
+# The largest accepted integer: counts reach torch as int64 (torch.randint, generator seeds), where larger
+# values fail with an overflow error that names nothing.
+MAX_INTEGER = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Integer:
-    """An ``int`` (not a bool) >= ``low``."""
+    """An ``int`` (not a bool) in [``low``, :data:`MAX_INTEGER`]."""
 
     low: int = 0
 
@@ -129,6 +137,8 @@ class Integer:
             raise TypeError(f"{name} must be an integer, got {value!r}")
         if value < self.low:
             raise ValueError(f"{name} must be an integer >= {self.low}, got {value!r}")
+        if value > MAX_INTEGER:
+            raise ValueError(f"{name} must be an integer <= 2**63 - 1 (torch's int64), got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from descentlab.autodiff import HessianVectorProduct
 from descentlab.optim._validation import (
+    MAX_INTEGER,
     NON_NEGATIVE,
     OPEN_UNIT_INTERVAL,
     POSITIVE,
@@ -204,7 +205,9 @@ class Newton(ValidatedOptimizer):
         if cg_tolerance is not None:
             POSITIVE("cg_tolerance", cg_tolerance)
         if cg_max_iterations is not None and not (
-            isinstance(cg_max_iterations, int) and cg_max_iterations >= 1
+            isinstance(cg_max_iterations, int)
+            and not isinstance(cg_max_iterations, bool)
+            and 1 <= cg_max_iterations <= MAX_INTEGER
         ):
             raise ValueError(f"cg_max_iterations must be None or an integer >= 1, got {cg_max_iterations!r}")
 

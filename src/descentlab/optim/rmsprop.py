@@ -65,7 +65,8 @@ class RMSprop(RuleOptimizer):
     Differences from torch.optim.RMSprop: ``alpha`` must lie in [0, 1] (torch accepts any ``alpha >= 0``);
     ``capturable=True`` is accepted but the step is not CUDA-graph capturable (it reads the step count on the
     host); raising ``momentum`` above 0 after the state was created without a buffer raises a clear error
-    (torch raises ``KeyError``).
+    (torch raises ``KeyError``); with ``centered=True`` the variance
+    :math:`v_t - \bar g_t^2` is clamped at 0, where rounding would make it negative and torch's step NaN.
 
     Search space: lr, alpha, eps, momentum only when used, centered; eps = 1 contains SGD's (|g| << 1).
 

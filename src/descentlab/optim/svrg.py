@@ -78,6 +78,7 @@ class SVRG(RuleOptimizer):
     ) -> None:
         if option not in ("I", "II"):
             raise ValueError(f"option must be 'I' or 'II' (Johnson & Zhang 2013), got {option!r}")
+        Integer(0)("seed", seed)  # checked here: manual_seed's own error names no argument
         defaults = dict(
             lr=lr,
             snapshot_every=snapshot_every,

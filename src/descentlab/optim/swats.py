@@ -103,6 +103,15 @@ class SWATS(RuleOptimizer):
         )
         super().__init__(params, defaults)
 
+    def check_group(self, group: dict[str, Any]) -> None:
+        """The per-tensor loop (``foreach=False``) cannot run the paper's whole-group switch test."""
+        super().check_group(group)
+        if group["variant"] == "paper" and group.get("foreach") is False:
+            raise ValueError(
+                "SWATS variant 'paper' tests the whole group at once: foreach must be None or True, "
+                "got foreach=False (or pass variant='per-tensor')"
+            )
+
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         state = {"step": make_step_counter()}
         state.update(zeros_like_all(param, ["exp_avg", "exp_avg_sq", "momentum_buffer"]))
@@ -127,7 +136,7 @@ class SWATS(RuleOptimizer):
                         "SWATS switches per param group: every parameter of a group needs a gradient at "
                         "every step and one device/dtype; split the parameters into groups accordingly"
                     )
-            elif group["variant"] == "paper":
+            elif group["variant"] == "paper":  # foreach=False written into the group after check_group
                 raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
         super().step()
         return loss

@@ -17,6 +17,7 @@ inside a composition (a warm-up, a sequence), every schedule answers three more 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 
@@ -57,25 +58,47 @@ class Schedule:
 
 
 def check_step(step: int) -> int:
-    """Return ``step`` as an ``int`` after checking that it is a non-negative integer."""
-    if isinstance(step, bool) or not float(step).is_integer() or step < 0:
-        raise ValueError(f"step must be an integer >= 0, got {step!r}")
+    """Return ``step`` as an ``int`` after checking that it is an integer in [0, MAX_STEPS]."""
+    whole = isinstance(step, numbers.Integral)
+    whole = whole or (isinstance(step, numbers.Real) and float(step).is_integer())
+    if isinstance(step, bool) or not whole or not 0 <= step <= MAX_STEPS:
+        raise ValueError(f"step must be an integer >= 0 (and <= 2**63 - 1), got {step!r}")
     return int(step)
 
 
+def _as_number(name: str, value: Any) -> float:
+    """``value`` as a float; ``TypeError`` naming ``name`` for text, ``None``, bools and the like."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range (10**400) is as unusable as inf
+        return math.inf
+
+
 def check_positive(name: str, value: float) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
-    if not math.isfinite(value) or value <= 0:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (``TypeError`` for
+    a value that is not a number)."""
+    number = _as_number(name, value)
+    if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def check_finite(name: str, value: float) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number."""
-    if not math.isfinite(value):
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number (``TypeError`` for a
+    value that is not a number)."""
+    if not math.isfinite(_as_number(name, value)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+# The most steps a schedule accepts: a step count beyond int64 is never reached, and one beyond float
+# range (10**400) makes the schedules' float arithmetic raise OverflowError.
+MAX_STEPS = 2**63 - 1
+
+
 def check_steps(name: str, value: int, minimum: int = 1) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``minimum``."""
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in [``minimum``, MAX_STEPS]."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > MAX_STEPS:
+        raise ValueError(f"{name} must be an integer <= 2**63 - 1, got {value!r}")

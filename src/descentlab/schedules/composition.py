@@ -48,11 +48,11 @@ class Warmup(Schedule):
     start_factor: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in DEFAULT_START_FACTORS:
+        if not isinstance(self.kind, str) or self.kind not in DEFAULT_START_FACTORS:
             raise ValueError(f"kind must be one of {sorted(DEFAULT_START_FACTORS)}, got {self.kind!r}")
         check_steps("steps", self.steps, minimum=0)
         if not isinstance(self.then, Schedule):
-            raise TypeError(f"then must be a Schedule, got {type(self.then).__name__}")
+            raise TypeError(f"then must be a Schedule, got {self.then!r}")
         if self.start_factor is None:
             object.__setattr__(self, "start_factor", DEFAULT_START_FACTORS[self.kind])
         check_finite("start_factor", self.start_factor)
@@ -107,12 +107,17 @@ class Sequence(Schedule):
     segments: SequenceOf[tuple[int | None, Schedule]]
 
     def __post_init__(self) -> None:
+        if isinstance(self.segments, (str, bytes)) or not isinstance(self.segments, SequenceOf):
+            raise TypeError(f"segments must be a list of (steps, schedule) pairs, got {self.segments!r}")
+        if not self.segments:
+            raise ValueError(f"segments must hold at least one (steps, schedule) pair, got {self.segments!r}")
+        for index, segment in enumerate(self.segments):
+            if not isinstance(segment, (tuple, list)) or len(segment) != 2:
+                raise TypeError(f"segments[{index}] must be a (steps, schedule) pair, got {segment!r}")
         segments = tuple((steps, schedule) for steps, schedule in self.segments)
-        if not segments:
-            raise ValueError("segments must hold at least one (steps, schedule) pair, got none")
         for index, (steps, schedule) in enumerate(segments):
             if not isinstance(schedule, Schedule):
-                raise TypeError(f"segments[{index}][1] must be a Schedule, got {type(schedule).__name__}")
+                raise TypeError(f"segments[{index}][1] must be a Schedule, got {schedule!r}")
             if steps is None and index == len(segments) - 1:
                 continue
             check_steps(f"segments[{index}][0] (steps)", steps)
@@ -188,7 +193,7 @@ def wsd(
             f"{total_steps}"
         )
     shapes = {"1-sqrt": OneMinusSqrt, "linear": linear, "cosine": Cosine}
-    if decay not in shapes:
+    if not isinstance(decay, str) or decay not in shapes:
         raise ValueError(f"decay must be one of {sorted(shapes)}, got {decay!r}")
     cooldown = shapes[decay](decay_steps, initial=peak, final=final)
     after_warmup = (

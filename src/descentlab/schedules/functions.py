@@ -58,7 +58,8 @@ class Power(Schedule):
 
     def value_at(self, step: int) -> float:
         """Return ``initial / (1 + t/s)^c``."""
-        return self.initial / (1.0 + step / self.scale_steps) ** self.exponent
+        # A negative power underflows to 0 where the positive one would overflow (and raise).
+        return self.initial * (1.0 + step / self.scale_steps) ** -self.exponent
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,11 @@ class Exponential(Schedule):
         check_finite("initial", self.initial)
 
     def value_at(self, step: int) -> float:
-        """Return ``initial * factor^(t/s)``."""
-        return self.initial * self.factor ** (step / self.scale_steps)
+        """Return ``initial * factor^(t/s)``; a growing value beyond float range is +-inf, not an error."""
+        try:
+            return self.initial * self.factor ** (step / self.scale_steps)
+        except OverflowError:  # factor > 1 only: a factor < 1 underflows to 0 instead
+            return math.copysign(math.inf, self.initial) if self.initial else 0.0
 
 
 @dataclass(frozen=True)
@@ -94,19 +98,23 @@ class PiecewiseConstant(Schedule):
     values: Sequence[float]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "boundaries", tuple(self.boundaries))
-        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+        for name in ("boundaries", "values"):
+            given = getattr(self, name)
+            if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+                raise TypeError(f"{name} must be a list or tuple, got {given!r}")
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
-                f"values needs exactly one more entry than boundaries, got {len(self.values)} values for "
-                f"{len(self.boundaries)} boundaries"
+                f"values needs exactly one more entry than boundaries, got {len(self.values)} values "
+                f"{self.values!r} for {len(self.boundaries)} boundaries {self.boundaries!r}"
             )
+        for index, value in enumerate(self.values):
+            check_finite(f"values[{index}]", value)
+        object.__setattr__(self, "boundaries", tuple(self.boundaries))
+        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
         for index, boundary in enumerate(self.boundaries):
             check_steps(f"boundaries[{index}]", boundary)
         if any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:])):
             raise ValueError(f"boundaries must be strictly increasing, got {self.boundaries!r}")
-        for index, value in enumerate(self.values):
-            check_finite(f"values[{index}]", value)
 
     def value_at(self, step: int) -> float:
         """Return the value of the interval containing ``step``."""
@@ -159,6 +167,8 @@ class CosineRestarts(Schedule):
         check_finite("initial", self.initial)
         check_finite("final", self.final)
         check_positive("peak_decay", self.peak_decay)
+        if self.peak_decay > 1:  # growing peaks overflow float after a few hundred restarts
+            raise ValueError(f"peak_decay must be in (0, 1] (a decay of the peaks), got {self.peak_decay!r}")
 
     def cycle(self, step: int) -> tuple[int, int, int]:
         """Return ``(cycle index, steps since the last restart, cycle length)`` at ``step``."""

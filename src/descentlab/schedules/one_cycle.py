@@ -112,6 +112,7 @@ def one_cycle(
     ``peak / (div_factor * final_div_factor)``. With the default ``peak = 1`` it is a multiplier of the
     param group's initial learning rate, which then plays the role of torch's ``max_lr``.
     """
+    check_finite("peak", peak)  # here, so that a bad peak is not reported as the start derived from it
     check_positive("div_factor", div_factor)
     check_positive("final_div_factor", final_div_factor)
     start = peak / div_factor
@@ -133,4 +134,6 @@ def one_cycle_momentum(
     rate and apply it as an absolute value (see :class:`~descentlab.schedules.scheduler.
     HyperparameterScheduler`); torch calls ``low``/``high`` ``base_momentum``/``max_momentum``.
     """
+    check_finite("low", low)  # here, so that the error names low/high, not OneCycle's peak/start
+    check_finite("high", high)
     return OneCycle(total_steps, high, low, high, pct_start, anneal, three_phase)

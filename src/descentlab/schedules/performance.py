@@ -70,6 +70,7 @@ class Plateau(Schedule):
         if self.threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {self.threshold_mode!r}")
         check_finite("min_value", self.min_value)
+        check_finite("eps", self.eps)
         if self.eps < 0:
             raise ValueError(f"eps must be >= 0, got {self.eps!r}")
 
@@ -80,7 +81,7 @@ class Plateau(Schedule):
 
     def value_at(self, step: int) -> float:
         """Return the current value (``initial`` until a reduction happens)."""
-        return self.initial if self.state.value is None else self.state.value
+        return float(self.initial if self.state.value is None else self.state.value)
 
     def is_improvement(self, metric: float) -> bool:
         """Whether ``metric`` beats the best reported so far by more than the threshold."""

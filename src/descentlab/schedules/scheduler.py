@@ -34,7 +34,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from descentlab.schedules.base import Schedule
+from descentlab.schedules.base import MAX_STEPS, Schedule
 from descentlab.schedules.hyperparameter import HyperparameterKey
 
 
@@ -91,11 +91,10 @@ class HyperparameterScheduler(LRScheduler):
             raise ValueError(f"schedules must be a non-empty {{key: Schedule}} mapping, got {schedules!r}")
         for key, schedule in schedules.items():
             if not isinstance(schedule, Schedule):
-                raise TypeError(
-                    f"schedules[{key!r}] must be a descentlab Schedule, got {type(schedule).__name__}"
-                )
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
-            raise ValueError(f"last_epoch must be an integer >= -1, got {last_epoch!r}")
+                raise TypeError(f"schedules[{key!r}] must be a descentlab Schedule, got {schedule!r}")
+        whole = isinstance(last_epoch, int) and not isinstance(last_epoch, bool)
+        if not whole or not -1 <= last_epoch < MAX_STEPS:
+            raise ValueError(f"last_epoch must be an integer in [-1, 2**63 - 1), got {last_epoch!r}")
         self.keys = {key: HyperparameterKey.parse(key) for key in schedules}
         self.schedules = {key: copy.deepcopy(schedule) for key, schedule in schedules.items()}
         self.relative = tuple(relative) if not isinstance(relative, str) else (relative,)
@@ -250,6 +249,8 @@ class ScheduledLR(HyperparameterScheduler):
     ) -> None:
         if not isinstance(relative, bool):
             raise TypeError(f"relative must be True or False, got {relative!r}")
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a descentlab Schedule, got {schedule!r}")
         super().__init__(
             optimizer, {"lr": schedule}, relative=("lr",) if relative else (), last_epoch=last_epoch
         )

@@ -184,6 +184,12 @@ def load_checkpoint(
             truncated, not a zip archive, holding pickled objects (refused, they could run code), or holding
             something else than a checkpoint dict (a bare tensor or ``state_dict``).
     """
+    if not isinstance(map_location, (str, torch.device)):
+        raise TypeError(f"map_location must be a device name such as 'cpu', got {map_location!r}")
+    try:
+        torch.device(map_location)
+    except RuntimeError:
+        raise ValueError(f"map_location must be a device name such as 'cpu', got {map_location!r}") from None
     payload = _read_payload(Path(path), map_location)
     model.load_state_dict(payload["model"])
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler)):

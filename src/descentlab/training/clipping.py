@@ -81,7 +81,11 @@ def _check_positive(name: str, value, allowed: str, allow_inf: bool = False) -> 
     """Raise unless ``value`` is a real number (not a bool) > 0, finite unless ``allow_inf``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}")
-    if not (value > 0 and (math.isfinite(value) or (allow_inf and value == math.inf))):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range (10**400) is refused like inf
+        number = math.inf
+    if not (number > 0 and (math.isfinite(number) or (allow_inf and value == math.inf))):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 

@@ -20,12 +20,13 @@ Biases are never constrained.
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+from descentlab.optim._validation import check_positive
 
 __all__ = ["MaxNormConstraint", "apply_max_norm", "attach_max_norm", "neuron_axis"]
 
@@ -73,10 +74,13 @@ class MaxNormConstraint:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
     ) -> None:
-        if not (isinstance(max_norm, (int, float)) and max_norm > 0 and math.isfinite(max_norm)):
-            raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
-        if isinstance(include, str) or isinstance(exclude, str):
-            raise TypeError("include and exclude take a list of glob patterns, e.g. ['encoder.*'], not a str")
+        check_positive("max_norm", max_norm)
+        for name, patterns in (("include", include), ("exclude", exclude)):
+            listed = isinstance(patterns, (list, tuple)) and all(isinstance(p, str) for p in patterns)
+            if not (listed or (name == "include" and patterns is None)):
+                raise TypeError(
+                    f"{name} must be a list of glob patterns, e.g. ['encoder.*'], got {patterns!r}"
+                )
         self.max_norm = float(max_norm)
         self.targets: list[tuple[str, nn.Parameter, int]] = []
         for name, module in model.named_modules():

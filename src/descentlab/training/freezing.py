@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from descentlab.optim._validation import MAX_INTEGER, check_positive
+
 __all__ = [
     "GradualUnfreezer",
     "add_parameters_to_optimizer",
@@ -32,7 +34,14 @@ __all__ = [
 ]
 
 
+def _check_list(name: str, value: Any) -> None:
+    """Refuse a ``value`` that is neither a str nor a list/tuple, before it is iterated."""
+    if not isinstance(value, (str, list, tuple)):
+        raise TypeError(f"{name} must be a name or a list of module/parameter names or globs, got {value!r}")
+
+
 def _patterns(patterns: str | Sequence[str]) -> list[str]:
+    _check_list("patterns", patterns)
     items = [patterns] if isinstance(patterns, str) else list(patterns)
     if not items or any(not isinstance(p, str) or not p for p in items):
         raise ValueError(f"patterns must be non-empty module/parameter names or globs, got {patterns!r}")
@@ -128,10 +137,11 @@ def discriminative_param_groups(
     model not matched by any entry go into one more group at ``lr`` (so nothing is silently left out of
     the optimizer). Frozen parameters are included; the optimizer skips them until they are unfrozen.
     """
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (isinstance(factor, (int, float)) and factor > 0 and math.isfinite(factor)):
-        raise ValueError(f"factor must be a finite number > 0 (ULMFiT uses 2.6), got {factor!r}")
+    check_positive("lr", lr)
+    check_positive("factor", factor)  # ULMFiT uses 2.6
+    _check_list("layers", layers)
+    for index, layer in enumerate(layers if isinstance(layers, (list, tuple)) else ()):
+        _check_list(f"layers[{index}]", layer)
     if isinstance(layers, str) or not layers:
         raise ValueError(f"layers must be a non-empty list of names from input to output, got {layers!r}")
     claimed: set[int] = set()
@@ -173,6 +183,9 @@ class GradualUnfreezer:
         epochs_per_stage: int = 1,
         group_options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     ) -> None:
+        _check_list("stages", stages)
+        for index, stage in enumerate(stages if isinstance(stages, (list, tuple)) else ()):
+            _check_list(f"stages[{index}]", stage)
         if isinstance(stages, str) or not stages:
             raise ValueError(f"stages must be a non-empty list of layer names (output first), got {stages!r}")
         if not isinstance(epochs_per_stage, int) or epochs_per_stage < 1:
@@ -215,14 +228,25 @@ def replace_output_layer(model: nn.Module, name: str, out_features: int) -> nn.L
     :func:`add_parameters_to_optimizer` (the old layer's parameters stay in the optimizer, get no gradient and
     are never updated again).
     """
-    if not isinstance(out_features, int) or out_features < 1:
-        raise ValueError(f"out_features must be an int >= 1, got {out_features!r}")
+    if (
+        isinstance(out_features, bool)
+        or not isinstance(out_features, int)
+        or not 1 <= out_features <= MAX_INTEGER
+    ):
+        raise ValueError(f"out_features must be an int in [1, 2**63 - 1], got {out_features!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a submodule path such as 'fc' or 'classifier.3', got {name!r}")
     try:
         old = model.get_submodule(name)
     except AttributeError as error:
-        raise ValueError(f"model has no submodule {name!r}: {error}") from None
+        raise ValueError(
+            f"name must be a submodule path such as 'fc', got {name!r}: the model has no submodule {name!r} "
+            f"({error})"
+        ) from None
     if not isinstance(old, nn.Linear):
-        raise TypeError(f"replace_output_layer expects an nn.Linear at {name!r}, found {type(old).__name__}")
+        raise TypeError(
+            f"replace_output_layer expects an nn.Linear at name={name!r}, found {type(old).__name__}"
+        )
     new = nn.Linear(
         old.in_features,
         out_features,

@@ -108,6 +108,10 @@ def compute_fans(weight: torch.Tensor, groups: int = 1) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a Linear ``(out, in)`` or ConvNd ``(out, in/groups, *k)`` weight."""
     if weight.ndim < 2:
         raise ValueError(f"fans need a weight with >= 2 dimensions, got shape {tuple(weight.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= weight.shape[0]:
+        raise ValueError(
+            f"groups must be an int in [1, {weight.shape[0]}] (the output channels), got {groups!r}"
+        )
     receptive = math.prod(weight.shape[2:])
     return weight.shape[1] * receptive, weight.shape[0] // groups * receptive
 
@@ -127,7 +131,7 @@ def init_weight_(
     fan_in, fan_out = compute_fans(weight, groups)
     mode = mode or scheme.mode
     fans = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
-    if mode not in fans:
+    if not isinstance(mode, str) or mode not in fans:
         raise ValueError(f"mode must be 'fan_in', 'fan_out' or 'fan_avg', got {mode!r}")
     std = math.sqrt(scheme.scale / fans[mode])
     if distribution == "normal":

@@ -108,9 +108,9 @@ def mc_dropout_predict(
     The model's ``training`` flags (every submodule's) are restored afterwards, even on error.
     Randomness comes from torch's global generator; seed it for reproducible samples.
     """
-    if not isinstance(num_samples, int) or num_samples < 2:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ValueError(f"num_samples must be an int >= 2 (a std needs two samples), got {num_samples!r}")
-    if not isinstance(samples_per_pass, int) or samples_per_pass < 1:
+    if isinstance(samples_per_pass, bool) or not isinstance(samples_per_pass, int) or samples_per_pass < 1:
         raise ValueError(f"samples_per_pass must be an int >= 1, got {samples_per_pass!r}")
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")

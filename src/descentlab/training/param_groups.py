@@ -10,12 +10,12 @@ glob pattern the caller lists are excluded too.
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
+from descentlab.optim._validation import check_non_negative
 from descentlab.training.freezing import match_parameters
 
 __all__ = ["NORMALIZATION_LAYERS", "decay_parameter_names", "layer_indices", "weight_decay_param_groups"]
@@ -46,6 +46,8 @@ def decay_parameter_names(
     """
     if isinstance(no_decay, str):
         raise TypeError(f"no_decay takes a list of glob patterns, e.g. [{no_decay!r}], not a str")
+    if not isinstance(no_decay, (list, tuple)) or not all(isinstance(p, str) for p in no_decay):
+        raise TypeError(f"no_decay takes a list of glob patterns, e.g. ['*.pos_embed'], got {no_decay!r}")
     listed = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay = set()
     for module_name, module in model.named_modules():
@@ -121,8 +123,7 @@ def weight_decay_param_groups(
         >>> groups = weight_decay_param_groups(model, weight_decay=0.05)  # doctest: +SKIP
         >>> optimizer = torch.optim.AdamW(groups, lr=1e-3)  # doctest: +SKIP
     """
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    check_non_negative("weight_decay", weight_decay)
     if layer_decay is not None and not (isinstance(layer_decay, (int, float)) and 0 < layer_decay <= 1):
         raise ValueError(
             f"layer_decay must be a number in (0, 1] (timm's examples use 0.65-0.75), got {layer_decay!r}"

@@ -19,7 +19,6 @@ optimizer's preconditioner).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,12 +26,13 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from descentlab.optim._validation import check_non_negative
+
 __all__ = ["ProximalL1", "SparsityReport", "l1_penalty", "l2_penalty", "sparsity"]
 
 
 def _check_strength(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    check_non_negative(name, value)  # TypeError for text and bools, ValueError for < 0, nan, inf, 10**400
 
 
 def _as_tensor_list(parameters) -> list[torch.Tensor]:

@@ -9,8 +9,14 @@ from descentlab.optim._rules.scaling import nonvanishing_eps
 
 
 def centered_second_moment(square_avgs: list[Tensor], grad_avgs: list[Tensor]) -> list[Tensor]:
-    """``E[g^2] - E[g]^2`` as a new list: the variance estimate of centred RMSprop (Graves 2013, eq. 40)."""
-    return torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+    """``max(E[g^2] - E[g]^2, 0)`` as a new list: centred RMSprop's variance (Graves 2013, eq. 40).
+
+    The clamp departs from torch.optim.RMSprop: where the two averages agree (``alpha = 0``, or a
+    constant gradient) rounding can make the difference slightly negative, and its square root NaN.
+    """
+    variances = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+    torch._foreach_clamp_min_(variances, 0.0)
+    return variances
 
 
 def decayed_max_of_abs_(maxima: list[Tensor], values: list[Tensor], decay: float, eps: float = 0.0) -> None:
