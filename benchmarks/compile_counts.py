@@ -53,12 +53,25 @@ AROUND_STEP = ("torch/_dynamo/external_utils.py", "torch/optim/lr_scheduler.py",
 
 @dataclass
 class CompileCounts:
-    """What dynamo did while a compiled step ran: graphs, breaks (with their locations), recompiles."""
+    """What dynamo did while a compiled step ran: graphs, breaks (with their locations), recompiles.
 
-    graphs_first_step: int = 0
-    graphs_later_steps: int = 0
+    ``parameters`` holds the model's parameters after the last step, to compare with an eager run.
+    """
+
+    graphs_per_step: list[int] = field(default_factory=list)
     recompiles: int = 0
     break_locations: list[str] = field(default_factory=list)
+    parameters: list[Tensor] = field(default_factory=list)
+
+    @property
+    def graphs_first_step(self) -> int:
+        """Graphs compiled during the first step."""
+        return self.graphs_per_step[0] if self.graphs_per_step else 0
+
+    @property
+    def graphs_later_steps(self) -> int:
+        """Graphs compiled during the steps after the first (each one a recompile)."""
+        return sum(self.graphs_per_step[1:])
 
     @property
     def breaks_in_step(self) -> list[str]:
@@ -131,9 +144,15 @@ def make_problem(seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[tor
 
 
 def make_optimizer(name: str, implementation: str, params, **kwargs) -> torch.optim.Optimizer:
-    """``ours.<name>`` or ``torch.optim.<name>`` with a tensor lr and the extra kwargs of the table."""
+    """``ours.<name>`` or ``torch.optim.<name>`` with a tensor lr and the extra kwargs of the table.
+
+    The lr tensor has the parameters' dtype: torch's eager step computes its step sizes in the lr's
+    dtype, so a float32 lr would make a float64 run of torch.optim float32-accurate only.
+    """
+    params = list(params)
     cls = getattr(ours if implementation == "ours" else torch.optim, name)
-    return cls(params, lr=torch.tensor(0.01), **{**EXTRA_KWARGS.get(name, {}), **kwargs})
+    lr = torch.tensor(0.01, dtype=params[0].dtype)
+    return cls(params, lr=lr, **{**EXTRA_KWARGS.get(name, {}), **kwargs})
 
 
 def fill_gradients(model: torch.nn.Module, inputs: Tensor, step: int) -> None:
@@ -142,25 +161,36 @@ def fill_gradients(model: torch.nn.Module, inputs: Tensor, step: int) -> None:
     (model(inputs * (1.0 + 0.1 * step)).pow(2).mean()).backward()
 
 
-def measure(name: str, implementation: str, backend: str = "aot_eager", steps: int = 6) -> CompileCounts:
-    """Run ``torch.compile(optimizer.step)`` ``steps`` times under a per-step scheduler and count."""
+def measure(
+    name: str,
+    implementation: str,
+    backend: str | None = "aot_eager",
+    steps: int = 6,
+    dtype: torch.dtype = torch.float32,
+) -> CompileCounts:
+    """Run ``torch.compile(optimizer.step)`` ``steps`` times under a per-step scheduler and count.
+
+    ``backend=None`` runs the plain eager step instead (nothing to count; the reference parameters).
+    """
     torch._dynamo.reset()
-    model, inputs = make_problem()
+    model, inputs = make_problem(dtype=dtype)
     optimizer = make_optimizer(name, implementation, model.parameters())
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
     graphs: list[int] = []
-    compiled_step = torch.compile(optimizer.step, backend=counting_backend(backend, graphs))
+    step = optimizer.step
+    if backend is not None:
+        step = torch.compile(optimizer.step, backend=counting_backend(backend, graphs))
     counts = CompileCounts()
     with dynamo_records() as records:
-        for step in range(steps):
-            fill_gradients(model, inputs, step)
-            compiled_step()
+        for index in range(steps):
+            fill_gradients(model, inputs, index)
+            compiled_before = len(graphs)
+            step()
             scheduler.step()
-            if step == 0:
-                counts.graphs_first_step = len(graphs)
-    counts.graphs_later_steps = len(graphs) - counts.graphs_first_step
+            counts.graphs_per_step.append(len(graphs) - compiled_before)
     counts.recompiles = records.recompiles
     counts.break_locations = records.breaks
+    counts.parameters = [param.detach().clone() for param in model.parameters()]
     return counts
 
 

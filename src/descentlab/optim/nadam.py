@@ -144,7 +144,9 @@ class NAdam(RuleOptimizer):
             grads = add_decayed_weights(grads, params, weight_decay)
         mu = scheduled_momentum(beta1, group["momentum_decay"], step)
         mu_next = scheduled_momentum(beta1, group["momentum_decay"], step + 1)
-        torch._foreach_mul_(state["mu_product"], per_tensor(mu))
+        products = state["mu_product"]
+        # A compiled step's mu is float64; the eager step multiplies by it in the products' dtype.
+        torch._foreach_mul_(products, per_tensor(mu.to(products[0].dtype) if isinstance(mu, Tensor) else mu))
         ema_(state["exp_avg"], grads, mu if group["variant"] == "paper" else beta1)
         ema_of_squares_(state["exp_avg_sq"], grads, beta2)
         denominator = root_plus_eps(state["exp_avg_sq"], group["eps"], bias_correction(beta2, step))
@@ -158,10 +160,10 @@ class NAdam(RuleOptimizer):
                 param.sub_(grad / root * gradient_step + average / root * momentum_step)
             return None
         if torch.compiler.is_compiling():  # one product per parameter, kept on the graph
-            products = torch.stack(state["mu_product"]).to(torch.float64)
-            gradient_steps, momentum_steps = nesterov_step_sizes(lr, mu, mu_next, products)
+            stacked = torch.stack(products).to(torch.float64)
+            gradient_steps, momentum_steps = nesterov_step_sizes(lr, mu, mu_next, stacked)
         else:
-            sizes = [nesterov_step_sizes(lr, mu, mu_next, float(p.item())) for p in state["mu_product"]]
+            sizes = [nesterov_step_sizes(lr, mu, mu_next, float(p.item())) for p in products]
             gradient_steps, momentum_steps = map(list, zip(*sizes))
         apply_update(params, Direction(grads, denominator, gradient_steps), 1.0)
         apply_update(params, Direction(state["exp_avg"], denominator, momentum_steps), 1.0)
