@@ -23,8 +23,16 @@ torch.optim's implementation flags, accepted wherever torch accepts them:
   of the state, so the graph reaches back through every step to the gradients, the state and the tensor
   hyperparameters that require grad (``lr``, ``betas``; see :func:`hyperparameter`). As in torch, the
   parameters are updated in place: optimise non-leaf tensors (clones of the leaves).
-- ``capturable=True`` is accepted (state dicts of captured runs load), but the step reads the step count
-  on the host, so it is not CUDA-graph capturable.
+- ``capturable=True`` is accepted (state dicts of captured runs load), but the eager step reads the step
+  count on the host, so it is not CUDA-graph capturable.
+
+Under ``torch.compile`` (``torch.compiler.is_compiling()``) the step reads nothing on the host: the step
+counts of a bucket reach :meth:`RuleOptimizer.direction` as one float64 tensor (one entry per parameter),
+tensor hyperparameters (a scheduled ``lr=torch.tensor(...)``) as 0-d float64 tensors, and the factors
+derived from them stay tensors down to the final multi-tensor kernel, as in torch.optim's compiled
+path; so ``step()`` traces into one graph, and a scheduler rewriting a tensor ``lr`` causes no recompile.
+Missing state is created before tracing, through the ``_init_group`` hook that dynamo runs eagerly for
+torch's optimizers, so the second step does not recompile either. The eager step is unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules import per_tensor
 from descentlab.optim._validation import ValidatedOptimizer
 
 
@@ -58,12 +67,13 @@ class Direction:
 
     The engine applies ``param <- param - lr * direction`` with a single ``_foreach_addcdiv_`` (or
     ``_foreach_add_``), so the common ``m / (sqrt(v) + eps)`` quotient is never materialised.
-    ``scale`` may be one float for all tensors or a list with one float per tensor.
+    ``scale`` may be one float for all tensors or a list with one float per tensor; in a compiled step it
+    may be a tensor (0-d: shared, 1-D: one entry per tensor).
     """
 
     numerator: list[Tensor]
     denominator: list[Tensor] | None = None
-    scale: float | list[float] = 1.0
+    scale: float | list[float] | Tensor = 1.0
 
 
 class RuleOptimizer(ValidatedOptimizer):
@@ -133,13 +143,14 @@ class RuleOptimizer(ValidatedOptimizer):
         params: list[Tensor],
         grads: list[Tensor],
         state: dict[str, list[Any]],
-        step: int,
+        step: int | Tensor,
     ) -> Direction | None:
         """Update the state lists in place and return the direction (``None`` when it updated params).
 
         ``params``, ``grads`` and every list in ``state`` are aligned (one entry per parameter) and share
         one device and dtype; complex tensors arrive as real views. ``step`` is the 1-based count of this
-        update for these parameters (already incremented in ``state["step"]``).
+        update for these parameters (already incremented in ``state["step"]``): an int, or under
+        ``torch.compile`` a 1-D float64 tensor with one count per parameter (see the module docstring).
         """
         raise NotImplementedError
 
@@ -208,8 +219,9 @@ class RuleOptimizer(ValidatedOptimizer):
                 if implementation is not None:
                     self._run_torch_step(group, implementation)
                     continue
+                self._init_group(group)
                 for (_, _, step), bucket in self._buckets(group).items():
-                    self._update_bucket(group, bucket, step, differentiable)
+                    self._update_bucket(group, bucket, bucket.step_count(step), differentiable)
         return loss
 
     @property
@@ -222,7 +234,23 @@ class RuleOptimizer(ValidatedOptimizer):
         return bool(self.param_groups) and all(self._runs_fused_kernel(group) for group in self.param_groups)
 
     # --- internals --------------------------------------------------------------------------------
-    def _update_bucket(self, group: dict[str, Any], bucket: _Bucket, step: int, differentiable: bool) -> None:
+    def _init_group(self, group: dict[str, Any]) -> None:
+        """Create the missing state of ``group``'s parameters that have gradients.
+
+        dynamo runs a method of this name eagerly when it traces an optimizer's step, and then traces
+        the rest against the state it created; so a compiled first step does not record the state's
+        creation, and the second does not recompile for the state it finds.
+        """
+        for param in group["params"]:
+            if param.grad is not None and not self.state.get(param):
+                param_state = self.init_state(group, param)
+                # Parameters without state (plain SGD) get no entry at all, as in torch.optim.
+                if param_state:
+                    self.state[param] = param_state
+
+    def _update_bucket(
+        self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor, differentiable: bool
+    ) -> None:
         if group.get("maximize", False):
             bucket.grads = torch._foreach_neg(bucket.grads)
         # The differentiable step goes one parameter at a time, unblocked, as torch's: a flat slice of a
@@ -231,10 +259,11 @@ class RuleOptimizer(ValidatedOptimizer):
             bucket.clone_state()
         if group.get("foreach") is False or differentiable:
             for index in range(len(bucket.params)):
-                self._apply(group, bucket.select(index), step)
+                self._apply(group, bucket.select(index), _select_step(step, index))
             if differentiable:
                 bucket.store_state()
-        elif self.block_numel and (plain := bucket.blockable()) is not None:
+        # Blocks keep an eager step's kernels in cache; a compiled step's kernels are fused by the compiler.
+        elif self.block_numel and not torch.compiler.is_compiling() and (plain := bucket.blockable()):
             for block in plain.blocks(self.block_numel):
                 self._apply(group, block, step)
         else:
@@ -279,15 +308,12 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def _run_torch_step(self, group: dict[str, Any], implementation: dict[str, Any]) -> None:
         """Create missing state, then let :meth:`torch_step` update the parameters that have gradients."""
+        self._init_group(group)
         bucket = _Bucket()
         for param in group["params"]:
             if param.grad is None:
                 continue
-            param_state = self.state.get(param)
-            if not param_state:
-                param_state = self.init_state(group, param)
-                if param_state:
-                    self.state[param] = param_state
+            param_state = self.state.get(param, {})
             if implementation.get("fused") and "step" in param_state:
                 # torch's fused kernels read a float32 step on the parameter's device (torch stores it so).
                 param_state["step"] = param_state["step"].to(device=param.device, dtype=torch.float32)
@@ -299,24 +325,12 @@ class RuleOptimizer(ValidatedOptimizer):
         self.torch_step(group, bucket.params, bucket.grads, bucket.state, steps, **implementation)
         bucket.store_created_state()
 
-    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int) -> None:
+    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
         direction = self.direction(group, bucket.params, bucket.grads, bucket.state, step)
         bucket.store_created_state()
         if direction is None:
             return
-        if _is_graph_tensor(group["lr"]) or _is_graph_tensor(direction.scale):
-            _apply_differentiable(bucket.params, direction, group["lr"])
-            return
-        lr = as_float(group["lr"])
-        scale = direction.scale
-        alpha: float | list[float] = [-lr * s for s in scale] if isinstance(scale, list) else -lr * scale
-        if direction.denominator is None:
-            if isinstance(alpha, list):
-                torch._foreach_add_(bucket.params, torch._foreach_mul(direction.numerator, alpha))
-            else:
-                torch._foreach_add_(bucket.params, direction.numerator, alpha=alpha)
-        else:
-            torch._foreach_addcdiv_(bucket.params, direction.numerator, direction.denominator, alpha)
+        apply_update(bucket.params, direction, group["lr"])
 
     def _buckets(self, group: dict[str, Any]) -> dict[tuple[torch.device, torch.dtype, int], _Bucket]:
         """Group the parameters that have gradients by (device, dtype, step), creating state lazily."""
@@ -331,16 +345,13 @@ class RuleOptimizer(ValidatedOptimizer):
                     f"{type(self).__name__} does not support sparse gradients; use torch.optim.SparseAdam "
                     "for sparse embeddings or pass sparse=False to nn.Embedding"
                 )
-            param_state = self.state.get(param)
-            if not param_state:
-                # Parameters without state (plain SGD) get no entry at all, as in torch.optim.
-                param_state = self.init_state(group, param)
-                if param_state:
-                    self.state[param] = param_state
+            param_state = self.state.get(param, {})
             step = 0
             if "step" in param_state:
                 steps_to_increment.append(param_state["step"])
-                step = int(param_state["step"].item()) + 1
+                # A compiled step keeps one bucket per device and dtype (see _Bucket.step_count).
+                if not torch.compiler.is_compiling():
+                    step = int(param_state["step"].item()) + 1
             is_complex = torch.is_complex(param)
             if is_complex:
                 param, grad = torch.view_as_real(param), torch.view_as_real(grad)
@@ -357,8 +368,9 @@ def hyperparameter(group: dict[str, Any], key: str) -> Any:
     """``group[key]`` as a float (a pair of floats for ``betas``), or as the tensor autograd should see.
 
     With ``differentiable=True`` a tensor hyperparameter that requires grad (``lr``, ``betas``, ...)
-    stays a tensor, so the step is differentiable with respect to it (meta-learning); everywhere else
-    it is read as a float, as torch.optim reads it.
+    stays a tensor, so the step is differentiable with respect to it (meta-learning). Under
+    ``torch.compile`` a tensor hyperparameter becomes a 0-d float64 tensor: reading it as a float would
+    break the graph and bake its value in. Everywhere else it is read as a float, as torch.optim reads it.
     """
     value = group[key]
     if isinstance(value, (tuple, list)):
@@ -367,7 +379,41 @@ def hyperparameter(group: dict[str, Any], key: str) -> Any:
 
 
 def _differentiable_or_float(group: dict[str, Any], value: float | Tensor) -> float | Tensor:
-    return value if group.get("differentiable") and _is_graph_tensor(value) else as_float(value)
+    return value if group.get("differentiable") and _is_graph_tensor(value) else step_scalar(value)
+
+
+def step_scalar(value: float | Tensor) -> float | Tensor:
+    """A hyperparameter as a step computes with it: a float, or under ``torch.compile`` a 0-d tensor.
+
+    A compiled step keeps a tensor hyperparameter a tensor, in float64 (the precision of the eager
+    step's Python arithmetic): :func:`as_float` would break the graph and bake the value in.
+    """
+    if isinstance(value, Tensor) and torch.compiler.is_compiling():
+        return value.detach().reshape(()).to(torch.float64)
+    return as_float(value)
+
+
+def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
+    """``param <- param - lr * direction`` with one multi-tensor kernel (floats) or as tensors.
+
+    ``lr`` is the group's value (a float or a tensor). Factors that autograd tracks go through
+    :func:`_apply_differentiable`, tensor factors of a compiled step through :func:`_apply_tensor_factors`.
+    """
+    if _is_graph_tensor(lr) or _is_graph_tensor(direction.scale):
+        _apply_differentiable(params, direction, lr)
+        return
+    lr, scale = step_scalar(lr), direction.scale
+    if isinstance(lr, Tensor) or isinstance(scale, Tensor):
+        _apply_tensor_factors(params, direction, lr)
+        return
+    alpha: float | list[float] = [-lr * s for s in scale] if isinstance(scale, list) else -lr * scale
+    if direction.denominator is None:
+        if isinstance(alpha, list):
+            torch._foreach_add_(params, torch._foreach_mul(direction.numerator, alpha))
+        else:
+            torch._foreach_add_(params, direction.numerator, alpha=alpha)
+    else:
+        torch._foreach_addcdiv_(params, direction.numerator, direction.denominator, alpha)
 
 
 def _is_graph_tensor(value: Any) -> bool:
@@ -388,6 +434,27 @@ def _apply_differentiable(params: list[Tensor], direction: Direction, lr: float 
     for param, numerator, denominator, scale in zip(params, direction.numerator, denominators, scales):
         update = numerator if denominator is None else numerator / denominator
         param.sub_(update * (lr * scale))
+
+
+def _apply_tensor_factors(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
+    """``param <- param - lr * scale * numerator / denominator`` with tensor ``lr`` or ``scale`` (compiled).
+
+    The factors enter as tensors (one per parameter, or one for all), so the graph does not read them on
+    the host; the kernels' scalar arguments take only numbers. ``(alpha * numerator) / denominator`` is
+    the order of the eager step's ``addcdiv``. The compiler fuses the three passes into one.
+    """
+    scale = direction.scale
+    if isinstance(scale, list):
+        scale = torch.tensor(scale, dtype=torch.float64)
+    update = torch._foreach_mul(direction.numerator, per_tensor(-lr * scale))
+    if direction.denominator is not None:
+        torch._foreach_div_(update, direction.denominator)
+    torch._foreach_add_(params, update)
+
+
+def _select_step(step: int | Tensor, index: int) -> int | Tensor:
+    """The step count of parameter ``index`` of a bucket (a 1-element slice of a compiled step's counts)."""
+    return step[index : index + 1] if isinstance(step, Tensor) else step
 
 
 def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
@@ -429,6 +496,18 @@ class _Bucket:
             if isinstance(value, Tensor) and torch.is_complex(value):
                 value = torch.view_as_real(value)
             self.state[name].append(value)
+
+    def step_count(self, step: int) -> int | Tensor:
+        """The ``step`` argument of ``direction``: the bucket's key, or its parameters' counts (compiled).
+
+        An eager step buckets parameters by their (incremented) count, read on the host. A compiled step
+        must not read it there, so it passes the counts themselves, stacked in float64 (the precision of
+        the eager step's Python arithmetic): one entry per parameter, already incremented.
+        """
+        counts = [owner["step"] for owner in self.owners if "step" in owner]
+        if not counts or not torch.compiler.is_compiling():
+            return step
+        return torch.stack(counts).to(torch.float64)
 
     def select(self, index: int) -> _Bucket:
         """A one-parameter bucket sharing this one's tensors (the ``foreach=False`` path)."""

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import (
+    Direction,
     RuleOptimizer,
+    apply_update,
     as_float,
     hyperparameter,
     make_step_counter,
@@ -21,15 +23,25 @@ from descentlab.optim._rules import (
     decay_weights_,
     ema_,
     ema_of_squares_,
+    per_tensor,
     root_plus_eps,
 )
 from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
 from descentlab.optim.adam import Adam
 
 
-def scheduled_momentum(beta1: float, momentum_decay: float, step: int) -> float:
+def scheduled_momentum(beta1: float, momentum_decay: float, step: int | Tensor) -> float | Tensor:
     """Dozat's momentum schedule :math:`\\mu_t = \\beta_1 (1 - \\tfrac12\\, 0.96^{t\\psi})` (torch, Keras)."""
     return beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+
+
+def nesterov_step_sizes(lr: Any, mu: Any, mu_next: Any, product: Any) -> tuple[Any, Any]:
+    """The factors of the gradient and of the momentum in NAdam's step (``product``: :math:`\\Pi_t`).
+
+    :math:`\\eta(1-\\mu_t)/(1-\\Pi_t)` and :math:`\\eta\\mu_{t+1}/(1-\\Pi_t\\mu_{t+1})`, for floats or
+    for tensors (a compiled step: one entry per parameter).
+    """
+    return lr * (1.0 - mu) / (1.0 - product), lr * mu_next / (1.0 - product * mu_next)
 
 
 class NAdam(RuleOptimizer):
@@ -132,23 +144,27 @@ class NAdam(RuleOptimizer):
             grads = add_decayed_weights(grads, params, weight_decay)
         mu = scheduled_momentum(beta1, group["momentum_decay"], step)
         mu_next = scheduled_momentum(beta1, group["momentum_decay"], step + 1)
-        torch._foreach_mul_(state["mu_product"], mu)
+        products = state["mu_product"]
+        # A compiled step's mu is float64; the eager step multiplies by it in the products' dtype.
+        torch._foreach_mul_(products, per_tensor(mu.to(products[0].dtype) if isinstance(mu, Tensor) else mu))
         ema_(state["exp_avg"], grads, mu if group["variant"] == "paper" else beta1)
         ema_of_squares_(state["exp_avg_sq"], grads, beta2)
         denominator = root_plus_eps(state["exp_avg_sq"], group["eps"], bias_correction(beta2, step))
-        # Two addcdiv passes, as torch: the Nesterov step mixes the raw gradient and the momentum with
-        # different coefficients, and mu_product is read per parameter (it is per-parameter state).
-        products = [float(product.item()) for product in state["mu_product"]]
-        if isinstance(lr, Tensor):  # a differentiable step with respect to lr: tensor coefficients
+        # Two passes, as torch: the Nesterov step mixes the raw gradient and the momentum with different
+        # coefficients, and mu_product is read per parameter (it is per-parameter state).
+        if isinstance(lr, Tensor) and lr.requires_grad:  # differentiable w.r.t. lr: tensor coefficients
             for param, grad, average, root, product in zip(
-                params, grads, state["exp_avg"], denominator, products
+                params, grads, state["exp_avg"], denominator, state["mu_product"]
             ):
-                gradient_step = lr * (1.0 - mu) / (1.0 - product)
-                momentum_step = lr * mu_next / (1.0 - product * mu_next)
+                gradient_step, momentum_step = nesterov_step_sizes(lr, mu, mu_next, float(product.item()))
                 param.sub_(grad / root * gradient_step + average / root * momentum_step)
             return None
-        gradient_steps = [-lr * (1.0 - mu) / (1.0 - product) for product in products]
-        momentum_steps = [-lr * mu_next / (1.0 - product * mu_next) for product in products]
-        torch._foreach_addcdiv_(params, grads, denominator, gradient_steps)
-        torch._foreach_addcdiv_(params, state["exp_avg"], denominator, momentum_steps)
+        if torch.compiler.is_compiling():  # one product per parameter, kept on the graph
+            stacked = torch.stack(products).to(torch.float64)
+            gradient_steps, momentum_steps = nesterov_step_sizes(lr, mu, mu_next, stacked)
+        else:
+            sizes = [nesterov_step_sizes(lr, mu, mu_next, float(p.item())) for p in products]
+            gradient_steps, momentum_steps = map(list, zip(*sizes))
+        apply_update(params, Direction(grads, denominator, gradient_steps), 1.0)
+        apply_update(params, Direction(state["exp_avg"], denominator, momentum_steps), 1.0)
         return None

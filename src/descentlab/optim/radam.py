@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
+from descentlab.optim._engine import (
+    Direction,
+    RuleOptimizer,
+    as_float,
+    hyperparameter,
+    make_step_counter,
+    zeros_like_all,
+)
 from descentlab.optim._rules import (
     add_decayed_weights,
     bias_correction,
@@ -15,11 +22,12 @@ from descentlab.optim._rules import (
     ema_,
     ema_of_squares_,
     root_plus_eps,
+    square_root,
 )
 from descentlab.optim.adam import Adam
 
 
-def sma_length(beta2: float, step: int) -> tuple[float, float]:
+def sma_length(beta2: float, step: int | Tensor) -> tuple[float, float | Tensor]:
     """``(rho_inf, rho_t)``: the limit and current length of the approximated simple moving average.
 
     :math:`\\rho_\\infty = 2/(1-\\beta_2) - 1`, :math:`\\rho_t = \\rho_\\infty - 2t\\beta_2^t/(1-\\beta_2^t)`
@@ -29,10 +37,10 @@ def sma_length(beta2: float, step: int) -> tuple[float, float]:
     return rho_inf, rho_inf - 2.0 * step * beta2**step / bias_correction(beta2, step)
 
 
-def rectification(rho_inf: float, rho_t: float) -> float:
+def rectification(rho_inf: float, rho_t: float | Tensor) -> float | Tensor:
     """Variance rectification :math:`r_t = \\sqrt{(\\rho_t-4)(\\rho_t-2)\\rho_\\infty /
     ((\\rho_\\infty-4)(\\rho_\\infty-2)\\rho_t)}` (Liu et al. 2020, eq. 8; needs :math:`\\rho_t > 4`)."""
-    return math.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+    return square_root((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
 
 
 class RAdam(RuleOptimizer):
@@ -150,18 +158,44 @@ class RAdam(RuleOptimizer):
             rectified = rho_t >= 5.0
         else:
             rectified = rho_t > 5.0
-        updates = rectified or variant != "authors-code"
+        # The authors' code skips the steps it does not rectify: no decay, no move.
+        updates = rectified if variant == "authors-code" else True
         if group["decoupled_weight_decay"]:
-            if updates:  # the authors' code decays only on steps that move the parameters
-                decay_weights_(params, as_float(group["lr"]) * weight_decay)
+            decay_weights_(params, hyperparameter(group, "lr") * weight_decay * updates)
         else:
             grads = add_decayed_weights(grads, params, weight_decay)
         ema_(state["exp_avg"], grads, beta1)
         ema_of_squares_(state["exp_avg_sq"], grads, beta2)
+        if isinstance(step, Tensor):
+            return _selected_direction(state, group["eps"], beta1, beta2, step, rectified, variant)
         if not updates:
             return None
         if not rectified:
             return Direction(state["exp_avg"], None, 1.0 / bias_correction(beta1, step))
-        step_size = rectification(rho_inf, rho_t) * math.sqrt(bias_correction(beta2, step))
+        step_size = rectification(rho_inf, rho_t) * square_root(bias_correction(beta2, step))
         denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
         return Direction(state["exp_avg"], denominator, step_size / bias_correction(beta1, step))
+
+
+def _selected_direction(
+    state: dict[str, list[Tensor]],
+    eps: float,
+    beta1: float,
+    beta2: float,
+    step: Tensor,
+    rectified: Tensor,
+    variant: str,
+) -> Direction:
+    """RAdam's direction of a compiled step: the rectified and the momentum step, chosen per parameter.
+
+    ``step`` holds one count per parameter, so whether a parameter's step is rectified is a tensor;
+    branching on it would read it on the host. Both steps are computed and ``torch.where`` picks one
+    (as torch.optim's capturable RAdam does): the denominator is 1 where the step is not rectified.
+    """
+    rho_inf, rho_t = sma_length(beta2, step)
+    unrectified_scale = 0.0 if variant == "authors-code" else 1.0
+    rectified_scale = rectification(rho_inf, rho_t) * square_root(bias_correction(beta2, step))
+    scale = torch.where(rectified, rectified_scale, unrectified_scale) / bias_correction(beta1, step)
+    roots = root_plus_eps(state["exp_avg_sq"], eps)
+    denominator = [torch.where(chosen, root, 1.0) for chosen, root in zip(rectified.unbind(), roots)]
+    return Direction(state["exp_avg"], denominator, scale)

@@ -5,25 +5,29 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules.scalars import per_tensor
+
 
 def ema_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) -> None:
     """Exponential moving average ``a <- decay * a + (1 - decay) * x`` in place (one lerp kernel).
 
-    A tensor ``decay`` (a differentiable step) takes two kernels: lerp has no tensor-weight form.
+    A tensor ``decay`` (a differentiable or compiled step; 1-D: one entry per tensor) takes two kernels:
+    lerp has no tensor-weight form.
     """
     if isinstance(decay, Tensor):
-        torch._foreach_mul_(averages, decay)
-        torch._foreach_add_(averages, torch._foreach_mul(values, 1.0 - decay))
+        torch._foreach_mul_(averages, per_tensor(decay))
+        torch._foreach_add_(averages, torch._foreach_mul(values, per_tensor(1.0 - decay)))
         return
     torch._foreach_lerp_(averages, values, 1.0 - decay)
 
 
 def ema_of_squares_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) -> None:
     """``a <- decay * a + (1 - decay) * x * x`` in place (second-moment estimate)."""
-    torch._foreach_mul_(averages, decay)
+    torch._foreach_mul_(averages, per_tensor(decay))
     if isinstance(decay, Tensor):
         # addcmul's ``value`` must be a number; the product keeps autograd's path to ``decay``.
-        torch._foreach_add_(averages, torch._foreach_mul(torch._foreach_mul(values, values), 1.0 - decay))
+        squares = torch._foreach_mul(values, values)
+        torch._foreach_add_(averages, torch._foreach_mul(squares, per_tensor(1.0 - decay)))
         return
     torch._foreach_addcmul_(averages, values, values, value=1.0 - decay)
 

@@ -12,11 +12,14 @@ import math
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules.scalars import per_tensor
 
-def bias_correction(beta: float | Tensor, step: int) -> float | Tensor:
+
+def bias_correction(beta: float | Tensor, step: int | Tensor) -> float | Tensor:
     """``1 - beta**step``: the factor that un-biases an EMA started at zero (Kingma & Ba 2015, sec. 3).
 
-    A tensor ``beta`` (a differentiable step) gives a tensor, so autograd sees the dependence.
+    A tensor ``beta`` (a differentiable step) gives a tensor, so autograd sees the dependence; a tensor
+    ``step`` (a compiled step: one count per parameter) gives one correction per parameter.
     """
     return 1.0 - beta**step
 
@@ -49,7 +52,8 @@ def root_of(values: list[Tensor]) -> list[Tensor]:
 def root_plus_eps(squares: list[Tensor], eps: float, correction: float | Tensor = 1.0) -> list[Tensor]:
     """``sqrt(v / correction) + eps`` as a new list: eps outside the root (Adam, torch's RMSprop).
 
-    Computed as ``sqrt(v) / sqrt(correction) + eps``, the order torch.optim uses.
+    Computed as ``sqrt(v) / sqrt(correction) + eps``, the order torch.optim uses. A 1-D tensor
+    ``correction`` (a compiled step) holds one entry per tensor.
     """
     denominator = torch._foreach_sqrt(squares)
     if torch.is_grad_enabled():
@@ -57,7 +61,9 @@ def root_plus_eps(squares: list[Tensor], eps: float, correction: float | Tensor 
         if isinstance(correction, Tensor) or correction != 1.0:
             denominator = torch._foreach_div(denominator, square_root(correction))
         return torch._foreach_add(denominator, nonvanishing_eps(eps, squares))
-    if correction != 1.0:
+    if isinstance(correction, Tensor):
+        torch._foreach_div_(denominator, per_tensor(correction.sqrt()))
+    elif correction != 1.0:
         torch._foreach_div_(denominator, math.sqrt(correction))
     torch._foreach_add_(denominator, nonvanishing_eps(eps, squares))
     return denominator

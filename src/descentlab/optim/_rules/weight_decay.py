@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules.scalars import per_tensor
+
 
 def add_decayed_weights(grads: list[Tensor], params: list[Tensor], weight_decay: float) -> list[Tensor]:
     """Coupled (L2) decay: return ``g + weight_decay * theta``; the gradient of ``wd/2 * ||theta||^2``."""
@@ -17,7 +19,11 @@ def add_decayed_weights(grads: list[Tensor], params: list[Tensor], weight_decay:
     return torch._foreach_add(grads, params, alpha=weight_decay)
 
 
-def decay_weights_(params: list[Tensor], factor: float) -> None:
-    """Decoupled decay (Loshchilov & Hutter 2019): ``theta <- (1 - factor) * theta`` in place."""
-    if factor != 0:
-        torch._foreach_mul_(params, 1.0 - factor)
+def decay_weights_(params: list[Tensor], factor: float | Tensor) -> None:
+    """Decoupled decay (Loshchilov & Hutter 2019): ``theta <- (1 - factor) * theta`` in place.
+
+    A tensor ``factor`` (tensor lr times the decay) is applied even where it is 0: testing its value
+    would read it on the host, which breaks a compiled graph.
+    """
+    if isinstance(factor, Tensor) or factor != 0:
+        torch._foreach_mul_(params, per_tensor(1.0 - factor))

@@ -1,0 +1,284 @@
+"""Graph breaks and recompiles of a compiled ``optimizer.step`` under a per-step scheduler, ours vs torch's.
+
+Run from the repository root::
+
+    PYTHONPATH=src python benchmarks/compile_counts.py               # -> benchmarks/results/compile_counts.md
+    PYTHONPATH=src python benchmarks/compile_counts.py --only Adam,SGD --backend inductor
+    PYTHONPATH=src python benchmarks/compile_counts.py --first-step Adam,SGD   # + fresh-process first steps
+
+Method (torch's "Compiling the optimizer" + "LR scheduler with compiled optimizer" recipes). Each
+optimizer gets ``lr=torch.tensor(0.01)`` and an ``ExponentialLR`` that rewrites that tensor in place
+after every step; ``torch.compile(optimizer.step)`` then runs ``--steps`` times on fresh gradients of
+a small MLP. dynamo reports every graph break and every recompile through its ``graph_breaks`` and
+``recompiles`` log artifacts, which are captured here (not printed):
+
+- *breaks in step*: graph breaks whose location lies in the optimizer's own code (for us
+  ``descentlab/optim``, for torch ``torch/optim/<algorithm>.py``); the breaks around it are counted
+  apart (*breaks around*): the scheduler's step-counting wrapper (``lr_scheduler.py`` is on dynamo's
+  skip list, so the wrapper runs eagerly and the real ``step`` becomes its own frame) and torch's two
+  deliberate ``graph_break()`` calls in ``Optimizer``'s no-grad wrapper;
+- *graphs*: graphs handed to the backend on the first step, and on the later steps;
+- *recompiles*: "Recompiling function" records (a guard of a cached graph failed), over all steps.
+
+The default backend ``aot_eager`` goes through dynamo and AOTAutograd exactly as inductor does but
+skips C++ code generation, so counting takes seconds; ``--backend inductor`` measures the real thing.
+
+First step (``--first-step``): seconds from the start of a fresh Python process (imports included) to
+the end of the first ``torch.compile(optimizer.step, backend="inductor")`` call, once with an empty
+inductor cache (``TORCHINDUCTOR_CACHE_DIR`` a new folder: a cold compile) and once more in a second
+process on the cache the first one left (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch._dynamo
+from torch import Tensor
+
+import descentlab.optim as ours
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compile_counts.md"
+OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta")
+EXTRA_KWARGS: dict[str, dict] = {"SGD": {"momentum": 0.9}}  # plain SGD has no state to compile
+BREAK_LOCATION = re.compile(r"Graph break .*?in user code at (?P<file>[^\n]+?):(?P<line>\d+)")
+# Where the breaks that surround every compiled step live (see the module docstring).
+AROUND_STEP = ("torch/_dynamo/external_utils.py", "torch/optim/lr_scheduler.py", "torch/optim/optimizer.py")
+
+
+@dataclass
+class CompileCounts:
+    """What dynamo did while a compiled step ran: graphs, breaks (with their locations), recompiles.
+
+    ``parameters`` holds the model's parameters after the last step, to compare with an eager run.
+    """
+
+    graphs_per_step: list[int] = field(default_factory=list)
+    recompiles: int = 0
+    break_locations: list[str] = field(default_factory=list)
+    parameters: list[Tensor] = field(default_factory=list)
+
+    @property
+    def graphs_first_step(self) -> int:
+        """Graphs compiled during the first step."""
+        return self.graphs_per_step[0] if self.graphs_per_step else 0
+
+    @property
+    def graphs_later_steps(self) -> int:
+        """Graphs compiled during the steps after the first (each one a recompile)."""
+        return sum(self.graphs_per_step[1:])
+
+    @property
+    def breaks_in_step(self) -> list[str]:
+        """Locations of the breaks in the optimizer's own code (not in the wrappers around ``step``)."""
+        return [where for where in self.break_locations if not where.startswith(AROUND_STEP)]
+
+
+class _DynamoRecords(logging.Handler):
+    """Collects dynamo's ``graph_breaks`` and ``recompiles`` log records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.breaks: list[str] = []
+        self.recompiles = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.name.endswith("__graph_breaks") and (match := BREAK_LOCATION.search(message)):
+            path = match.group("file")
+            self.breaks.append(f"{_short_path(path)}:{match.group('line')}")
+        elif record.name.endswith("__recompiles") and "Recompiling function" in message:
+            self.recompiles += 1
+
+
+def _short_path(path: str) -> str:
+    for root in ("torch/", "descentlab/"):
+        if f"/{root}" in path:
+            return root + path.split(f"/{root}", 1)[1]
+    return path
+
+
+@contextlib.contextmanager
+def dynamo_records() -> Iterator[_DynamoRecords]:
+    """Capture dynamo's graph-break and recompile records (instead of printing them) while inside."""
+    torch._logging.set_logs(graph_breaks=True, recompiles=True)
+    # set_logs gives each torch logger its own printer and stops propagation at "torch._dynamo", the
+    # parent of both artifacts; the collector replaces its printer there.
+    dynamo_logger = logging.getLogger("torch._dynamo")
+    printers = list(dynamo_logger.handlers)
+    records = _DynamoRecords()
+    for printer in printers:
+        dynamo_logger.removeHandler(printer)
+    dynamo_logger.addHandler(records)
+    try:
+        yield records
+    finally:
+        dynamo_logger.removeHandler(records)
+        torch._logging.set_logs()
+
+
+def counting_backend(backend: str, graphs: list[int]) -> Callable:
+    """``backend`` (a registered name), appending the node count of every graph it compiles to ``graphs``."""
+    compile_graph = torch._dynamo.lookup_backend(backend)
+
+    def count_and_compile(graph_module: torch.fx.GraphModule, example_inputs: list) -> Callable:
+        graphs.append(len(graph_module.graph.nodes))
+        return compile_graph(graph_module, example_inputs)
+
+    return count_and_compile
+
+
+def make_problem(seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, Tensor]:
+    """A small MLP and its inputs (parameters of three shapes, so buckets hold several tensors)."""
+    generator = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).to(dtype)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator, dtype=dtype))
+    return model, torch.randn(16, 4, generator=generator, dtype=dtype)
+
+
+def make_optimizer(name: str, implementation: str, params, **kwargs) -> torch.optim.Optimizer:
+    """``ours.<name>`` or ``torch.optim.<name>`` with a tensor lr and the extra kwargs of the table.
+
+    The lr tensor has the parameters' dtype: torch's eager step computes its step sizes in the lr's
+    dtype, so a float32 lr would make a float64 run of torch.optim float32-accurate only.
+    """
+    params = list(params)
+    cls = getattr(ours if implementation == "ours" else torch.optim, name)
+    lr = torch.tensor(0.01, dtype=params[0].dtype)
+    return cls(params, lr=lr, **{**EXTRA_KWARGS.get(name, {}), **kwargs})
+
+
+def fill_gradients(model: torch.nn.Module, inputs: Tensor, step: int) -> None:
+    """Gradients of a loss that changes with ``step``, so every step sees new gradient values."""
+    model.zero_grad(set_to_none=False)
+    (model(inputs * (1.0 + 0.1 * step)).pow(2).mean()).backward()
+
+
+def measure(
+    name: str,
+    implementation: str,
+    backend: str | None = "aot_eager",
+    steps: int = 6,
+    dtype: torch.dtype = torch.float32,
+) -> CompileCounts:
+    """Run ``torch.compile(optimizer.step)`` ``steps`` times under a per-step scheduler and count.
+
+    ``backend=None`` runs the plain eager step instead (nothing to count; the reference parameters).
+    """
+    torch._dynamo.reset()
+    model, inputs = make_problem(dtype=dtype)
+    optimizer = make_optimizer(name, implementation, model.parameters())
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+    graphs: list[int] = []
+    step = optimizer.step
+    if backend is not None:
+        step = torch.compile(optimizer.step, backend=counting_backend(backend, graphs))
+    counts = CompileCounts()
+    with dynamo_records() as records:
+        for index in range(steps):
+            fill_gradients(model, inputs, index)
+            compiled_before = len(graphs)
+            step()
+            scheduler.step()
+            counts.graphs_per_step.append(len(graphs) - compiled_before)
+    counts.recompiles = records.recompiles
+    counts.break_locations = records.breaks
+    counts.parameters = [param.detach().clone() for param in model.parameters()]
+    return counts
+
+
+def table(names: list[str], backend: str, steps: int) -> str:
+    """The markdown table: one row per optimizer, ours next to torch's."""
+    lines = [
+        f"backend `{backend}`, {steps} steps, tensor lr with ExponentialLR stepped after every step; "
+        f"torch {torch.__version__}",
+        "",
+        "| optimizer | impl | breaks in step | breaks around | graphs step 1 | graphs later | recompiles "
+        "| break locations in step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        for implementation in ("ours", "torch"):
+            counts = measure(name, implementation, backend, steps)
+            inside = counts.breaks_in_step
+            around = len(counts.break_locations) - len(inside)
+            lines.append(
+                f"| {name} | {implementation} | {len(inside)} | {around} | {counts.graphs_first_step} | "
+                f"{counts.graphs_later_steps} | {counts.recompiles} | {', '.join(sorted(set(inside)))} |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+FIRST_STEP_SCRIPT = """
+import time; started = time.perf_counter()
+import sys, torch
+sys.path.insert(0, {benchmarks!r})
+from compile_counts import make_optimizer, make_problem, fill_gradients
+model, inputs = make_problem()
+optimizer = make_optimizer({name!r}, {implementation!r}, model.parameters())
+fill_gradients(model, inputs, 0)
+torch.compile(optimizer.step, backend="inductor")()
+print(time.perf_counter() - started)
+"""
+
+
+def first_step_seconds(name: str, implementation: str, cache_dir: str) -> float:
+    """Seconds from process start (imports included) to the end of the first compiled step."""
+    script = FIRST_STEP_SCRIPT.format(
+        benchmarks=str(Path(__file__).resolve().parent), name=name, implementation=implementation
+    )
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    environment = {"TORCHINDUCTOR_CACHE_DIR": cache_dir, "PYTHONPATH": source, "PATH": "/usr/bin:/bin"}
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True
+    )
+    return float(finished.stdout.strip().splitlines()[-1])
+
+
+def first_step_table(names: list[str]) -> str:
+    """Fresh-process first-step seconds with inductor: cold cache (new folder), then warm (same folder)."""
+    lines = ["| optimizer | impl | first step, cold cache (s) | first step, warm cache (s) |"]
+    lines.append("|---|---|---|---|")
+    for name in names:
+        for implementation in ("ours", "torch"):
+            with tempfile.TemporaryDirectory(prefix="descentlab-inductor-") as cache_dir:
+                cold = first_step_seconds(name, implementation, cache_dir)
+                warm = first_step_seconds(name, implementation, cache_dir)
+            lines.append(f"| {name} | {implementation} | {cold:.1f} | {warm:.1f} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Measure the optimizers named on the command line (all of :data:`OPTIMIZERS` by default)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(OPTIMIZERS), help="comma-separated class names")
+    parser.add_argument("--backend", default="aot_eager", help="a torch.compile backend (default aot_eager)")
+    parser.add_argument("--steps", type=int, default=6, help="compiled steps per optimizer (default 6)")
+    parser.add_argument("--first-step", default="", help="optimizers to time first steps of")
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="markdown file (default: results/)")
+    args = parser.parse_args()
+    names = args.only.split(",")
+    torch._dynamo.config.recompile_limit = 64  # count every recompile instead of giving up at 8
+    report = table(names, args.backend, args.steps)
+    if args.first_step:
+        report += "\n" + first_step_table(args.first_step.split(","))
+    args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Scalar factors of the rules: Python floats in an eager step, tensors in a compiled one.
+
+Under ``torch.compile`` the engine hands the rules the step counts of a bucket as one 1-D tensor (one
+entry per parameter) and tensor hyperparameters as 0-d tensors, so the graph takes them as inputs
+instead of reading them on the host (a graph break) or baking their values in (a recompile whenever a
+scheduler changes them). A factor derived from them is then a 0-d tensor (shared by every parameter)
+or a 1-D tensor (one entry per parameter); :func:`per_tensor` turns the latter into the list the
+multi-tensor kernels take.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def per_tensor(factor: float | Tensor) -> float | Tensor | list[Tensor]:
+    """``factor`` as a multi-tensor kernel's scalar argument: a 1-D tensor becomes one 0-d tensor per entry.
+
+    Floats and 0-d tensors (one value for every tensor of the list) are returned unchanged.
+    """
+    if isinstance(factor, Tensor) and factor.dim() == 1:
+        return list(factor.unbind())
+    return factor
