@@ -51,6 +51,10 @@ SWEEP_EVALUATIONS = 5
 """Validation evaluations of a sweep run: it is ranked on its final one, so a few suffice."""
 
 Runner = Callable[[RunSpec], RunResult]
+PoolFactory = Callable[[int, Callable[..., None], tuple], Any]
+"""Starts the workers of a comparison: ``(jobs, initializer, initargs) -> pool``, the pool offering
+``imap_unordered(runner, specs)``, ``terminate()`` and ``join()`` as a ``multiprocessing`` pool does
+(:class:`descentlab.lab.executors.RayPool` runs the specs as Ray tasks)."""
 
 
 @dataclass
@@ -126,12 +130,20 @@ def _worker_init(worker_setup: Callable[[], None] | None) -> None:
         worker_setup()
 
 
+def process_pool(jobs: int, initializer: Callable[..., None], initargs: tuple) -> Any:
+    """A pool of ``jobs`` worker processes on this machine (the default :data:`PoolFactory`)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(jobs, initializer=initializer, initargs=initargs)
+
+
 @dataclass
 class _Executor:
     """Runs what the store lacks, with progress, counting into the summary.
 
     Worker processes are started once and serve every round of the comparison (sweep, its growth
-    rounds, the seeded runs): each start costs imports and data loading in every worker.
+    rounds, the seeded runs): each start costs imports and data loading in every worker. Without a
+    ``pool_factory``, one job (or a lone spec) trains in this process; with one, every spec goes to
+    its pool.
     """
 
     store: RunStore
@@ -139,18 +151,19 @@ class _Executor:
     runner: Runner
     worker_setup: Callable[[], None] | None
     summary: ComparisonSummary
+    pool_factory: PoolFactory | None = None
     pool: Any = None
 
     def _results(self, specs: list[RunSpec]) -> Iterator[RunResult]:
         """Yield the result of every spec, in completion order."""
-        if self.jobs <= 1 or (len(specs) <= 1 and self.pool is None):
+        if not specs:
+            return
+        if self.pool_factory is None and (self.jobs <= 1 or (len(specs) <= 1 and self.pool is None)):
             for spec in specs:
                 yield self.runner(spec)
             return
         if self.pool is None:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            self.pool = context.Pool(self.jobs, initializer=_worker_init, initargs=(self.worker_setup,))
+            self.pool = (self.pool_factory or process_pool)(self.jobs, _worker_init, (self.worker_setup,))
         yield from self.pool.imap_unordered(self.runner, specs)
 
     def close(self) -> None:
@@ -347,6 +360,7 @@ def run_comparison(
     jobs: int = 1,
     runner: Runner = run_spec,
     worker_setup: Callable[[], None] | None = None,
+    pool_factory: PoolFactory | None = None,
 ) -> ComparisonSummary:
     """Train every configuration of every optimizer on every problem for every seed into ``out_dir``.
 
@@ -359,8 +373,10 @@ def run_comparison(
         lr_grid: first learning rates of the sweep; ``None`` skips the sweep (optimizer defaults).
         name: the comparison's name in the folder (default: derived from the arguments).
         jobs: parallel worker processes (1 runs in this process).
-        runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1``).
+        runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1`` or with a pool).
         worker_setup: picklable function run once in each worker (e.g. to register extra problems).
+        pool_factory: starts the workers instead of local processes (see :data:`PoolFactory`); the
+            results are stored here, by this process, exactly as the process pool's are.
 
     Returns:
         What ran, what was skipped, and every configuration with its chosen rate.
@@ -380,7 +396,7 @@ def run_comparison(
     name = name or default_name(optimizers, [p.name for p in problem_objects], settings, vary)
     summary = ComparisonSummary(name=name, configurations=configurations)
     with RunStore(out_dir) as store:
-        executor = _Executor(store, jobs, runner, worker_setup, summary)
+        executor = _Executor(store, jobs, runner, worker_setup, summary, pool_factory)
         try:
             _sweep(configurations, executor, seeds[0], grid)
             compare_specs = [c.spec(seed, c.chosen_lr) for c in configurations for seed in seeds]
