@@ -218,21 +218,25 @@ def test_a_worker_killed_mid_trial_leaves_the_study_consistent(tmp_path, postgre
 
 _RAY_COMPARE_SCRIPT = """
 import sys
-import ray
 from descentlab.cli import main
+from descentlab.lab.executors import pool_factory
 
-through_ray = 0
+pool_factory("ray")  # imports Ray as `compare --executor ray` does, before this script touches it
+import ray
+
+through_ray, addresses = 0, set()
 wait = ray.wait
 
 def counting_wait(*arguments, **options):  # counts the results that came back as finished Ray tasks
     global through_ray
+    addresses.update(node["NodeManagerAddress"] for node in ray.nodes())
     ready, rest = wait(*arguments, **options)
     through_ray += len(ready)
     return ready, rest
 
 ray.wait = counting_wait
 code = main(sys.argv[1:])
-print(f"results of Ray tasks: {through_ray}")
+print(f"results of Ray tasks: {through_ray}; node addresses: {sorted(addresses)}")
 sys.exit(code)
 """
 
@@ -261,7 +265,7 @@ def test_a_local_ray_comparison_stores_the_same_results_as_two_processes(tmp_pat
     pytest.importorskip("ray", reason="Ray is the optional extra descentlab[ray]; make test installs it")
     compare = ["compare", "--optimizers", "SGD,Adam", "--problems", "bowl,noisy-bowl", "--seeds", "0,1"]
     compare += ["--steps", "30", "--name", "small", "--jobs", "2"]
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "RAY_USAGE_STATS_ENABLED": "0"}
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [*compare, "--executor", "ray", "--out", str(tmp_path / "ray")]
     process = subprocess.run(
         [sys.executable, "-c", _RAY_COMPARE_SCRIPT, *command],
@@ -275,5 +279,6 @@ def test_a_local_ray_comparison_stores_the_same_results_as_two_processes(tmp_pat
     on_ray, on_processes = _stored_results(tmp_path / "ray"), _stored_results(tmp_path / "processes")
     purposes = [run["purpose"] for run in on_ray["runs"].values()]
     assert purposes.count("compare") == 2 * 2 * 2 and purposes.count("sweep") >= 2 * 2 * 8
-    assert f"results of Ray tasks: {len(purposes)}" in process.stdout.decode()  # every run was a task
+    # every run was a Ray task, on a local instance that listens on the loopback interface only
+    assert f"results of Ray tasks: {len(purposes)}; node addresses: ['127.0.0.1']" in process.stdout.decode()
     assert on_ray == on_processes

@@ -40,7 +40,17 @@ def _train(runner: Callable[[Any], Any], initializer: Callable[..., None], inita
     return runner(spec)
 
 
-def _import_ray() -> Any:
+def _import_ray(local: bool) -> Any:
+    """Ray, imported so that a local instance takes the loopback address as its node's.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when imported: off, a node's address is the loopback
+    one and every Ray server binds there (by default they bind the machine's network address, to be
+    reachable by other nodes). A private instance sends no usage statistics either, unless the user
+    asked for them.
+    """
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ImportError:
@@ -63,7 +73,7 @@ class RayPool:
     def __init__(
         self, processes: int, initializer: Callable[..., None], initargs: tuple, *, address: str | None = None
     ) -> None:
-        ray = _import_ray()
+        ray = _import_ray(local=address is None)
         self._ray = ray
         self._initializer, self._initargs = initializer, initargs
         self._pending: list[Any] = []
@@ -98,15 +108,12 @@ class RayPool:
 
 
 def _init_arguments(processes: int, address: str | None) -> dict[str, Any]:
-    """``ray.init`` arguments: join ``address``, or start a private instance on the loopback interface."""
+    """``ray.init`` arguments: join ``address``, or start a private instance (see :func:`_import_ray`)."""
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:
         return {"address": address, **quiet}
-    # a private, throw-away instance sends no usage statistics unless the user asked for them
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     return {
         "num_cpus": processes,
-        "_node_ip_address": "127.0.0.1",
         # its workers import what this process can, as a process pool's children do
         "runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}},
         **quiet,
@@ -125,5 +132,5 @@ def pool_factory(executor: str, address: str | None = None) -> PoolFactory | Non
         if address is not None:
             raise SettingError(f"--address {address} needs --executor ray; add it or drop --address")
         return None
-    _import_ray()  # say that Ray is missing before any run trains
+    _import_ray(local=address is None)  # say that Ray is missing before any run trains
     return functools.partial(RayPool, address=address)
