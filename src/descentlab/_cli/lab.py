@@ -75,17 +75,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--jobs", help=f"parallel worker processes (default: the {DEFAULT_JOBS} cores)")
     compare.add_argument("--name", help="name of this comparison in the folder (default: from its settings)")
     compare.add_argument(
+        "--executor",
+        help="processes (default: --jobs processes here) or ray (each run a Ray task; pip install "
+        "'descentlab[ray]')",
+    )
+    compare.add_argument(
+        "--address", help="with --executor ray: the cluster, HOST:PORT or ray://HOST:PORT (default: local)"
+    )
+    compare.add_argument(
         "--no-sweep", action="store_true", default=None, help="use each optimizer's default learning rate"
     )
     _add_settings(compare, vary=True)
     _add_common_output(compare)
     compare.set_defaults(handler=_compare)
 
-    report = subparsers.add_parser("report", help="re-render the report of a results folder from its store")
+    report = subparsers.add_parser(
+        "report",
+        help="re-render the report of a results folder from its store",
+        description="With --storage: first re-run the best configurations of every finished `tune` in that "
+        "study storage on every seed (any machine that reaches it; workers may have trained the trials "
+        "elsewhere) into the folder, then write the report.",
+    )
     report.add_argument("dir", nargs="?", default=None, help=f"results folder (default ./{DEFAULT_OUT})")
     report.add_argument(
         "--to", metavar="FOLDER", help="write the report files there (default: the results folder)"
     )
+    report.add_argument(
+        "--storage", help="Optuna storage URL of `tune` studies to finish, e.g. postgresql://..."
+    )
+    report.add_argument("--jobs", help=f"with --storage: processes for the re-runs (default {DEFAULT_JOBS})")
     report.add_argument("--config", help="TOML or YAML file of options")
     report.set_defaults(handler=_report)
 
@@ -331,6 +349,10 @@ def _compare(args: argparse.Namespace) -> int:
     jobs = parse_int("--jobs", args.jobs, minimum=1) if args.jobs is not None else DEFAULT_JOBS
     no_sweep = parse_bool("no_sweep", args.no_sweep) if args.no_sweep is not None else False
     log = parse_log(args.log if args.log is not None else "none")
+    from descentlab.lab.executors import pool_factory
+
+    executor = "processes" if args.executor is None else str(args.executor)
+    pools = pool_factory(executor, None if args.address is None else str(args.address))
     out = ensure_writable(args.out or DEFAULT_OUT)
     summary = run_comparison(
         str(out),
@@ -343,6 +365,7 @@ def _compare(args: argparse.Namespace) -> int:
         name=args.name or (DEFAULT_COMPARISON if is_default else None),
         jobs=jobs,
         log=log,
+        pool_factory=pools,
     )
     edges = sum(c.edge is not None for c in summary.configurations if c.swept)
     print(
@@ -360,15 +383,27 @@ def _report(args: argparse.Namespace) -> int:
         from descentlab.lab.config_file import load_config
 
         config = load_config(args.config)
-        unknown = sorted(set(config) - {"dir", "out"})
+        unknown = sorted(set(config) - {"dir", "out", "storage", "jobs"})
         if unknown:
-            raise SettingError(f"unknown option(s) {', '.join(unknown)} in {args.config}; allowed: dir, out")
+            raise SettingError(
+                f"unknown option(s) {', '.join(unknown)} in {args.config}; allowed: dir, out, storage, jobs"
+            )
         if args.dir is None:
             args.dir = config.get("dir") or config.get("out")
+        for key in ("storage", "jobs"):
+            if getattr(args, key) is None:
+                setattr(args, key, config.get(key))
     folder = Path(args.dir or DEFAULT_OUT)
     from descentlab.lab.report import write_report
     from descentlab.lab.store import DATABASE_NAME
 
+    if args.storage is not None:
+        from descentlab._cli.tune import finish_studies
+
+        jobs = parse_int("--jobs", args.jobs, minimum=1) if args.jobs is not None else DEFAULT_JOBS
+        finish_studies(ensure_writable(folder), str(args.storage), jobs)
+    elif args.jobs is not None:
+        raise SettingError("--jobs is for the re-runs of --storage; give --storage URL or drop --jobs")
     if not (folder / DATABASE_NAME).is_file():
         raise SettingError(
             f"{str(folder)!r} holds no results ({DATABASE_NAME} is missing); run `descentlab compare` first"

@@ -113,6 +113,30 @@ def _print_studies(summary: Any) -> None:
         )
 
 
+def finish_studies(out: Any, storage: str, jobs: int) -> None:
+    """``report --storage``: the re-runs of every finished tune in ``storage``; say which wait for trials."""
+    import optuna
+
+    from descentlab.lab.tuning import finish_from_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    summary = finish_from_storage(out, storage, jobs=jobs)
+    for tuned in summary.unfinished:
+        print(
+            f"study {tuned.study_name}: {tuned.complete + tuned.pruned} of {tuned.trials} trials finished; "
+            "its tune is not re-run until workers (`descentlab tune ... --worker`) finish it",
+            file=sys.stderr,
+        )
+    if not summary.comparisons:
+        raise SettingError("no tune in the storage has all its trials finished yet; nothing to report")
+    print(
+        f"{len(summary.comparisons)} comparisons of tuned configurations: "
+        f"{sum(c.ran for c in summary.comparisons)} runs trained, "
+        f"{sum(c.skipped for c in summary.comparisons)} already stored",
+        file=sys.stderr,
+    )
+
+
 def _tune(args: argparse.Namespace) -> int:
     import optuna
 

@@ -54,6 +54,10 @@ SWEEP_EVALUATIONS = 5
 """Validation evaluations of a sweep run: it is ranked on its final one, so a few suffice."""
 
 Runner = Callable[[RunSpec], RunResult]
+PoolFactory = Callable[[int, Callable[..., None], tuple], Any]
+"""Starts the workers of a comparison: ``(jobs, initializer, initargs) -> pool``, the pool offering
+``imap_unordered(runner, specs)``, ``terminate()`` and ``join()`` as a ``multiprocessing`` pool does
+(:class:`descentlab.lab.executors.RayPool` runs the specs as Ray tasks)."""
 
 
 @dataclass
@@ -134,6 +138,12 @@ CLAIM_POLL_SECONDS = 0.5
 """How often a process whose remaining runs are all claimed by others looks whether they are stored."""
 
 
+def process_pool(jobs: int, initializer: Callable[..., None], initargs: tuple) -> Any:
+    """A pool of ``jobs`` worker processes on this machine (the default :data:`PoolFactory`)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(jobs, initializer=initializer, initargs=initargs)
+
+
 @dataclass
 class _Executor:
     """Runs what the store lacks, with progress, counting into the summary.
@@ -142,7 +152,8 @@ class _Executor:
     sharing a folder split the work; runs another process claimed are waited for, since the next
     round (the sweep's choice, the report) needs them. Worker processes are started once and serve
     every round of the comparison (sweep, its growth rounds, the seeded runs): each start costs
-    imports and data loading in every worker.
+    imports and data loading in every worker. Without a ``pool_factory``, one job (or a lone spec)
+    trains in this process; with one, every spec goes to its pool.
     """
 
     store: RunStore
@@ -150,6 +161,7 @@ class _Executor:
     runner: Runner
     worker_setup: Callable[[], None] | None
     summary: ComparisonSummary
+    pool_factory: PoolFactory | None = None
     pool: Any = None
 
     def _submit(self, spec: RunSpec, finished: queue.SimpleQueue, parallel: bool) -> None:
@@ -187,6 +199,18 @@ class _Executor:
                 yield None
             if pending and not stored:
                 time.sleep(CLAIM_POLL_SECONDS)  # the rest trains elsewhere, or its claims expire
+
+    def _results(self, specs: list[RunSpec]) -> Iterator[RunResult]:
+        """Yield the result of every spec, in completion order."""
+        if not specs:
+            return
+        if self.pool_factory is None and (self.jobs <= 1 or (len(specs) <= 1 and self.pool is None)):
+            for spec in specs:
+                yield self.runner(spec)
+            return
+        if self.pool is None:
+            self.pool = (self.pool_factory or process_pool)(self.jobs, _worker_init, (self.worker_setup,))
+        yield from self.pool.imap_unordered(self.runner, specs)
 
     def close(self) -> None:
         """Stop the worker processes."""
@@ -386,6 +410,7 @@ def run_comparison(
     runner: Runner = run_spec,
     worker_setup: Callable[[], None] | None = None,
     log: Sequence[str] = (),
+    pool_factory: PoolFactory | None = None,
 ) -> ComparisonSummary:
     """Train every configuration of every optimizer on every problem for every seed into ``out_dir``.
 
@@ -398,10 +423,12 @@ def run_comparison(
         lr_grid: first learning rates of the sweep; ``None`` skips the sweep (optimizer defaults).
         name: the comparison's name in the folder (default: derived from the arguments).
         jobs: parallel worker processes (1 runs in this process).
-        runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1``).
+        runner: trains one spec (a seam for tests; must be picklable when ``jobs > 1`` or with a pool).
         worker_setup: picklable function run once in each worker (e.g. to register extra problems).
         log: live logs to write while runs train (:mod:`descentlab.lab.live_log`: ``csv``,
             ``tensorboard``), under the comparison's name; they need the default ``runner``.
+        pool_factory: starts the workers instead of local processes (see :data:`PoolFactory`); the
+            results are stored here, by this process, exactly as the process pool's are.
 
     Returns:
         What ran, what was skipped, and every configuration with its chosen rate.
@@ -425,7 +452,7 @@ def run_comparison(
             raise ValueError("log needs the default runner (run_spec), which it wraps")
         runner = LiveLogRunner(str(out_dir), tuple(log), name)
     with RunStore(out_dir) as store:
-        executor = _Executor(store, jobs, runner, worker_setup, summary)
+        executor = _Executor(store, jobs, runner, worker_setup, summary, pool_factory)
         try:
             _sweep(configurations, executor, seeds[0], grid)
             compare_specs = [c.spec(seed, c.chosen_lr) for c in configurations for seed in seeds]

@@ -17,10 +17,19 @@ Optimizers for Deep Learning"; Schmidt et al. 2021, "Descending through a Crowde
    with its tuning cost (trials x budget, and the steps actually trained) beside it.
 
 Studies live in Optuna's RDB storage: ``studies.sqlite`` in the results folder by default, or any URL
-Optuna accepts. A study's name is derived from the problem, optimizer, ruleset, trial count, budget,
-sampler, pruner, settings and space, so the same command resumes the same studies. Trials are lab runs
-(purpose ``"tune"``) in the results store: a trial whose run is stored is not trained again, and a
-trial that a kill interrupted is failed and re-queued with its parameters when the study resumes.
+Optuna accepts (``postgresql://USER@HOST/DB`` through psycopg). A study's name is derived from the
+problem, optimizer, ruleset, trial count, budget, sampler, pruner, settings and space, so the same
+command resumes the same studies. Trials are lab runs (purpose ``"tune"``) in the results store: a
+trial whose run is stored is not trained again, and a trial that a kill interrupted is failed and
+re-queued with its parameters when the study resumes.
+
+Several machines: any number of workers (``worker``) pull trials from studies in one shared storage.
+A trial trains only if fewer than the asked number of live trials precede it (Optuna numbers a study's
+trials under a lock, so the workers agree on that order), so racing workers never overshoot; a worker
+killed mid-trial stops beating and its trial is failed and re-queued by a live one; a worker leaves a
+study only when all its trials are finished. Each study keeps the request that made it (optimizers,
+problems, seeds, settings, options), so :func:`finish_from_storage` runs the final re-runs and the
+report on any machine that reaches the storage.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import hashlib
 import json
 import math
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -101,6 +111,13 @@ PURPOSE = "tune"
 HEARTBEAT_SECONDS = 30
 """A running trial records a heartbeat this often; one silent for four beats counts as dead (its
 worker was killed) and is re-queued by the next worker that looks."""
+
+POLL_SECONDS = 5
+"""How often a worker with no trial left to start looks again at a study whose last trials other
+workers train (they may finish, or die and come back to the queue)."""
+
+REQUEST_ATTRIBUTE = "descentlab.tune."
+"""Prefix of the study attributes that keep each tune request using the study (one per request)."""
 
 
 @dataclass
@@ -191,10 +208,14 @@ class TunedConfiguration:
 
 @dataclass
 class TuneSummary:
-    """What :func:`run_tuning` did: the studies and the comparisons of the best configurations."""
+    """What :func:`run_tuning` did: the studies and the comparisons of the best configurations.
+
+    ``unfinished``: studies :func:`finish_from_storage` left alone because trials are still missing.
+    """
 
     tuned: list[TunedConfiguration] = field(default_factory=list)
     comparisons: list[ComparisonSummary] = field(default_factory=list)
+    unfinished: list[TunedConfiguration] = field(default_factory=list)
 
     @property
     def trials_trained(self) -> int:
@@ -328,25 +349,65 @@ def _pruner(options: TuneOptions) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def database_url(url: str) -> str:
+    """``url`` as SQLAlchemy opens it: a plain PostgreSQL URL gets the psycopg driver.
+
+    SQLAlchemy's default driver for ``postgresql://`` is psycopg2, which descentlab does not depend
+    on; ``postgres://`` (what many hosting services print) is the same database.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+SCHEMA_ATTEMPTS = 5
+"""Tries to open a storage whose tables another worker may be creating at the same moment."""
+
+
+def _engine_arguments(url: str) -> dict[str, Any] | None:
+    """SQLite waits for a busy file; PostgreSQL gives up on an unreachable server after 30 s."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": 30}}
+    return None
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            database_url(url),
+            engine_kwargs=_engine_arguments(database_url(url)),
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=4 * HEARTBEAT_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url``, with heartbeats so that a killed worker's trial is re-queued."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
+    for attempt in range(1, SCHEMA_ATTEMPTS):
+        try:
+            return _rdb_storage(url)
+        except (IntegrityError, ProgrammingError):
+            # workers that open a new database at once race to create Optuna's tables (PostgreSQL
+            # refuses the second CREATE); the loser finds them made when it tries again
+            time.sleep(attempt)
+        except (SQLAlchemyError, ImportError, ValueError) as error:
+            raise _storage_error(url, error) from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=4 * HEARTBEAT_SECONDS,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-            )
+        return _rdb_storage(url)
     except (SQLAlchemyError, ImportError, ValueError) as error:
-        reason = " ".join(str(getattr(error, "orig", None) or error).split())
-        raise SettingError(
-            f"cannot open the study storage {_redacted(url)!r} ({reason}); check --storage"
-        ) from None
+        raise _storage_error(url, error) from None
+
+
+def _storage_error(url: str, error: Exception) -> SettingError:
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())
+    return SettingError(f"cannot open the study storage {_redacted(url)!r} ({reason}); check --storage")
 
 
 def default_storage_url(out_dir: str | Path) -> str:
@@ -415,12 +476,14 @@ def _reporter(trial: optuna.Trial, metric: str):
 
 @dataclass
 class _StudyRun:
-    """What the trials of one call share: the store, its stored trial runs, the storage, the seed."""
+    """What the trials of one call share: the store, its stored trial runs, the storage, the seed, and
+    the request kept on every study (see :func:`_request`)."""
 
     store: RunStore
     stored: dict[str, dict[str, Any]]
     storage: optuna.storages.RDBStorage
     seed: int
+    request: dict[str, Any]
 
 
 def _run_trial(
@@ -436,8 +499,7 @@ def _run_trial(
     run = context.stored.get(spec.run_id)
     if run is None:
         try:
-            with _heartbeat(context.storage, trial):
-                result = run_spec(spec, on_evaluation=_reporter(trial, problem.metric))
+            result = run_spec(spec, on_evaluation=_reporter(trial, problem.metric))
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             return
@@ -448,45 +510,81 @@ def _run_trial(
     study.tell(trial, _score(run, problem.higher_is_better))
 
 
-def _open_study(tuned: TunedConfiguration, options: TuneOptions, storage) -> optuna.Study:
+def _open_study(tuned: TunedConfiguration, options: TuneOptions, context: _StudyRun) -> optuna.Study:
+    """Create or load the study, and keep the request on it (each request once)."""
     direction = "maximize" if tuned.configuration.problem.higher_is_better else "minimize"
     study = optuna.create_study(
-        storage=storage,
+        storage=context.storage,
         study_name=tuned.study_name,
         direction=direction,
         pruner=_pruner(options),
         load_if_exists=True,
     )
     study.sampler = _sampler(options, tuned.study_name, len(study.get_trials(deepcopy=False)))
+    key = REQUEST_ATTRIBUTE + _digest(context.request)
+    if key not in study.user_attrs:
+        study.set_user_attr(key, context.request)
     return study
 
 
-def _tune_study(tuned: TunedConfiguration, options: TuneOptions, context: _StudyRun) -> None:
-    """Run the study's missing trials, then read its counts and best trial into ``tuned``."""
-    study = _open_study(tuned, options, context.storage)
-    if not options.worker:
-        _requeue_interrupted(study)
+def _claimed(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
+    """Whether ``trial`` is one of the study's first ``trials`` live ones (finished, running or queued).
+
+    Optuna numbers a study's trials under a lock on the study, so every trial numbered below this one
+    is visible now; two workers that asked at once therefore agree which of them is one too many.
+    """
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    ahead = study.get_trials(deepcopy=False, states=live)
+    return sum(other.number < trial.number for other in ahead) < trials
+
+
+def _next_trial(study: optuna.Study, trials: int) -> optuna.Trial | None:
+    """A trial to run (a re-queued one first), or ``None`` when every trial is finished or running."""
+    with warnings.catch_warnings():
+        # heartbeats are ours (see _heartbeat), which Optuna's ask/tell warns it does not start
+        warnings.filterwarnings("ignore", "Heartbeat of storage")
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
+        counts = _counts(study)
+        if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING] >= trials:
+            return None
+        trial = study.ask()
+    if _claimed(study, trial, trials):
+        return trial
+    # another worker asked at the same moment and got the last place: this trial never runs
+    trial.set_user_attr("surplus", True)
+    study.tell(trial, state=TrialState.FAIL)
+    return None
+
+
+def _tune_study(tuned: TunedConfiguration, study: optuna.Study, context: _StudyRun) -> bool:
+    """Run trials of the study while any is left to start; ``True`` when all of them are finished."""
     counts = _counts(study)
     missing = max(0, tuned.trials - counts[TrialState.COMPLETE] - counts[TrialState.PRUNED])
     label = f"tune {get_optimizer_class(tuned.configuration.optimizer).__name__} on {tuned.template.problem}"
     progress = Progress(missing, label)
     try:
-        while True:
-            with warnings.catch_warnings():
-                # heartbeats are ours (see _heartbeat), which Optuna's ask/tell warns it does not start
-                warnings.filterwarnings("ignore", "Heartbeat of storage")
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
-                counts = _counts(study)
-                busy = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING]
-                if busy >= tuned.trials:
-                    break
-                trial = study.ask()
-            _run_trial(study, tuned, trial, context)
+        while (trial := _next_trial(study, tuned.trials)) is not None:
+            with _heartbeat(context.storage, trial):
+                _run_trial(study, tuned, trial, context)
             progress.update()
     finally:
         progress.close()
     _collect(tuned, study)
+    return tuned.complete + tuned.pruned >= tuned.trials
+
+
+def _tune_studies(tuned_list: list[TunedConfiguration], options: TuneOptions, context: _StudyRun) -> None:
+    """Run every study until all its trials are finished (waiting for other workers' last ones)."""
+    pending = [tuned for tuned in tuned_list if tuned.trials]
+    studies = {tuned.study_name: _open_study(tuned, options, context) for tuned in pending}
+    if not options.worker:
+        for study in studies.values():
+            _requeue_interrupted(study)
+    while pending:
+        pending = [tuned for tuned in pending if not _tune_study(tuned, studies[tuned.study_name], context)]
+        if pending:
+            time.sleep(POLL_SECONDS)
 
 
 def _collect(tuned: TunedConfiguration, study: optuna.Study) -> None:
@@ -604,14 +702,102 @@ def run_tuning(
     if any(tuned.trials for tuned in tuned_list):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         storage = open_storage(options.storage or default_storage_url(out_dir))
+        request = _request(optimizers, problems, seeds, settings, options)
         with RunStore(out_dir) as store:
-            context = _StudyRun(store, {run["run_id"]: run for run in store.runs(PURPOSE)}, storage, seeds[0])
-            for tuned in tuned_list:
-                if tuned.trials:
-                    _tune_study(tuned, options, context)
-    if options.worker:
-        return summary
+            stored = {run["run_id"]: run for run in store.runs(PURPOSE)}
+            _tune_studies(tuned_list, options, _StudyRun(store, stored, storage, seeds[0], request))
+    if not options.worker:
+        summary.comparisons = _final_comparisons(out_dir, tuned_list, seeds, settings, options, jobs)
+    return summary
+
+
+def _final_comparisons(
+    out_dir: str | Path,
+    tuned_list: list[TunedConfiguration],
+    seeds: list[int],
+    settings: Mapping[str, Any],
+    options: TuneOptions,
+    jobs: int,
+) -> list[ComparisonSummary]:
+    """One comparison of the best configurations per problem, in the order of the problems."""
+    comparisons = []
     for problem in dict.fromkeys(tuned.configuration.problem.name for tuned in tuned_list):
         group = [tuned for tuned in tuned_list if tuned.configuration.problem.name == problem]
-        summary.comparisons.append(_final_comparison(out_dir, group, seeds, settings, options, jobs))
+        comparisons.append(_final_comparison(out_dir, group, seeds, settings, options, jobs))
+    return comparisons
+
+
+def _request(
+    optimizers: Sequence[str],
+    problems: Sequence[str],
+    seeds: Sequence[int],
+    settings: Mapping[str, Any],
+    options: TuneOptions,
+) -> dict[str, Any]:
+    """What :func:`finish_from_storage` needs to rebuild the studies and re-runs of one ``tune`` (JSON)."""
+    return {
+        "optimizers": list(optimizers),
+        "problems": list(problems),
+        "seeds": list(seeds),
+        # settings arrive as text from the command line; other values keep what JSON can hold
+        "settings": json.loads(json.dumps(dict(settings), default=str)),
+        "options": {
+            "ruleset": options.ruleset,
+            "trials": options.trials,
+            "sampler": options.sampler,
+            "pruner": options.pruner,
+            "space": dict(options.space),
+        },
+    }
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _stored_requests(storage: optuna.storages.RDBStorage) -> tuple[list[dict[str, Any]], set[str]]:
+    """Every distinct tune request kept on the storage's studies, and the names of all its studies."""
+    requests: dict[str, dict[str, Any]] = {}
+    names = set()
+    for study in storage.get_all_studies():
+        names.add(study.study_name)
+        for key, value in sorted(study.user_attrs.items()):
+            if key.startswith(REQUEST_ATTRIBUTE):
+                requests.setdefault(key, value)
+    return list(requests.values()), names
+
+
+def finish_from_storage(out_dir: str | Path, storage: str, *, jobs: int = 1) -> TuneSummary:
+    """Re-run the best configurations of every finished ``tune`` in ``storage`` into ``out_dir``.
+
+    The studies keep the requests that made them, so this runs on any machine that reaches the
+    storage, whichever workers trained the trials: each request whose studies have all their trials
+    finished gets its comparisons on every seed (as :func:`run_tuning` would run them); one with
+    trials still missing is left for later and listed in ``unfinished``.
+
+    Raises:
+        SettingError: the storage cannot be opened, or holds no study made by ``descentlab tune``.
+    """
+    opened = open_storage(storage)
+    requests, study_names = _stored_requests(opened)
+    if not requests:
+        raise SettingError(
+            f"the study storage {_redacted(storage)!r} holds no study of `descentlab tune`; check --storage"
+        )
+    summary = TuneSummary()
+    for request in requests:
+        options = TuneOptions(**request["options"], storage=storage)
+        tuned_list = _tuned_configurations(
+            request["optimizers"], request["problems"], request["settings"], options
+        )
+        for tuned in tuned_list:
+            if tuned.trials and tuned.study_name in study_names:
+                _collect(tuned, optuna.load_study(study_name=tuned.study_name, storage=opened))
+        summary.tuned += tuned_list
+        unfinished = [tuned for tuned in tuned_list if tuned.complete + tuned.pruned < tuned.trials]
+        summary.unfinished += unfinished
+        if not unfinished:
+            summary.comparisons += _final_comparisons(
+                out_dir, tuned_list, request["seeds"], request["settings"], options, jobs
+            )
     return summary
