@@ -156,7 +156,11 @@ def _check_case(cls, route: str, drawn: dict) -> None:
     except (TypeError, ValueError) as error:
         assert gen.names_an_argument(str(error), drawn), f"{type(error).__name__} names no argument: {error}"
         return
-    _take_steps(optimizer, loss)
+    try:
+        _take_steps(optimizer, loss)
+    except ValueError as error:  # differentiable=True on leaf parameters is refused at the first step
+        assert gen.names_an_argument(str(error), drawn), f"ValueError names no argument: {error}"
+        return
     if not gen.is_moderate(list(drawn.values())):
         return  # valid but huge (see the module docstring): the steps ran, overflow is allowed
     masks = _may_be_nan(optimizer, params)

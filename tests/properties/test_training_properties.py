@@ -122,6 +122,14 @@ HELPERS = {
     "weight_decay_param_groups": Helper(
         training.weight_decay_param_groups, lambda: {"model": _model()}, _groups_finite
     ),
+    "create_optimizer": Helper(
+        training.create_optimizer,
+        lambda: {"name_or_class": "adamw", "model_or_params": _model()},
+        lambda result, fixed: _groups_finite(result.param_groups, fixed),
+    ),
+    "layer_indices": Helper(
+        training.layer_indices, lambda: {"model": _model()}, lambda result, fixed: result[1] >= 1
+    ),
     "discriminative_param_groups": Helper(
         training.discriminative_param_groups, lambda: {"model": _model()}, _groups_finite
     ),

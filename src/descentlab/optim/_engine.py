@@ -76,6 +76,12 @@ class Direction:
     scale: float | list[float] | Tensor = 1.0
 
 
+class FlagError(RuntimeError, ValueError):
+    """A torch.optim flag refused as torch refuses it: a ``RuntimeError`` as torch raises, and a
+    ``ValueError`` since the input is what is wrong (``fused`` with ``foreach`` or ``differentiable``;
+    ``differentiable=True`` with leaf parameters)."""
+
+
 class RuleOptimizer(ValidatedOptimizer):
     """Base class of descentlab's optimizers: a ``torch.optim.Optimizer`` driven by update rules.
 
@@ -115,14 +121,14 @@ class RuleOptimizer(ValidatedOptimizer):
         """
         name = type(self).__name__
         if group.get("fused") and group.get("foreach"):
-            raise RuntimeError(
+            raise FlagError(
                 f"{name}: `fused` and `foreach` cannot be `True` together (two implementations of one "
                 "step); pass one of them"
             )
         if group.get("fused") and group.get("differentiable"):
-            raise RuntimeError(
-                f"{name}: `fused` does not support `differentiable` (the fused kernel has no autograd "
-                "formula); pass fused=False to differentiate through the step"
+            raise FlagError(
+                f"{name}: `fused` does not support `differentiable` (fused=True has no autograd formula for "
+                "differentiable=True); pass fused=False to differentiate through the step"
             )
         if group.get("variant") is not None or self.variants:
             variant = group.get("variant")
@@ -213,6 +219,8 @@ class RuleOptimizer(ValidatedOptimizer):
             with torch.enable_grad():
                 loss = closure()
         differentiable = bool(self.defaults.get("differentiable", False))
+        if differentiable:
+            self._check_differentiable_params()
         with torch.set_grad_enabled(differentiable):
             for group in self.param_groups:
                 implementation = self._torch_implementation(group)
@@ -223,6 +231,18 @@ class RuleOptimizer(ValidatedOptimizer):
                 for (_, _, step), bucket in self._buckets(group).items():
                     self._update_bucket(group, bucket, bucket.step_count(step), differentiable)
         return loss
+
+    def _check_differentiable_params(self) -> None:
+        """A differentiable step updates parameters in place inside the graph: leaves cannot take that."""
+        for group in self.param_groups:
+            for index, param in enumerate(group["params"]):
+                if param.is_leaf and param.requires_grad:
+                    raise FlagError(
+                        f"{type(self).__name__}(differentiable=True) updates its parameters in place inside "
+                        "the autograd graph, so its parameters must be non-leaf tensors; parameter "
+                        f"{index} is a leaf that requires grad: pass clones (p.clone()) of the leaves, as "
+                        "torch.optim requires"
+                    )
 
     @property
     def _step_supports_amp_scaling(self) -> bool:

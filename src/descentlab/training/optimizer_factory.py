@@ -102,6 +102,10 @@ def _no_decay_switches(no_decay: str | Sequence[str]) -> dict[str, Any]:
                 f"got {no_decay!r}"
             )
         return dict(NO_DECAY_RULES[no_decay])
+    if not isinstance(no_decay, (list, tuple)) or not all(isinstance(p, str) for p in no_decay):
+        raise TypeError(
+            f"no_decay must be one of {sorted(NO_DECAY_RULES)} or a list of glob patterns, got {no_decay!r}"
+        )
     return {
         "no_decay": list(no_decay),
         "exclude_bias": False,

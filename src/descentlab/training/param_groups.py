@@ -84,8 +84,8 @@ def layer_indices(
             groups = [[]]
         groups[0] = list(model.parameters(recurse=False)) + groups[0]
     else:
-        if isinstance(layers, str) or not layers:
-            raise ValueError(f"layers must be a non-empty list of names from input to output, got {layers!r}")
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise TypeError(f"layers must be a non-empty list of names from input to output, got {layers!r}")
         groups = [list(match_parameters(model, layer).values()) for layer in layers]
     index: dict[int, int] = {}
     for k, parameters in enumerate(groups):
