@@ -56,8 +56,8 @@ SWEEP_EVALUATIONS = 5
 Runner = Callable[[RunSpec], RunResult]
 PoolFactory = Callable[[int, Callable[..., None], tuple], Any]
 """Starts the workers of a comparison: ``(jobs, initializer, initargs) -> pool``, the pool offering
-``imap_unordered(runner, specs)``, ``terminate()`` and ``join()`` as a ``multiprocessing`` pool does
-(:class:`descentlab.lab.executors.RayPool` runs the specs as Ray tasks)."""
+``apply_async(runner, (spec,), callback, error_callback)``, ``terminate()`` and ``join()`` as a
+``multiprocessing`` pool does (:class:`descentlab.lab.executors.RayPool` runs the specs as Ray tasks)."""
 
 
 @dataclass
@@ -170,15 +170,15 @@ class _Executor:
             finished.put(self.runner(spec))
             return
         if self.pool is None:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            self.pool = context.Pool(self.jobs, initializer=_worker_init, initargs=(self.worker_setup,))
+            self.pool = (self.pool_factory or process_pool)(self.jobs, _worker_init, (self.worker_setup,))
         self.pool.apply_async(self.runner, (spec,), callback=finished.put, error_callback=finished.put)
 
     def _results(self, specs: list[RunSpec]) -> Iterator[RunResult | None]:
         """Yield the result of every spec this process trains, and ``None`` for each one another
         process stored meanwhile, in completion order."""
-        parallel = self.jobs > 1 and (len(specs) > 1 or self.pool is not None)
+        parallel = self.pool_factory is not None or (
+            self.jobs > 1 and (len(specs) > 1 or self.pool is not None)
+        )
         pending = {spec.run_id: spec for spec in specs}
         finished: queue.SimpleQueue = queue.SimpleQueue()
         in_flight = 0
@@ -199,18 +199,6 @@ class _Executor:
                 yield None
             if pending and not stored:
                 time.sleep(CLAIM_POLL_SECONDS)  # the rest trains elsewhere, or its claims expire
-
-    def _results(self, specs: list[RunSpec]) -> Iterator[RunResult]:
-        """Yield the result of every spec, in completion order."""
-        if not specs:
-            return
-        if self.pool_factory is None and (self.jobs <= 1 or (len(specs) <= 1 and self.pool is None)):
-            for spec in specs:
-                yield self.runner(spec)
-            return
-        if self.pool is None:
-            self.pool = (self.pool_factory or process_pool)(self.jobs, _worker_init, (self.worker_setup,))
-        yield from self.pool.imap_unordered(self.runner, specs)
 
     def close(self) -> None:
         """Stop the worker processes."""

@@ -103,7 +103,8 @@ class RayPool:
 
         def wait() -> None:
             try:
-                result = self._ray.get(reference)
+                (done,), _ = self._ray.wait([reference], num_returns=1)
+                result = self._ray.get(done)
             except BaseException as error:
                 error_callback(error)
             else:
