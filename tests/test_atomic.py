@@ -79,25 +79,19 @@ def test_a_failing_figure_keeps_the_old_figure(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["plot.svg"]
 
 
-def test_file_and_folder_are_fsynced_around_the_rename(tmp_path, monkeypatch):
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(descriptor):
-        events.append("fsync folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
-        real_fsync(descriptor)
-
-    def replace(source, target):
-        events.append("replace")
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+def test_file_and_folder_are_fsynced_around_the_rename(tmp_path, file_events):
     write_text(tmp_path / "a.txt", "a")
     with atomic_path(tmp_path / "b.txt") as temporary:
         temporary.write_text("b")
-    expected = ["fsync file", "replace"] + (["fsync folder"] if os.name == "posix" else [])
-    assert events == expected * 2
+    folder = ["fsync folder"] if os.name == "posix" else []
+    assert file_events == [
+        "fsync file",
+        "replace onto a.txt",
+        *folder,
+        "fsync file",
+        "replace onto b.txt",
+        *folder,
+    ]
 
 
 def test_a_folder_that_cannot_be_opened_is_not_an_error(tmp_path, monkeypatch):

@@ -175,22 +175,11 @@ def test_permissions_follow_the_umask(tmp_path, mask, expected):
     assert stat.S_IMODE(path.stat().st_mode) == expected
 
 
-def test_the_file_is_fsynced_then_renamed_then_the_folder_fsynced(tmp_path, monkeypatch):
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(descriptor):
-        events.append("fsync folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
-        real_fsync(descriptor)
-
-    def replace(source, target):
-        events.append(f"replace onto {os.path.basename(target)}")
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+def test_the_file_is_fsynced_then_renamed_then_the_folder_fsynced(tmp_path, file_events):
     save_checkpoint(tmp_path / "run.pt", nn.Linear(2, 2))
-    assert events == ["fsync file", "replace onto run.pt"] + (["fsync folder"] if os.name == "posix" else [])
+    assert file_events == ["fsync file", "replace onto run.pt"] + (
+        ["fsync folder"] if os.name == "posix" else []
+    )
 
 
 def _save_forever(path, model):

@@ -1,0 +1,28 @@
+"""Fixtures shared by test folders."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+
+@pytest.fixture
+def file_events(monkeypatch):
+    """The fsyncs and renames made during a test, in order: ``fsync file``, ``fsync folder``,
+    ``replace onto NAME`` (the real calls still run)."""
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(f"replace onto {os.path.basename(target)}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
