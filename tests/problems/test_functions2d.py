@@ -45,6 +45,7 @@ def test_closed_forms_at_hand_computed_points():
     point = torch.tensor([2.0, -1.0], dtype=torch.float64)
     values = {f.name: float(f.formula(point)) for f in FUNCTIONS}
     assert values["bowl"] == pytest.approx(4 / 20 + 1)
+    assert values["ravine"] == pytest.approx(4 / 200 + 1)
     assert values["rosenbrock"] == pytest.approx(1 + 100 * 25)
     assert values["beale"] == pytest.approx((1.5 - 4) ** 2 + (2.25) ** 2 + (2.625 - 4) ** 2)
     assert values["himmelblau"] == pytest.approx((4 - 1 - 11) ** 2 + (2 + 1 - 7) ** 2)
@@ -89,6 +90,15 @@ def test_task_starts_at_start_and_evaluates_loss_and_distance():
     loss = task.loss(next(task.batches))
     loss.backward()
     torch.testing.assert_close(parameter.grad, torch.tensor([-7 / 10, 4.0]))
+
+
+def test_ravine_hessian_is_its_stated_constant_diagonal():
+    from descentlab.problems.functions2d import RAVINE_CURVATURES, ravine
+
+    for point in ([-7.0, 2.0], [0.0, 0.0], [3.0, -1.5]):
+        hessian = torch.autograd.functional.hessian(ravine, torch.tensor(point, dtype=torch.float64))
+        torch.testing.assert_close(hessian, torch.diag(torch.tensor([2 / 200, 2.0], dtype=torch.float64)))
+    assert RAVINE_CURVATURES == (2 / 200, 2.0)
 
 
 def test_himmelblau_distance_is_to_the_nearest_of_four_minima():

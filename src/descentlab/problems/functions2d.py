@@ -22,7 +22,10 @@ References:
     "Virtual Library of Simulation Experiments", https://www.sfu.ca/~ssurjano/optimization.html
     (minima and usual domains). The bowl and its start are those of the optimizer comparison in
     Saito, "Deep Learning from Scratch" (O'Reilly Japan, 2016), section 6.1, which runs 30 steps of
-    SGD (lr 0.95), Momentum (0.1), AdaGrad (1.5) and Adam (0.3).
+    SGD (lr 0.95), Momentum (0.1), AdaGrad (1.5) and Adam (0.3). The ravine is that bowl made ten times
+    flatter along x (Hessian eigenvalues 0.01 and 2), ill-conditioned enough for the contrast between
+    plain, normalized and adaptive steps that Prince, *Understanding Deep Learning* (2023), sec. 6.4
+    draws in fig. 6.9 (the book's own surface there has a curvature ratio of 16).
 """
 
 from __future__ import annotations
@@ -45,6 +48,20 @@ def bowl(point: torch.Tensor) -> torch.Tensor:
     """Anisotropic bowl ``f(x, y) = x^2 / 20 + y^2``; minimum 0 at the origin (condition number 20)."""
     x, y = point[..., 0], point[..., 1]
     return x**2 / 20 + y**2
+
+
+RAVINE_CURVATURES = (1 / 100, 2.0)
+"""Hessian eigenvalues of :func:`ravine` (along x, along y): a ratio of 200."""
+
+
+def ravine(point: torch.Tensor) -> torch.Tensor:
+    """Ill-conditioned bowl ``f(x, y) = x^2 / 200 + y^2``; minimum 0 at the origin.
+
+    The Hessian is ``diag(1/100, 2)`` everywhere: curvature 200 times larger along y than along x, so a
+    gradient step small enough to be stable along y (``lr < 2 / 2 = 1``) shrinks x by at most 1 % a step.
+    """
+    x, y = point[..., 0], point[..., 1]
+    return x**2 / 200 + y**2
 
 
 def rosenbrock(point: torch.Tensor) -> torch.Tensor:
@@ -124,6 +141,10 @@ FUNCTIONS: tuple[Function2D, ...] = (
     Function2D(
         "bowl", "anisotropic bowl x^2/20 + y^2 from (-7, 2) (Saito, Deep Learning from Scratch, ch. 6)", bowl,
         ((-10.0, 10.0), (-4.0, 4.0)), ((0.0, 0.0),), 0.0, (-7.0, 2.0), 200, 1e-3, 0.5,
+    ),
+    Function2D(
+        "ravine", "ill-conditioned bowl x^2/200 + y^2 from (-7, 2), Hessian eigenvalues 0.01 and 2", ravine,
+        ((-10.0, 10.0), (-4.0, 4.0)), ((0.0, 0.0),), 0.0, (-7.0, 2.0), 300, 1e-3, 0.5,
     ),
     Function2D(
         "rosenbrock", "Rosenbrock's banana valley, minimum at (1, 1)", rosenbrock,
