@@ -14,6 +14,10 @@ vanishing gradients); ``N(0, 0.01^2)`` collapses them onto 0.5 (every unit says 
 (``std = 1/sqrt(100)``) keeps sigmoid and tanh layers spread; ReLU collapses to 0 with std 0.01, shrinks
 layer by layer with Xavier and keeps its second moment with He (``std = sqrt(2/100)``). Batch norm
 standardises every pre-activation, so its rows do not depend on the weight scale at all.
+
+Deep sigmoid layers draw combs, not bells: sigmoid's outputs have mean 1/2, so each unit's input carries
+a fixed offset (1/2 times the sum of its weights) and the 100 units' narrow distributions sit side by
+side. The book's 30 bins blur them; our 40 show them.
 """
 
 from __future__ import annotations
@@ -89,10 +93,13 @@ CONFIGURATIONS = (
 
 X_LIMITS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (-0.1, 4.0)}
 """Each activation's window. ReLU's tail beyond 4 (He: about 0.2 % of the values) is off the panel."""
+X_TICKS = {"sigmoid": (0.0, 0.5, 1.0), "tanh": (-1.0, 0.0, 1.0), "relu": (0.0, 2.0, 4.0)}
 
 COLLAPSED = 0.01
 """A histogram narrower than this fraction of its window is invisible as bars: say where it lies."""
 
+PREACTIVATION_TITLE = "std of each activation's input (pre-activation)"
+GRADIENT_TITLE = "gradient norm of each Linear weight at initialisation"
 COLORS = ("#dc2626", "#f97316", "#2563eb", "#7c3aed", "#0d9488", "#65a30d", "#111827")
 
 
@@ -136,6 +143,7 @@ def _histogram_row(cells: list[Axes], configuration: Configuration, run: StoredR
         top = float(np.max(density[1:] if relu else density))
         x_limits = X_LIMITS[configuration.activation]
         axes.set_xlim(*x_limits)
+        axes.set_xticks(X_TICKS[configuration.activation])
         if edges[-1] - edges[0] < COLLAPSED * (x_limits[1] - x_limits[0]):
             axes.text(
                 0.5, 0.45, f"all {len(edges) - 1} bins within\n[{edges[0]:.2g}, {edges[-1]:.2g}]",
@@ -164,10 +172,10 @@ def _depth_panels(gradients: Axes, preactivations: Axes, runs: Runs) -> None:
         norms = instrument(run, "layer_grad_norms")
         weights = [norms[name] for name in configuration.weight_names()]
         gradients.plot(range(1, len(weights) + 1), weights, label=configuration.label, **style, markersize=3)
-    preactivations.set_title("std of each activation's input (pre-activation)", fontsize=10)
+    preactivations.set_title(PREACTIVATION_TITLE, fontsize=10)
     preactivations.set_xlabel("hidden layer")
     preactivations.set_xticks(range(1, HIDDEN_LAYERS + 1))
-    gradients.set_title("gradient norm of each Linear weight at initialisation", fontsize=10)
+    gradients.set_title(GRADIENT_TITLE, fontsize=10)
     gradients.set_xlabel(f"Linear layer ({HIDDEN_LAYERS + 1} = output)")
     gradients.set_xticks(range(1, HIDDEN_LAYERS + 2))
     for axes, label in ((preactivations, "std (log scale)"), (gradients, "‖∂L/∂W‖ (log scale)")):
