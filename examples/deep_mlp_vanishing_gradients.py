@@ -14,7 +14,9 @@ batch (input layer first) and the test accuracy after a few epochs:
 - ELU (non-saturating, smooth) with He init and clipping;
 - ReLU + batch norm, without clipping.
 
-Run: ``python examples/deep_mlp_vanishing_gradients.py`` (CPU, well under a minute).
+Run: ``python examples/deep_mlp_vanishing_gradients.py`` (CPU, well under a minute). The same effect
+drawn through the lab, on the 5 x 100 network of Deep Learning from Scratch ch. 6.2 (activation
+histograms per layer and per-layer gradient norms): ``descentlab figure init-activations``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from descentlab.lab import run_spec
-from descentlab.lab.instruments import activation_statistics
+from descentlab.lab.instruments import activation_statistics, preactivation_statistics
 from descentlab.lab.runner import Training, _one_step, _Progress
 from descentlab.lab.spec import RunSpec
 
@@ -101,6 +101,18 @@ def test_activation_statistics_by_hand():
     assert relu == {"mean": 1.0, "std": pytest.approx(math.sqrt(2.0)), "saturated": None, "dead": 0.5}
     sigmoid = activation_statistics(nn.Sigmoid(), torch.tensor([0.001, 0.5, 0.995, 0.3]))
     assert sigmoid["saturated"] == 0.5 and sigmoid["dead"] is None
+
+
+def test_preactivations_are_what_enters_each_activation():
+    assert preactivation_statistics(torch.tensor([-1.0, 1.0, 3.0])) == {"mean": 1.0, "std": 2.0}
+    spec = RunSpec.create(
+        "digits-mlp", "sgd", {"lr": 0.1}, model={"batch_norm": True},
+        record={"record": ("preactivations",)}, steps=2, batch_size=32,
+    )  # fmt: skip
+    records = [i for i in run_spec(spec).instruments if i.kind == "preactivations"]
+    assert [i.step for i in records] == [1, 2]
+    (values,) = records[0].value.values()  # the one ReLU, after BatchNorm1d: standardised per unit
+    assert values["mean"] == pytest.approx(0.0, abs=1e-5) and values["std"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_activations_and_histograms_on_an_mlp():

@@ -15,13 +15,14 @@ from descentlab.problems.classification import (
 )
 from descentlab.problems.digits import digits_data
 from descentlab.problems.functions2d import FUNCTIONS, function_problem
+from descentlab.problems.gaussian_mlp import gaussian_data
 from descentlab.problems.mnist_1d import mnist1d_data
 from descentlab.problems.networks import mlp
 from descentlab.problems.textbook import LINEAR_X, LINEAR_Y, least_squares_problem, line
 
 DATA = {
     "digits-logreg": digits_data, "digits-mlp": digits_data, "digits-cnn": digits_data,
-    "mnist1d-mlp": mnist1d_data, "mnist1d-cnn": mnist1d_data,
+    "mnist1d-mlp": mnist1d_data, "mnist1d-cnn": mnist1d_data, "gaussian-deep-mlp": gaussian_data,
 }  # fmt: skip
 WITHOUT_FINITE_DATA = {problem.name for problem in all_problems() if "noisy" in problem.tags}
 

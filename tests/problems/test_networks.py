@@ -54,6 +54,7 @@ def test_each_problem_declares_its_options():
     declared = {problem.name: set(problem.options) for problem in all_problems()}
     assert declared.pop("digits-logreg") == {"init"}
     assert declared.pop("digits-mlp") == declared.pop("mnist1d-mlp") == MLP_OPTION_NAMES
+    assert declared.pop("gaussian-deep-mlp") == MLP_OPTION_NAMES
     assert declared.pop("digits-cnn") == declared.pop("mnist1d-cnn") == CNN_OPTION_NAMES
     for textbook in ("linear-regression", "gabor", "salary"):
         assert declared.pop(textbook) == {"order", "start"}

@@ -13,12 +13,30 @@ Example::
 
 from __future__ import annotations
 
-from descentlab.figures import adam_vs_normalized, bowl, gabor, line_search, salary, schedules, sgd_vs_gd
+from descentlab.figures import (
+    adam_vs_normalized,
+    bowl,
+    gabor,
+    init_activations,
+    line_search,
+    salary,
+    schedules,
+    sgd_vs_gd,
+)
 from descentlab.figures.base import FigureDefinition, FigureResult, make_figure
 
 FIGURES: dict[str, FigureDefinition] = {
     definition.name: definition
-    for module in (bowl, schedules, line_search, salary, gabor, sgd_vs_gd, adam_vs_normalized)
+    for module in (
+        bowl,
+        gabor,
+        sgd_vs_gd,
+        adam_vs_normalized,
+        line_search,
+        schedules,
+        init_activations,
+        salary,
+    )
     for definition in module.FIGURES
 }
 """Every figure by name, in listing order."""

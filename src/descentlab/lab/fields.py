@@ -43,7 +43,7 @@ SCHEDULE_NAMES = (
 
 NONFINITE_POLICIES = ("raise", "skip", "zero")
 DECAY_GROUPS = ("bias_and_norm", "all")
-RECORD_KINDS = ("layer_grad_norms", "activations", "histograms", "line_search")
+RECORD_KINDS = ("layer_grad_norms", "activations", "preactivations", "histograms", "line_search")
 
 
 class SettingError(ValueError):

@@ -4,6 +4,8 @@
 - ``activations``: per activation layer (ReLU, sigmoid, tanh, ...), the mean and std of its outputs,
   the fraction saturated (sigmoid outside [0.01, 0.99], tanh and softsign beyond ±0.99) and the
   fraction dead (exactly 0: ReLU family), on the training minibatch of every evaluation step;
+- ``preactivations``: per activation layer, the mean and std of what enters it (the linear layer's
+  output, or the batch norm's where one sits in between), at the same steps as ``activations``;
 - ``histograms``: a 40-bin histogram of each activation layer's outputs at ``histogram_steps``
   (default: the first and the last step);
 - ``line_search``: the step sizes a line-search optimizer tried, their losses and the one it took,
@@ -60,6 +62,15 @@ def activation_statistics(module: nn.Module, output: torch.Tensor) -> dict[str, 
     }
 
 
+def preactivation_statistics(inputs: torch.Tensor) -> dict[str, float]:
+    """Mean and std of what enters one activation layer."""
+    values = inputs.detach().float()
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()) if values.numel() > 1 else 0.0,
+    }
+
+
 def histogram(output: torch.Tensor) -> dict[str, list[float]]:
     """A fixed-bin histogram of the finite outputs (edges and counts)."""
     values = output.detach().double().reshape(-1).numpy()
@@ -87,37 +98,43 @@ class Instruments:
             for name, module in model.named_modules()
             if isinstance(module, ACTIVATION_TYPES)
         ]
-        if self.kinds & {"activations", "histograms"} and not self.layers:
+        if self.kinds & {"activations", "preactivations", "histograms"} and not self.layers:
             raise ValueError(
-                "record=activations/histograms needs a model with activation layers; "
+                "record=activations/preactivations/histograms needs a model with activation layers; "
                 f"{type(model).__name__} has none"
             )
 
     def observes_forward(self, step: int, evaluated: bool) -> bool:
         """Whether the forward pass of ``step`` should be watched."""
-        wants_stats = "activations" in self.kinds and evaluated
+        wants_stats = bool(self.kinds & {"activations", "preactivations"}) and evaluated
         return wants_stats or ("histograms" in self.kinds and step in self.histogram_steps)
 
     def watch(self, step: int, evaluated: bool) -> list[Any]:
         """Register forward hooks for ``step``; returns the handles to remove after the forward."""
         if not self.observes_forward(step, evaluated):
             return []
-        statistics: dict[str, Any] = {}
-        histograms: dict[str, Any] = {}
+        seen: dict[str, dict[str, Any]] = {"activations": {}, "preactivations": {}, "histograms": {}}
+        wanted = {
+            "activations": "activations" in self.kinds and evaluated,
+            "preactivations": "preactivations" in self.kinds and evaluated,
+            "histograms": "histograms" in self.kinds and step in self.histogram_steps,
+        }
 
         def hook_for(name: str):
-            def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-                if name in statistics or name in histograms:
+            def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+                if any(name in values for values in seen.values()):
                     return  # a closure optimizer runs the forward many times: keep the first
-                if "activations" in self.kinds and evaluated:
-                    statistics[name] = activation_statistics(module, output)
-                if "histograms" in self.kinds and step in self.histogram_steps:
-                    histograms[name] = histogram(output)
+                if wanted["activations"]:
+                    seen["activations"][name] = activation_statistics(module, output)
+                if wanted["preactivations"]:
+                    seen["preactivations"][name] = preactivation_statistics(inputs[0])
+                if wanted["histograms"]:
+                    seen["histograms"][name] = histogram(output)
 
             return hook
 
         handles = [module.register_forward_hook(hook_for(name)) for name, module in self.layers]
-        self._pending = (step, statistics, histograms)
+        self._pending = (step, seen)
         return handles
 
     def finish_watch(self, handles: list[Any]) -> None:
@@ -126,11 +143,10 @@ class Instruments:
             handle.remove()
         if not handles:
             return
-        step, statistics, histograms = self._pending
-        if statistics:
-            self.records.append(InstrumentRecord(step, "activations", statistics))
-        if histograms:
-            self.records.append(InstrumentRecord(step, "histograms", histograms))
+        step, seen = self._pending
+        for kind, values in seen.items():
+            if values:
+                self.records.append(InstrumentRecord(step, kind, values))
 
     def after_backward(self, step: int, evaluated: bool) -> None:
         """Per-parameter gradient norms at evaluation steps."""

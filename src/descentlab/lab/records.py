@@ -116,8 +116,9 @@ class InstrumentRecord:
     """One optional measurement at one step: ``kind`` names it, ``value`` is JSON-ready.
 
     Kinds: ``layer_grad_norms`` ({parameter name: norm}), ``activations`` ({layer: {mean, std,
-    saturated, dead}}), ``histograms`` ({layer: {edges, counts}}), ``line_search`` (the trial step
-    sizes, their losses and the accepted one).
+    saturated, dead}}), ``preactivations`` ({layer: {mean, std}} of each activation layer's input),
+    ``histograms`` ({layer: {edges, counts}}), ``line_search`` (the trial step sizes, their losses and
+    the accepted one).
     """
 
     step: int

@@ -21,6 +21,7 @@ from descentlab.problems import (  # noqa: F401  isort: skip
     quadratic,
     digits,
     mnist_1d,
+    gaussian_mlp,
     mnist,
 )
 from descentlab.problems.idx import IdxFormatError, load_idx  # isort: skip
