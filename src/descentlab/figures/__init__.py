@@ -13,12 +13,12 @@ Example::
 
 from __future__ import annotations
 
-from descentlab.figures import bowl, gabor, line_search, salary, schedules
+from descentlab.figures import bowl, gabor, line_search, overfitting, random_search, salary, schedules
 from descentlab.figures.base import FigureDefinition, FigureResult, make_figure
 
 FIGURES: dict[str, FigureDefinition] = {
     definition.name: definition
-    for module in (bowl, schedules, line_search, salary, gabor)
+    for module in (bowl, schedules, line_search, salary, gabor, overfitting, random_search)
     for definition in module.FIGURES
 }
 """Every figure by name, in listing order."""
