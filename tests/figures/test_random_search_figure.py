@@ -79,6 +79,7 @@ def test_the_marked_best_is_optunas_best_trial_and_the_argmax_of_the_stored_scor
     assert best_label == f"trial {study.best_trial.number}"
     with RunStore(folder, read_only=True) as store:
         runs = store.runs(PURPOSE)
+        assert store.runs() == [], "the figure runs the study alone, no re-runs of the best as a comparison"
     scores = {run["run_id"]: run["summary"].final_metric for run in runs if run["outcome"] == "completed"}
     assert len(runs) == TRIALS
     best_run = study.best_trial.user_attrs["run_id"]

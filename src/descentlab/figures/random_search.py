@@ -5,7 +5,8 @@ hyperparameter independently, uniformly in its logarithm, and keep the trial wit
 score. The trials are one study of the lab's tuning (:func:`descentlab.lab.tuning.run_studies`): its
 seeded random sampler, the lab's search-space dimensions, every trial a stored lab run scored by its
 validation accuracy at the end of its budget (diverged: worst). Plain SGD on ``digits-mlp`` for the
-problem's 600 steps; both ranges are wide enough to hold rates that barely move and rates that diverge,
+problem's 600 steps, its weight decay torch's (``w <- w - lr (g + λ w)``) on weights only (the lab
+leaves biases out); both ranges are wide enough to hold rates that barely move and rates that diverge,
 and decays that do nothing and decays that stop the net from fitting. The figure draws each trial at its
 (lr, weight decay), coloured by validation accuracy, diverged trials as crosses and the best trial
 marked, with the validation accuracy against each hyperparameter alone beside it.
@@ -144,6 +145,8 @@ def draw_random_search(runs: Runs) -> Figure:
     figure = Figure(figsize=(15.0, 4.6), layout="constrained")
     search, by_lr, by_decay = figure.subplots(1, 3, width_ratios=(1.35, 1, 1))
     scored = {label: trial_value(run) for label, run in runs.items() if trial_value(run) is not None}
+    if not scored:
+        raise ValueError(f"all {len(runs)} trials diverged; there is no accuracy to colour them by")
     norm = Normalize(min(scored.values()), max(scored.values()))
     _search_panel(search, runs, scored, norm)
     _marginal_panel(by_lr, runs, scored, 0, norm)
