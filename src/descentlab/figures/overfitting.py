@@ -83,6 +83,9 @@ def draw_overfitting(runs: Runs) -> Figure:
     for (title, run), style in zip(runs.items(), ("-", "--", ":")):
         points = [(r.step, r.metrics["loss"]) for r in run.records if r.metrics]
         loss_axes.plot(*zip(*points), style, color="black", linewidth=1.2, label=title)
+    unregularised = [(r.step, r.metrics["loss"]) for r in runs["no regularisation"].records if r.metrics]
+    lowest = min(unregularised, key=lambda point: point[1])
+    loss_axes.plot(*lowest, "v", color="#dc2626", label=f"lowest unregularised (step {lowest[0]})")
     loss_axes.set_title("validation loss", fontsize=10)
     loss_axes.set_xlabel("step")
     loss_axes.set_ylabel("cross-entropy")
