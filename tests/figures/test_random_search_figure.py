@@ -14,6 +14,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from optuna.trial import TrialState
 
+from descentlab.cli import main
 from descentlab.figures import get_figure, make_figure
 from descentlab.figures.random_search import LR, WEIGHT_DECAY, random_search_trials
 from descentlab.lab.store import RunStore
@@ -113,3 +114,14 @@ def test_a_second_call_trains_nothing_and_returns_the_same_trials(made, study):
     ids = {trial.user_attrs["run_id"] for trial in study.get_trials(states=(TrialState.COMPLETE,))}
     assert {spec.run_id for spec in specs.values()} == ids
     assert all(spec.steps == STEPS and spec.problem == "digits-mlp" for spec in specs.values())
+
+
+def test_descentlab_tune_resumes_the_figures_study_and_trains_nothing(made, study, capsys):
+    _, folder = made
+    space = [f"--space={d.name}={d.describe()}" for d in (LR, WEIGHT_DECAY)]
+    arguments = ["tune", "--optimizers=sgd", "--problems=digits-mlp", "--seeds=0", "--ruleset=lr-only"]
+    arguments += [f"--trials={TRIALS}", f"--steps={STEPS}", *space, "--worker", f"--out={folder}"]
+    assert main(arguments) == 0
+    output = capsys.readouterr()
+    assert "0 trials trained" in output.out + output.err
+    assert len(optuna.get_all_study_names(default_storage_url(folder))) == 1

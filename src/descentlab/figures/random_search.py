@@ -10,6 +10,10 @@ leaves biases out); both ranges are wide enough to hold rates that barely move a
 and decays that do nothing and decays that stop the net from fitting. The figure draws each trial at its
 (lr, weight decay), coloured by validation accuracy, diverged trials as crosses and the best trial
 marked, with the validation accuracy against each hyperparameter alone beside it.
+
+It is the study of ``descentlab tune --optimizers sgd --problems digits-mlp --seeds 0 --ruleset lr-only
+--trials 30 --space lr=0.001:10:log --space weight_decay=1e-05:1:log``: that command, given the
+figure's folder, resumes it and trains nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ AXIS_PADDING = 0.03
 
 
 def tune_options(trials: int = TRIALS) -> TuneOptions:
-    """The lab's tuning: random sampler, no pruner, lr and weight decay over :data:`DIMENSIONS`."""
+    """The lab's tuning: random sampler, no pruner, the lr-only ruleset's space with weight decay added
+    (``--space`` overrides of :data:`DIMENSIONS`)."""
     space = {dimension.name: dimension.describe() for dimension in DIMENSIONS}
     return TuneOptions(ruleset="lr-only", trials=trials, sampler="random", pruner="none", space=space)
 
