@@ -19,6 +19,8 @@ from descentlab.figures import (
     gabor,
     init_activations,
     line_search,
+    overfitting,
+    random_search,
     salary,
     schedules,
     sgd_vs_gd,
@@ -36,6 +38,8 @@ FIGURES: dict[str, FigureDefinition] = {
         schedules,
         init_activations,
         salary,
+        overfitting,
+        random_search,
     )
     for definition in module.FIGURES
 }

@@ -1,8 +1,9 @@
 """What a textbook figure is, and how one is made: declared runs, trained through the lab, then drawn.
 
 A :class:`FigureDefinition` names the lab runs it needs (``{panel label: RunSpec}``) and a draw function
-that turns their stored records into a matplotlib ``Figure``. :func:`make_figure` trains only the runs
-the folder's store lacks (the store skips what is done, as for ``descentlab compare``), reads every
+that turns their stored records into a matplotlib ``Figure``; a figure whose runs a lab procedure picks
+as it goes (the trials of a tuning study) gives that procedure instead. :func:`make_figure` trains only
+the runs the folder's store lacks (the store skips what is done, as for ``descentlab compare``), reads every
 run back from the store, draws, writes ``figures/NAME.png`` and ``figures/NAME.svg``, and keeps what
 it made under the ``figures`` key of the store's meta table, where the report finds it.
 """
@@ -63,15 +64,20 @@ class FigureDefinition:
         name: the command-line name (``descentlab figure NAME``).
         summary: one line for ``descentlab figure --list``.
         source: the textbook figure it follows.
-        runs: the lab runs to train, ``{panel label: spec}``, in drawing order.
+        runs: the lab runs to train, ``{panel label: spec}``, in drawing order; ``None`` when
+            ``train`` picks them.
         draw: the figure from the stored runs (same labels).
+        train: for a figure whose runs a lab procedure picks while it trains them (a tuning study's
+            trials): trains them into the results folder, skipping stored ones, and returns
+            ``({label: spec}, how many it trained)``.
     """
 
     name: str
     summary: str
     source: str
-    runs: Callable[[], dict[str, RunSpec]]
+    runs: Callable[[], dict[str, RunSpec]] | None
     draw: Callable[[Runs], Figure]
+    train: Callable[[Path], tuple[dict[str, RunSpec], int]] | None = None
 
 
 @dataclass
@@ -96,6 +102,15 @@ def train_missing(store: RunStore, specs: list[RunSpec]) -> int:
     return len(missing)
 
 
+def train_figure_runs(definition: FigureDefinition, out_dir: Path) -> tuple[dict[str, RunSpec], int]:
+    """The figure's runs, trained into ``out_dir`` where missing, and how many were trained now."""
+    if definition.train is not None:
+        return definition.train(out_dir)
+    specs = definition.runs()
+    with RunStore(out_dir) as store:
+        return specs, train_missing(store, list(specs.values()))
+
+
 def load_runs(store: RunStore, specs: dict[str, RunSpec]) -> Runs:
     """The stored runs of ``specs``, keyed by the same labels."""
     stored = {run["run_id"]: run for run in store.runs(purpose=None)}
@@ -112,9 +127,8 @@ def make_figure(definition: FigureDefinition, out_dir: str | Path) -> FigureResu
     """Train what ``definition`` needs into ``out_dir``'s store, draw it and write its PNG and SVG."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    specs = definition.runs()
+    specs, trained = train_figure_runs(definition, out_dir)
     with RunStore(out_dir) as store:
-        trained = train_missing(store, list(specs.values()))
         runs = load_runs(store, specs)
         figure = definition.draw(runs)
         folder = out_dir / FIGURES_FOLDER

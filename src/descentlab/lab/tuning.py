@@ -689,6 +689,29 @@ def run_tuning(
         worker).
     """
     options = options or TuneOptions()
+    settings, seeds = dict(settings or {}), list(seeds)
+    tuned_list = run_studies(out_dir, optimizers, problems, seeds, settings=settings, options=options)
+    summary = TuneSummary(tuned_list)
+    if not options.worker:
+        summary.comparisons = _final_comparisons(out_dir, summary.tuned, seeds, settings, options, jobs)
+    return summary
+
+
+def run_studies(
+    out_dir: str | Path,
+    optimizers: Sequence[str],
+    problems: Sequence[str],
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    settings: Mapping[str, Any] | None = None,
+    options: TuneOptions | None = None,
+) -> list[TunedConfiguration]:
+    """The studies of :func:`run_tuning` without the re-runs: every trial trained on the first seed.
+
+    Arguments as for :func:`run_tuning`. Trials already stored are not trained again, so calling this
+    twice trains each trial once. :func:`trial_specs` lists a finished study's trials as lab runs.
+    """
+    options = options or TuneOptions()
     options.check()
     settings = dict(settings or {})
     seeds = list(seeds)
@@ -698,7 +721,6 @@ def run_tuning(
     tuned_list = _tuned_configurations(optimizers, problems, settings, options)
     for tuned in tuned_list:  # fail on a bad configuration before hours of work
         check_spec(tuned.trial_spec({}, seeds[0]))
-    summary = TuneSummary(tuned_list)
     if any(tuned.trials for tuned in tuned_list):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         storage = open_storage(options.storage or default_storage_url(out_dir))
@@ -706,9 +728,24 @@ def run_tuning(
         with RunStore(out_dir) as store:
             stored = {run["run_id"]: run for run in store.runs(PURPOSE)}
             _tune_studies(tuned_list, options, _StudyRun(store, stored, storage, seeds[0], request))
-    if not options.worker:
-        summary.comparisons = _final_comparisons(out_dir, tuned_list, seeds, settings, options, jobs)
-    return summary
+    return tuned_list
+
+
+def trial_specs(tuned: TunedConfiguration, storage: str, seed: int) -> dict[int, RunSpec]:
+    """The complete trials of ``tuned``'s study in ``storage`` (a URL), by trial number, as the lab
+    runs they trained on ``seed`` (pruned trials were never stored and are left out)."""
+    study = optuna.load_study(study_name=tuned.study_name, storage=open_storage(storage))
+    specs = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        spec = tuned.trial_spec(trial.user_attrs["hyperparameters"], seed)
+        if spec.run_id != trial.user_attrs["run_id"]:
+            stored = trial.user_attrs["run_id"]
+            raise ValueError(
+                f"trial {trial.number} of study {tuned.study_name!r} trained run {stored}, not "
+                f"{spec.run_id}; the study was made by another version: tune into a fresh folder"
+            )
+        specs[trial.number] = spec
+    return specs
 
 
 def _final_comparisons(
