@@ -55,7 +55,10 @@ def build_base(
             cls = resolve_optimizer_class(base)
         except (TypeError, ValueError) as error:
             raise ValueError(f"base={base!r}: {error}") from None
-        optimizer = make_optimizer(cls, params, **hyperparameters)
+        try:
+            optimizer = make_optimizer(cls, params, **hyperparameters)
+        except ValueError as error:
+            raise ValueError(f"{error} (the base optimizer of {wrapper})") from None
     protocol = step_protocol(type(optimizer))
     if protocol != "gradient":
         raise ValueError(

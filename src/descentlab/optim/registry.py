@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any
 
 import torch
@@ -42,6 +43,15 @@ def step_protocol(cls: type[Optimizer]) -> str:
     if cls is torch.optim.LBFGS:
         return "closure"
     return getattr(cls, "step_protocol", "gradient")
+
+
+def passes_on_keywords(cls: type) -> bool:
+    """Whether ``cls.__init__`` takes ``**keywords`` it hands on (a wrapper's base hyperparameters).
+
+    The lab and the tuner then accept any keyword for it; the base it builds checks them.
+    """
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters)
 
 
 def resolve_optimizer_class(name_or_class: str | type[Optimizer]) -> type[Optimizer]:
