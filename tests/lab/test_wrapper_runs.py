@@ -7,7 +7,10 @@ import pytest
 
 from descentlab.cli import main
 from descentlab.lab import RunStore, run_spec
+from descentlab.lab.fields import SettingError
 from descentlab.lab.spec import RunSpec
+from descentlab.lab.tuning import TuneOptions, check_space, resolve_space
+from descentlab.optim import SAM, Lookahead, WeightAveraging
 
 
 def _cli(argv):
@@ -99,3 +102,13 @@ def test_the_lab_evaluates_at_the_average_and_at_the_slow_weights(optimizer, fro
     start, *rest = [record.metrics["loss"] for record in result.records if record.metrics]
     assert rest and all(value == start for value in rest)
     assert result.records[-1].loss < result.records[1].loss
+
+
+@pytest.mark.parametrize("cls", [Lookahead, SAM, WeightAveraging], ids=lambda c: c.__name__)
+def test_declared_search_space_and_a_base_hyperparameter_override_build_at_every_corner(cls):
+    options = TuneOptions(ruleset="small", space={f"{cls.__name__}.momentum": "0.5:0.9"})
+    space = resolve_space(cls, options, {})
+    assert {d.name for d in cls.search_space} | {"momentum"} == {d.name for d in space}
+    check_space(cls, space)  # builds the wrapper and its SGD base at each end of each dimension
+    with pytest.raises(SettingError, match="momentum must be"):
+        check_space(cls, resolve_space(cls, TuneOptions(space={"momentum": "-2:-1"}), {}))
