@@ -112,3 +112,12 @@ def test_declared_search_space_and_a_base_hyperparameter_override_build_at_every
     check_space(cls, space)  # builds the wrapper and its SGD base at each end of each dimension
     with pytest.raises(SettingError, match="momentum must be"):
         check_space(cls, resolve_space(cls, TuneOptions(space={"momentum": "-2:-1"}), {}))
+
+
+def test_descentlab_optimizers_lists_the_wrappers_with_their_papers_and_forms():
+    code, out, _ = _cli(["optimizers"])
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "Zhang et al. 2019" in lines["Lookahead"] and "paper, timm, torch-optimizer" in lines["Lookahead"]
+    assert "Foret et al. 2021" in lines["SAM"] and "Kwon et al. 2021" in lines["SAM"]
+    assert "Izmailov et al. 2018" in lines["WeightAveraging"] and "ema, swa" in lines["WeightAveraging"]

@@ -79,6 +79,9 @@ class OptimizerWrapper(ValidatedOptimizer):
     variants: ClassVar[tuple[str, ...]] = ()
     step_protocol: ClassVar[str] = "gradient"
     state_key: ClassVar[str] = ""
+    # The group key that selects the wrapper's form (its ``variant`` keyword goes to the base), shown
+    # in the ``descentlab optimizers`` table; its check is a ``Choice`` of the forms, the default first.
+    form_key: ClassVar[str] = ""
 
     def __init__(
         self,

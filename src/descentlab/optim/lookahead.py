@@ -75,6 +75,7 @@ class Lookahead(OptimizerWrapper):
 
     reference = "Zhang et al. 2019 (Lookahead, Alg. 1)"
     state_key = "lookahead_state"
+    form_key = "lookahead_variant"
     search_space = (
         Float("lr", 1e-5, 10.0, "log"),
         Int("lookahead_k", 2, 20, "log"),

@@ -75,11 +75,19 @@ def make_optimizer(name: str | type[Optimizer], params: Any, **hyperparameters: 
         raise ValueError(f"bad hyperparameters for {cls.__name__}: {error}") from None
 
 
+def _variants_text(cls: type) -> str:
+    """``variants`` (default first); a wrapper names the group key that selects its forms instead."""
+    form_key = getattr(cls, "form_key", "")
+    if form_key:
+        return f"{form_key}: {', '.join(cls.hyperparameters[form_key].values)}"
+    return ", ".join(getattr(cls, "variants", ())) or "-"
+
+
 def optimizer_table() -> str:
     """A plain-text table of every optimizer: name, reference, variants (default first)."""
     rows = [("optimizer", "reference", "variants")]
     for cls in optimizer_classes().values():
-        rows.append((cls.__name__, cls.reference, ", ".join(getattr(cls, "variants", ())) or "-"))
+        rows.append((cls.__name__, cls.reference, _variants_text(cls)))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -71,6 +71,7 @@ class SAM(OptimizerWrapper):
     reference = "Foret et al. 2021 (SAM, Alg. 1); Kwon et al. 2021 (ASAM)"
     step_protocol = "closure"  # see RuleOptimizer.step_protocol
     state_key = "sam_state"
+    form_key = "sam_variant"
     search_space = (Float("lr", 1e-5, 10.0, "log"), Float("sam_rho", 0.005, 2.0, "log"))
     hyperparameters = hyperparameter_checks(
         sam_rho=NON_NEGATIVE, sam_eta=NON_NEGATIVE, sam_variant=Choice(FORMS)

@@ -69,6 +69,7 @@ class WeightAveraging(OptimizerWrapper):
 
     reference = "Izmailov et al. 2018 (SWA, Alg. 1); Polyak & Juditsky 1992 (EMA)"
     state_key = "average_state"
+    form_key = "average"
     search_space = (Float("lr", 1e-5, 10.0, "log"), Float("ema_decay", 0.9, 0.9999, "log1m"))
     hyperparameters = hyperparameter_checks(
         average=Choice(AVERAGES),
