@@ -268,3 +268,17 @@ def _quadratic_closure(optimizer, param):
     loss = ((param - torch.arange(3.0, dtype=torch.float64)) ** 2).sum()
     loss.backward()
     return loss
+
+
+def test_hooks_on_the_wrapper_run_and_an_optimizer_with_a_base_name_is_refused():
+    param = torch.zeros(2, requires_grad=True)
+    optimizer = dl.Lookahead([param], base="adam", lr=0.1)
+    calls = []
+    optimizer.register_state_dict_post_hook(lambda opt, saved: {**saved, "extra": 1})
+    optimizer.register_load_state_dict_post_hook(lambda opt: calls.append("loaded"))
+    saved = optimizer.state_dict()
+    assert saved["extra"] == 1
+    optimizer.load_state_dict(saved)
+    assert calls == ["loaded"]
+    with pytest.raises(ValueError, match="pass one of them"):
+        dl.SAM(torch.optim.SGD([param], lr=0.1), base="adam")

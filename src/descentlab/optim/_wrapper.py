@@ -32,6 +32,9 @@ from torch.optim import Optimizer
 
 from descentlab.optim._validation import ValidatedOptimizer
 
+DEFAULT_BASE = "sgd"
+"""The base a wrapper builds when given parameters and no ``base``."""
+
 
 def build_base(
     params: Any, base: str | type[Optimizer], hyperparameters: dict[str, Any], wrapper: str
@@ -40,6 +43,11 @@ def build_base(
     from descentlab.optim.registry import make_optimizer, resolve_optimizer_class, step_protocol
 
     if isinstance(params, Optimizer):
+        if base != DEFAULT_BASE:
+            raise ValueError(
+                f"{wrapper} got an optimizer to wrap and base={base!r}: pass one of them (the base is the "
+                "optimizer given)"
+            )
         if hyperparameters:
             raise ValueError(
                 f"{wrapper} wraps an existing optimizer as given: pass its hyperparameters to it, not to "
@@ -71,8 +79,9 @@ def build_base(
 class OptimizerWrapper(ValidatedOptimizer):
     """Base class of the wrappers: delegation to ``self.base`` and the shared-groups bookkeeping.
 
-    Subclasses declare ``wrapper_defaults`` (group key -> default, for keys of their own), their checks
-    in ``hyperparameters``, a ``state_key``, and implement :meth:`step`.
+    Subclasses pass their own group keys with their values (``own``) to ``__init__``, declare their
+    checks in ``hyperparameters``, a ``state_key`` and a ``form_key``, and implement :meth:`step`. Hooks
+    registered on the wrapper (step, state_dict, load_state_dict) run as torch runs them.
     """
 
     reference: ClassVar[str] = ""
@@ -151,12 +160,19 @@ class OptimizerWrapper(ValidatedOptimizer):
     # --- state_dict: the base's, plus the wrapper's state by parameter index --------------------------
     def state_dict(self) -> dict[str, Any]:
         """The base's ``state_dict`` with the wrapper's per-parameter state under ``state_key``."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
         saved = self.base.state_dict()
-        own = {}
-        for index, param in enumerate(self.params()):
-            if self.state.get(param):
-                own[index] = {key: _copy_value(value) for key, value in self.state[param].items()}
-        return {**saved, self.state_key: own}
+        # As torch's state_dict: the state's own tensors, not copies.
+        own = {
+            index: dict(self.state[param])
+            for index, param in enumerate(self.params())
+            if self.state.get(param)
+        }
+        state_dict = {**saved, self.state_key: own}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            state_dict = post_hook(self, state_dict) or state_dict
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the base's part into the base and the wrapper's part here; a base checkpoint loads too.
@@ -164,6 +180,8 @@ class OptimizerWrapper(ValidatedOptimizer):
         Saved groups are checked for the wrapper's keys before anything is loaded; groups saved without
         them (a checkpoint of the base alone) get the constructor's values.
         """
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            state_dict = pre_hook(self, state_dict) or state_dict
         for saved in state_dict["param_groups"]:
             self.validate_group({**self.own_defaults, **saved})
         base_part = {key: value for key, value in state_dict.items() if key != self.state_key}
@@ -176,6 +194,8 @@ class OptimizerWrapper(ValidatedOptimizer):
         for index, param in enumerate(self.params()):
             if index in own:
                 self.state[param] = {key: _copy_value(value, param) for key, value in own[index].items()}
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     # --- what a subclass supplies ------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -188,11 +208,10 @@ def real_view(tensor: Tensor) -> Tensor:
     return torch.view_as_real(tensor) if torch.is_complex(tensor) else tensor
 
 
-def _copy_value(value: Any, like: Tensor | None = None) -> Any:
-    """A copy of a state value; tensors go to ``like``'s device (their dtype is kept, bit for bit)."""
+def _copy_value(value: Any, like: Tensor) -> Any:
+    """A copy of a saved state value; tensors go to ``like``'s device (their dtype is kept, bit for bit)."""
     if isinstance(value, Tensor):
-        device = value.device if like is None else like.device
-        return value.detach().to(device=device, copy=True)
+        return value.detach().to(device=like.device, copy=True)
     return copy.deepcopy(value)
 
 

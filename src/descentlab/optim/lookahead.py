@@ -10,7 +10,7 @@ import torch
 from torch.optim import Optimizer
 
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, Choice, Integer, hyperparameter_checks
-from descentlab.optim._wrapper import OptimizerWrapper, real_view, swapped_in
+from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper, real_view, swapped_in
 from descentlab.optim.search_space import Float, Int
 
 # When each form creates the slow weights: after this many fast steps (0: before the first one), as a
@@ -88,7 +88,7 @@ class Lookahead(OptimizerWrapper):
     def __init__(
         self,
         params: Any,
-        base: str | type[Optimizer] = "sgd",
+        base: str | type[Optimizer] = DEFAULT_BASE,
         *,
         lookahead_k: int = 5,
         lookahead_alpha: float = 0.5,

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from descentlab.optim._validation import NON_NEGATIVE, Choice, hyperparameter_checks
-from descentlab.optim._wrapper import OptimizerWrapper, real_view
+from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper, real_view
 from descentlab.optim.search_space import Float
 
 FORMS = ("sam", "asam")
@@ -80,7 +80,7 @@ class SAM(OptimizerWrapper):
     def __init__(
         self,
         params: Any,
-        base: str | type[Optimizer] = "sgd",
+        base: str | type[Optimizer] = DEFAULT_BASE,
         *,
         sam_rho: float = 0.05,
         sam_variant: str = "sam",

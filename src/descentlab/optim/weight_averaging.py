@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, Choice, Integer, hyperparameter_checks
-from descentlab.optim._wrapper import OptimizerWrapper, real_view, swapped_in
+from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper, real_view, swapped_in
 from descentlab.optim.search_space import Float
 
 AVERAGES = ("ema", "swa")
@@ -81,7 +81,7 @@ class WeightAveraging(OptimizerWrapper):
     def __init__(
         self,
         params: Any,
-        base: str | type[Optimizer] = "sgd",
+        base: str | type[Optimizer] = DEFAULT_BASE,
         *,
         average: str = "ema",
         ema_decay: float = 0.999,
