@@ -1,6 +1,7 @@
 """Rows for the wrappers (Lookahead, SAM, WeightAveraging) over a few bases.
 
-A row's reference hyperparameters are the wrapper's documented defaults (the paper's k = 5, alpha = 0.5;
+A row's reference hyperparameters are the wrapper's documented defaults (k = 5, alpha = 0.5, inside the
+paper's tested k in {5, 10}, alpha in {0.5, 0.8};
 SAM's rho = 0.05 of Foret et al., ASAM's eta = 0.01 of Kwon et al.; EMA decay 0.999, start 0, every step)
 over its base's documented defaults (torch.optim.Adam's docs; UDL eq. 6.11 for Momentum), written here.
 SAM's perturbation uses one norm over all parameter groups, which neither reference scope of the table

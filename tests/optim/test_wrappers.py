@@ -282,3 +282,17 @@ def test_hooks_on_the_wrapper_run_and_an_optimizer_with_a_base_name_is_refused()
     assert calls == ["loaded"]
     with pytest.raises(ValueError, match="pass one of them"):
         dl.SAM(torch.optim.SGD([param], lr=0.1), base="adam")
+
+
+@pytest.mark.parametrize("cls", [dl.Lookahead, dl.WeightAveraging])
+def test_a_torch_scheduler_on_the_wrapper_drives_the_base_as_on_torch_itself(cls):
+    results = []
+    for base in (dl.SGD, torch.optim.SGD):
+        params = mixed_params()
+        optimizer = cls(base(params, lr=0.05, momentum=0.9))
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=25)
+        drive(optimizer, params, 24, scheduler=scheduler)
+        assert optimizer.base.param_groups[0]["momentum"] != 0.9  # OneCycleLR cycles momentum too
+        results.append(params)
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)

@@ -70,7 +70,8 @@ class Lookahead(OptimizerWrapper):
 
     References:
         Zhang, Lucas, Hinton & Ba, "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019,
-        https://arxiv.org/abs/1907.08610 (Algorithm 1; k = 5, alpha = 0.5 in its experiments).
+        https://arxiv.org/abs/1907.08610 (Algorithm 1; the defaults k = 5, alpha = 0.5 are torch-optimizer's,
+        timm uses k = 6).
     """
 
     reference = "Zhang et al. 2019 (Lookahead, Alg. 1)"
