@@ -296,3 +296,12 @@ def test_a_torch_scheduler_on_the_wrapper_drives_the_base_as_on_torch_itself(cls
         results.append(params)
     for ours, theirs in zip(*results):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_create_optimizer_builds_a_wrapper_with_no_decay_groups_for_its_base():
+    from descentlab.training import create_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    optimizer = create_optimizer("lookahead", model, lr=1e-3, weight_decay=0.05, base="adamw")
+    assert type(optimizer.base) is dl.AdamW
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.05, 0.0]
