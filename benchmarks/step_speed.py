@@ -7,8 +7,9 @@ Run from the repository root::
     PYTHONPATH=src python benchmarks/step_speed.py --optimizers adam,sgd --workload 4-tensors-100M
 
 Configurations. Every optimizer of :func:`descentlab.optim.registry.optimizer_classes` driven by plain
-gradients (closure-driven line search, Newton and SVRG have no per-step kernel to compare) runs in every
-variant it declares, plus SGD with momentum and Adam with amsgrad. A configuration is *torch-equivalent*
+gradients (closure-driven line search, Newton, SVRG and SAM have no per-step kernel to compare; SAM is its
+base's step plus a second gradient evaluation) runs in every variant it declares, plus SGD with momentum,
+Adam with amsgrad, Lookahead and WeightAveraging over Adam and SWA. A configuration is *torch-equivalent*
 when ``torch.optim`` has a class of the same name and the variant is torch's; those are also run as
 torch's for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` (where torch accepts it here).
 
@@ -83,7 +84,13 @@ VARIANT_OPTIONS: dict[tuple[str, str], dict] = {
     ("SGD", "ema"): {"momentum": 0.9},
 }
 # Torch-equivalent forms beyond the defaults that most training runs use.
-EXTRA_OPTIONS: dict[str, list[dict]] = {"SGD": [{"momentum": 0.9}], "Adam": [{"amsgrad": True}]}
+# The wrappers (base SGD by default) also over Adam, and SWA beside the default EMA.
+EXTRA_OPTIONS: dict[str, list[dict]] = {
+    "SGD": [{"momentum": 0.9}],
+    "Adam": [{"amsgrad": True}],
+    "Lookahead": [{"base": "adam"}],
+    "WeightAveraging": [{"base": "adam"}, {"average": "swa"}],
+}
 TORCH_MODES = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
@@ -223,16 +230,20 @@ def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -
     """How many parameter-shaped state tensors of ``param`` one more step changes (the bound's ``k``).
 
     Counting the state that changes rather than the state that exists keeps buffers a phase leaves
-    untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic.
+    untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic. A wrapper's state
+    counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds one tensor
+    per step. Lookahead's slow weights change only every k-th step, so its bound is its base's; they add
+    16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle).
     """
 
-    def tensors() -> dict[str, torch.Tensor]:
-        state = optimizer.state.get(param, {})
-        return {
-            key: value
-            for key, value in state.items()
-            if torch.is_tensor(value) and value.shape == param.shape
-        }
+    def tensors() -> dict[tuple[int, str], torch.Tensor]:
+        found, current = {}, optimizer
+        while current is not None:
+            for key, value in current.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    found[(id(current), key)] = value
+            current = getattr(current, "base", None)
+        return found
 
     before = {key: value.clone() for key, value in tensors().items()}
     optimizer.step()

@@ -102,6 +102,8 @@ def _hyperparameter_keys() -> list[tuple[str, str, inspect.Parameter]]:
         for name, parameter in inspect.signature(cls.__init__).parameters.items():
             if name in ("self", "params") or isinstance(parameter.default, str) or parameter.default is None:
                 continue
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:  # a wrapper's base hyperparameters
+                continue
             rows.append((cls.__name__, name, parameter))
     return rows
 

@@ -30,9 +30,14 @@ ROUTES = ("constructor", "param_group", "add_param_group", "load_state_dict")
 
 
 def _arguments(cls) -> dict[str, inspect.Parameter]:
-    """The constructor's keyword arguments (everything after ``params``)."""
+    """The constructor's keyword arguments (everything after ``params``; a wrapper's ``**base_...``
+    catch-all is no argument of its own: the base's class has its own rows)."""
     parameters = inspect.signature(cls.__init__).parameters
-    return {name: p for name, p in parameters.items() if name not in ("self", "params")}
+    return {
+        name: p
+        for name, p in parameters.items()
+        if name not in ("self", "params") and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
 
 
 def _group_keys(cls) -> set[str]:

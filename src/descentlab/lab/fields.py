@@ -277,8 +277,11 @@ def split_settings(
 
     Raises:
         SettingError: naming the key when it is neither a lab setting, a hyperparameter of
-            ``optimizer_class``, a schedule option, nor a model option of the problem.
+            ``optimizer_class``, a schedule option, nor a model option of the problem. A wrapper
+            (Lookahead, SAM, ...) takes any key: it hands the ones it lacks to its base, which checks them.
     """
+    from descentlab.optim.registry import passes_on_keywords
+
     parts = Settings({}, {}, None, {}, {}, {}, {})
     keywords = constructor_keywords(optimizer_class)
     for key, value in settings.items():
@@ -295,7 +298,7 @@ def split_settings(
             parts.schedule[key.removeprefix("schedule.")] = parse_generic(value)
         elif key in model_options:
             parts.model[key] = parse_generic(value)
-        elif key in keywords:
+        elif key in keywords or passes_on_keywords(optimizer_class):
             parts.hyperparameters[key] = parse_generic(value)
         else:
             raise SettingError(

@@ -11,17 +11,21 @@ from descentlab.optim.adam import Adam, AdamW
 from descentlab.optim.adamax import Adamax
 from descentlab.optim.line_search import LineSearchGD
 from descentlab.optim.lion import Lion
+from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.momentum import Momentum, Nesterov
 from descentlab.optim.nadam import NAdam
 from descentlab.optim.newton import Newton
 from descentlab.optim.normalized_gd import NormalizedGD
 from descentlab.optim.radam import RAdam
 from descentlab.optim.rmsprop import RMSprop
+from descentlab.optim.sam import SAM
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
+from descentlab.optim.weight_averaging import WeightAveraging
 
 __all__ = [
+    "SAM",
     "SGD",
     "SVRG",
     "SWATS",
@@ -33,6 +37,7 @@ __all__ = [
     "Direction",
     "LineSearchGD",
     "Lion",
+    "Lookahead",
     "Momentum",
     "NAdam",
     "Nesterov",
@@ -41,5 +46,6 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "RuleOptimizer",
+    "WeightAveraging",
     "train_svrg",
 ]

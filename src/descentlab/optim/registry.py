@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any
 
 import torch
@@ -44,6 +45,15 @@ def step_protocol(cls: type[Optimizer]) -> str:
     return getattr(cls, "step_protocol", "gradient")
 
 
+def passes_on_keywords(cls: type) -> bool:
+    """Whether ``cls.__init__`` takes ``**keywords`` it hands on (a wrapper's base hyperparameters).
+
+    The lab and the tuner then accept any keyword for it; the base it builds checks them.
+    """
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters)
+
+
 def resolve_optimizer_class(name_or_class: str | type[Optimizer]) -> type[Optimizer]:
     """A descentlab name (case-insensitive, see :func:`get_optimizer_class`) or any ``Optimizer`` class."""
     if isinstance(name_or_class, str):
@@ -65,11 +75,19 @@ def make_optimizer(name: str | type[Optimizer], params: Any, **hyperparameters: 
         raise ValueError(f"bad hyperparameters for {cls.__name__}: {error}") from None
 
 
+def _variants_text(cls: type) -> str:
+    """``variants`` (default first); a wrapper names the group key that selects its forms instead."""
+    form_key = getattr(cls, "form_key", "")
+    if form_key:
+        return f"{form_key}: {', '.join(cls.hyperparameters[form_key].values)}"
+    return ", ".join(getattr(cls, "variants", ())) or "-"
+
+
 def optimizer_table() -> str:
     """A plain-text table of every optimizer: name, reference, variants (default first)."""
     rows = [("optimizer", "reference", "variants")]
     for cls in optimizer_classes().values():
-        rows.append((cls.__name__, cls.reference, ", ".join(getattr(cls, "variants", ())) or "-"))
+        rows.append((cls.__name__, cls.reference, _variants_text(cls)))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -182,10 +182,12 @@ def to_hyperparameters(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
 
 def check_dimension_name(name: str, cls: type) -> None:
     """Raise ``ValueError`` unless ``name`` is a keyword of ``cls`` or an element of a tuple keyword."""
+    from descentlab.optim.registry import passes_on_keywords
+
     parameters = inspect.signature(cls.__init__).parameters
     keywords = sorted(key for key in parameters if key not in ("self", "params"))
     keyword = keyword_of(name)
-    if keyword not in keywords:
+    if keyword not in keywords and not passes_on_keywords(cls):  # a wrapper's base checks its own
         raise ValueError(
             f"{cls.__name__} has no hyperparameter {keyword!r} (its keywords: {', '.join(keywords)})"
         )

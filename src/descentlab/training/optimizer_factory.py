@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 from torch.optim import Optimizer
 
-from descentlab.optim.registry import make_optimizer, resolve_optimizer_class
+from descentlab.optim.registry import make_optimizer, passes_on_keywords, resolve_optimizer_class
 from descentlab.training.param_groups import weight_decay_param_groups
 
 __all__ = ["create_optimizer"]
@@ -64,7 +64,8 @@ def create_optimizer(
         [0.05, 0.0]
     """
     cls = resolve_optimizer_class(name_or_class)
-    if weight_decay and "weight_decay" not in inspect.signature(cls).parameters:
+    takes_decay = "weight_decay" in inspect.signature(cls).parameters or passes_on_keywords(cls)  # wrappers
+    if weight_decay and not takes_decay:
         raise ValueError(f"{cls.__name__} takes no weight_decay; got weight_decay={weight_decay!r}, pass 0")
     if not isinstance(model_or_params, nn.Module):
         if layer_decay is not None:
