@@ -11,9 +11,10 @@ same numbers for a point whether it is stepped alone or as one row of a larger t
 (the rows never meet: the loss is a sum of one term per row). So for optimizers with the ``gradient``
 protocol that declare an elementwise update (``block_numel > 0``, see
 :class:`~descentlab.optim.RuleOptimizer`), every setting becomes one param group holding one tensor of
-shape ``(starts, 2)``, and one ``step()`` advances every path (measured: about 10x faster than one
-optimizer per path for Adam's 72 settings x 4 starts). Other optimizers (line search, Newton, SWATS'
-whole-group switch test, SVRG) run one path at a time through the same code.
+shape ``(starts, 2)``, and one ``step()`` advances every path. Measured on the Gabor model (Adam's 144
+settings x 4 starts, 200 steps): 7.7 ms of CPU per path, against 146 ms with one optimizer per path.
+Other optimizers (line search, Newton, SWATS' whole-group switch test, SVRG) run one path at a time
+through the same code.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ def compute_paths(
     settings: Sequence[Mapping[str, Any]],
     starts: Sequence[tuple[float, float]],
     steps: int,
-    fixed: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """The iterates of ``optimizer`` from every start for every setting: shape ``(settings, starts,
     steps + 1, 2)``, float64, the start first.
@@ -88,7 +88,6 @@ def compute_paths(
         settings: hyperparameters of each path (param-group keys such as ``lr``, ``betas``).
         starts: the initial points.
         steps: optimizer steps per path.
-        fixed: constructor keywords shared by every path (``variant``, ...).
 
     A path is followed until its point is not finite or leaves :func:`extended_window`; the points after
     that are NaN. Points are the optimizer's true iterate (``at_iterate`` where the class has one, e.g.
@@ -97,11 +96,11 @@ def compute_paths(
     cls = resolve_optimizer_class(optimizer)
     paths = np.full((len(settings), len(starts), steps + 1, 2), np.nan)
     if shares_optimizer(cls):
-        paths[:] = _run(problem, cls, settings, starts, steps, fixed or {})
+        paths[:] = _run(problem, cls, settings, starts, steps)
         return paths
     for index, setting in enumerate(settings):
         for column, start in enumerate(starts):
-            paths[index, column] = _run(problem, cls, [setting], [start], steps, fixed or {})[0, 0]
+            paths[index, column] = _run(problem, cls, [setting], [start], steps)[0, 0]
     return paths
 
 
@@ -111,13 +110,12 @@ def _run(
     settings: Sequence[Mapping[str, Any]],
     starts: Sequence[tuple[float, float]],
     steps: int,
-    fixed: Mapping[str, Any],
 ) -> np.ndarray:
     """One optimizer with a param group per setting, each a ``(starts, 2)`` tensor; returns the paths."""
     initial = torch.tensor(starts, dtype=torch.get_default_dtype())
     points = [nn.Parameter(initial.clone()) for _ in settings]
     groups = [{"params": [point], **setting} for point, setting in zip(points, settings)]
-    optimizer = make_optimizer(cls, groups, **fixed)
+    optimizer = make_optimizer(cls, groups)
     task = _surface_task(problem, points)
     stepper = stepper_for(step_protocol(cls))(task, optimizer, task.loss, points, lambda: False, Counts())
     (x_low, x_high), (y_low, y_high) = extended_window(problem.bounds)
