@@ -12,6 +12,9 @@ import torch
 from descentlab import optim
 from descentlab.cli import main
 from descentlab.explore import build_explorer, compute_paths, explorable_problems, render_page
+from descentlab.explore.page import page_data
+from descentlab.explore.paths import shares_optimizer
+from descentlab.optim.registry import optimizer_classes
 from descentlab.problems.registry import all_problems, get_problem
 from descentlab.problems.textbook import GABOR_X, GABOR_Y
 from explore.pages import decoded_path, page_json, path_index, quantum
@@ -153,6 +156,22 @@ def test_paths_equal_direct_runs(problem, optimizer, settings, make, closure):
             np.testing.assert_allclose(got[: len(expected)], expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "name", sorted(name for name, cls in optimizer_classes().items() if shares_optimizer(cls))
+)
+def test_sharing_one_optimizer_changes_no_path(name):
+    """Every optimizer that declares an elementwise update gives, as rows of shared groups, exactly
+    what it gives run alone on the problem's task."""
+    cls = optimizer_classes()[name]
+    settings = [{"lr": 0.01}, {"lr": 0.1}]
+    starts = [(-7.0, 2.0), (3.0, -1.0)]
+    paths = compute_paths(get_problem("bowl"), cls, settings, starts, 8)
+    for row, setting in enumerate(settings):
+        for column, start in enumerate(starts):
+            expected = reference_path("bowl", lambda p, v=setting: cls(p, **v), start, 8)
+            np.testing.assert_allclose(paths[row, column], expected, rtol=1e-6, atol=1e-7)
+
+
 def test_a_path_stops_when_it_leaves_the_widened_window():
     # SGD with lr 1.5 on the bowl multiplies y by 1 - 2 * 1.5 = -2 per step: out of [-12, 12] at step 3
     paths = compute_paths(get_problem("bowl"), "sgd", [{"lr": 1.5}], [(-7.0, 2.0)], 10)[0, 0]
@@ -164,9 +183,9 @@ def test_every_2d_problem_of_the_registry_builds_a_page():
     two_d = [p.name for p in all_problems() if p.function is not None and p.bounds is not None]
     assert explorable_problems() == two_d and {"gabor", "bowl", "rosenbrock", "noisy-bowl"} <= set(two_d)
     for name in two_d:
-        explorer = build_explorer(name, ["sgd"], steps=5)
-        data = page_json(render_page(explorer))
+        data = page_data(build_explorer(name, ["sgd"], steps=5))
         assert data["problem"]["name"] == name and data["optimizers"][0]["count"] == 8 * len(data["starts"])
+    assert page_json(render_page(build_explorer("saddle", ["sgd"], steps=5)))["loss"]["log"] is False
 
 
 @pytest.mark.parametrize(
