@@ -196,6 +196,9 @@ def test_every_2d_problem_of_the_registry_builds_a_page():
         (["--optimizers", "adamm"], "unknown optimizer 'adamm'. Did you mean Adam"),
         (["--optimizers", ","], "name at least one optimizer"),
         (["--steps", "0"], "steps must be at least 1, got 0"),
+        (["--start", "1;2"], "--start takes two numbers X,Y such as --start=-1.5,8.5; got '1;2'"),
+        (["--start", "1,2,3"], "a start point is two finite numbers x,y; got (1.0, 2.0, 3.0)"),
+        (["--start", "30,8"], "start (30, 8) lies outside the window of 'gabor', [-10, 10] x [2.5, 22.5]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -208,8 +211,10 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
 def test_the_command_writes_the_page(capsys, tmp_path):
     out = tmp_path / "new folder" / "bowl.html"
     argv = ["explore", "--problem", "bowl", "--optimizers", "sgd,adam", "--steps", "20", "--out", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--start=-7,2", "--start", "5,-3.5"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out.resolve())
     assert "explore bowl: " in captured.err and " MB, " in captured.err
-    assert [o["name"] for o in page_json(out)["optimizers"]] == ["SGD", "Adam"]
+    data = page_json(out)
+    assert [o["name"] for o in data["optimizers"]] == ["SGD", "Adam"]
+    assert data["starts"] == [[-7, 2], [5, -3.5]] and data["optimizers"][1]["count"] == 8 * 6 * 3 * 2

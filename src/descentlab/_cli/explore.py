@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explore.add_argument(
         "--steps", type=int, help=f"steps per path (default: the problem's budget, at most {STEPS_CAP})"
     )
+    explore.add_argument(
+        "--start",
+        action="append",
+        metavar="X,Y",
+        help="a start point (repeat for several; default: the problem's own start and three more); "
+        "write --start=-1.5,8.5 when X is negative",
+    )
     explore.add_argument("--out", help="the HTML file to write (default explore-PROBLEM.html)")
     explore.set_defaults(handler=_explore)
 
@@ -35,7 +42,8 @@ def _explore(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     names = [name.strip() for name in args.optimizers.split(",") if name.strip()]
-    explorer = build_explorer(args.problem, names, args.steps)
+    starts = None if args.start is None else [_point(text) for text in args.start]
+    explorer = build_explorer(args.problem, names, args.steps, starts)
     path = write_explorer(args.out or f"explore-{args.problem}.html", explorer)
     paths = sum(result.paths.shape[0] * result.paths.shape[1] for result in explorer.optimizers)
     print(
@@ -45,3 +53,10 @@ def _explore(args: argparse.Namespace) -> int:
     )
     print(path.resolve())
     return 0
+
+
+def _point(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--start takes two numbers X,Y such as --start=-1.5,8.5; got {text!r}") from None

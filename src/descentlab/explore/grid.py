@@ -182,6 +182,30 @@ def lr_slider(
     return Slider("lr", _LABELS["lr"], values, values.index(rungs[position]))
 
 
+MAX_STARTS = 8
+"""Each start multiplies the paths (and the page size): the default page has 4."""
+
+
+def checked_starts(problem: Problem, starts: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
+    """``starts`` as tuples of floats, each two finite numbers inside the problem's window, 1 to
+    :data:`MAX_STARTS` of them; anything else is a ``ValueError`` saying which start and why."""
+    if not 1 <= len(starts) <= MAX_STARTS:
+        raise ValueError(f"give 1 to {MAX_STARTS} start points, got {len(starts)}")
+    (x_low, x_high), (y_low, y_high) = problem.bounds
+    checked = []
+    for start in starts:
+        point = tuple(float(value) for value in start)
+        if len(point) != 2 or not all(math.isfinite(value) for value in point):
+            raise ValueError(f"a start point is two finite numbers x,y; got {start!r}")
+        if not (x_low <= point[0] <= x_high and y_low <= point[1] <= y_high):
+            raise ValueError(
+                f"start ({point[0]:g}, {point[1]:g}) lies outside the window of {problem.name!r}, "
+                f"[{x_low:g}, {x_high:g}] x [{y_low:g}, {y_high:g}]; choose a start inside it"
+            )
+        checked.append(point)
+    return checked
+
+
 def default_starts(problem: Problem) -> list[tuple[float, float]]:
     """The problem's own start, then one start at each of :data:`START_FRACTIONS` of its window."""
     (x_low, x_high), (y_low, y_high) = problem.bounds

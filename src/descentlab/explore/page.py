@@ -24,6 +24,7 @@ from descentlab.atomic import write_text
 from descentlab.explore.grid import (
     Slider,
     averaging_sliders,
+    checked_starts,
     default_starts,
     lowest_ending,
     lr_slider,
@@ -72,12 +73,23 @@ class Explorer:
 
 
 def build_explorer(
-    problem_name: str, optimizers: Sequence[str] = DEFAULT_OPTIMIZERS, steps: int | None = None
+    problem_name: str,
+    optimizers: Sequence[str] = DEFAULT_OPTIMIZERS,
+    steps: int | None = None,
+    starts: Sequence[Sequence[float]] | None = None,
 ) -> Explorer:
     """Compute every path of the page: for each optimizer, every slider combination from every start.
 
+    Args:
+        problem_name: a 2-D problem of the registry.
+        optimizers: registry names of the optimizers to offer.
+        steps: steps per path (default: the problem's budget, at most :data:`STEPS_CAP`).
+        starts: the start points (default :func:`~descentlab.explore.grid.default_starts`); the lr
+            slider is centred on what works from the first.
+
     Raises:
-        ValueError: an unknown or non-2-D problem, an unknown optimizer, or ``steps < 1``.
+        ValueError: an unknown or non-2-D problem, an unknown optimizer, ``steps < 1``, or a start that
+            is not two finite numbers inside the problem's window.
     """
     problem = explorable_problem(problem_name)
     classes = [get_optimizer_class(name) for name in optimizers]
@@ -86,7 +98,8 @@ def build_explorer(
     steps = min(problem.budget_steps, STEPS_CAP) if steps is None else steps
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    explorer = Explorer(problem, default_starts(problem), steps)
+    points = default_starts(problem) if starts is None else checked_starts(problem, starts)
+    explorer = Explorer(problem, points, steps)
     with training_threads():
         for cls in classes:
             started = time.perf_counter()
@@ -99,14 +112,10 @@ def build_explorer(
 
 
 def quantise(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``values`` in ``[low, high]`` as unsigned 16-bit steps (clipped); see :func:`dequantise`."""
+    """``values`` in ``[low, high]`` as unsigned 16-bit steps (clipped): the page reads back
+    ``low + step / 65535 * (high - low)``, within half a step of the value."""
     scaled = np.round((np.clip(values, low, high) - low) / (high - low) * _LEVELS)
     return scaled.astype("<u2")
-
-
-def dequantise(steps: np.ndarray, low: float, high: float) -> np.ndarray:
-    """The values :func:`quantise` encoded (to within half a step, ``(high - low) / 131070``)."""
-    return low + steps.astype(np.float64) / _LEVELS * (high - low)
 
 
 def _base64(array: np.ndarray) -> str:
