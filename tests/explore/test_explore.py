@@ -12,9 +12,10 @@ import torch
 from descentlab import optim
 from descentlab.cli import main
 from descentlab.explore import build_explorer, compute_paths, explorable_problems, render_page
+from descentlab.explore.grid import MOMENTUM_VALUES, SQUARE_AVERAGE_VALUES, averaging_sliders, ladder
 from descentlab.explore.page import page_data
 from descentlab.explore.paths import shares_optimizer
-from descentlab.optim.registry import optimizer_classes
+from descentlab.optim.registry import get_optimizer_class, optimizer_classes
 from descentlab.problems.registry import all_problems, get_problem
 from descentlab.problems.textbook import GABOR_X, GABOR_Y
 from explore.pages import decoded_path, page_json, path_index, quantum
@@ -170,6 +171,21 @@ def test_sharing_one_optimizer_changes_no_path(name):
         for column, start in enumerate(starts):
             expected = reference_path("bowl", lambda p, v=setting: cls(p, **v), start, 8)
             np.testing.assert_allclose(paths[row, column], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_sliders_come_from_what_each_class_declares():
+    def sliders(name):
+        return [(s.key, s.values, s.values[s.default]) for s in averaging_sliders(get_optimizer_class(name))]
+
+    assert sliders("sgd") == []  # torch's SGD has momentum 0 by default: plain gradient descent
+    assert sliders("adagrad") == []
+    assert sliders("momentum") == [("momentum", MOMENTUM_VALUES, 0.9)]
+    assert sliders("adam") == [("betas[0]", MOMENTUM_VALUES, 0.9), ("betas[1]", SQUARE_AVERAGE_VALUES, 0.999)]
+    assert sliders("rmsprop") == [("alpha", SQUARE_AVERAGE_VALUES, 0.99)]
+    assert sliders("adadelta") == [("rho", SQUARE_AVERAGE_VALUES, 0.9)]
+    # NormalizedGD's default betas (0, 0), the book's form: 0 joins beta2's values
+    assert sliders("normalizedgd")[1] == ("betas[1]", (0.0, *SQUARE_AVERAGE_VALUES), 0.0)
+    assert ladder(-2, 1.0) == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 
 
 def test_a_path_stops_when_it_leaves_the_widened_window():
