@@ -67,7 +67,14 @@ class Slider:
     default: int
 
 
-_LABELS = {"lr": "learning rate", "momentum": "momentum β", "alpha": "α (RMSprop)", "rho": "ρ (Adadelta)"}
+_LABELS = {
+    "lr": "learning rate",
+    "momentum": "momentum β",
+    "betas[0]": "β1",
+    "betas[1]": "β2",
+    "alpha": "α (RMSprop)",
+    "rho": "ρ (Adadelta)",
+}
 
 
 def constructor_defaults(cls: type[Optimizer]) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def constructor_defaults(cls: type[Optimizer]) -> dict[str, Any]:
 
 def _with_default(values: Sequence[float], default: float, key: str) -> Slider:
     merged = tuple(sorted({*values, float(default)}))
-    return Slider(key, _LABELS.get(key, key), merged, merged.index(float(default)))
+    return Slider(key, _LABELS[key], merged, merged.index(float(default)))
 
 
 def averaging_sliders(cls: type[Optimizer]) -> list[Slider]:
@@ -89,12 +96,8 @@ def averaging_sliders(cls: type[Optimizer]) -> list[Slider]:
         sliders.append(_with_default(MOMENTUM_VALUES, defaults["momentum"], "momentum"))
     betas = defaults.get("betas")
     if isinstance(betas, tuple) and len(betas) == 2:
-        first = _with_default(MOMENTUM_VALUES, betas[0], "betas[0]")
-        second = _with_default(SQUARE_AVERAGE_VALUES, betas[1], "betas[1]")
-        sliders += [
-            Slider(first.key, "β1", first.values, first.default),
-            Slider(second.key, "β2", second.values, second.default),
-        ]
+        sliders.append(_with_default(MOMENTUM_VALUES, betas[0], "betas[0]"))
+        sliders.append(_with_default(SQUARE_AVERAGE_VALUES, betas[1], "betas[1]"))
     for key in ("alpha", "rho"):
         if isinstance(defaults.get(key), float):
             sliders.append(_with_default(SQUARE_AVERAGE_VALUES, defaults[key], key))
