@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "descentlab._cli.lab",
     "descentlab._cli.tune",
     "descentlab._cli.figure",
+    "descentlab._cli.explore",
 )
 
 

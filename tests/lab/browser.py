@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +26,10 @@ def require_browser() -> None:
         pytest.skip(message)
 
 
-def open_in_browser(page: Path, screenshot: Path) -> dict:
-    """Load ``page`` from disk; return console messages, image states and the page height."""
+@contextlib.contextmanager
+def chromium(width: int = 1280, height: int = 900, offline: bool = False) -> Iterator[Any]:
+    """A headless Chromium driver with its own throw-away profile; ``offline`` cuts off the network
+    (DevTools' network emulation) before any page loads."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -41,13 +46,26 @@ def open_in_browser(page: Path, screenshot: Path) -> dict:
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={profile}",
-        "--window-size=1280,900",
+        f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         driver.set_page_load_timeout(60)
+        if offline:
+            driver.execute_cdp_cmd("Network.enable", {})
+            conditions = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+            driver.execute_cdp_cmd("Network.emulateNetworkConditions", conditions)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_in_browser(page: Path, screenshot: Path) -> dict:
+    """Load ``page`` from disk; return console messages, image states and the page height."""
+    with chromium() as driver:
         driver.get(page.resolve().as_uri())
         images = driver.execute_script(
             "return Array.from(document.images)"
@@ -58,7 +76,4 @@ def open_in_browser(page: Path, screenshot: Path) -> dict:
         driver.save_screenshot(str(screenshot))
         console = driver.get_log("browser")
         title = driver.title
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     return {"console": console, "images": images, "title": title, "height": height}
