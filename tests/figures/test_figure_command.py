@@ -36,6 +36,20 @@ def test_make_then_remake_skips_the_stored_runs_and_the_report_shows_the_figure(
     assert "stand-alone runs" not in page  # a figure's runs show in its own section only
 
 
+def test_dpi_scales_the_png_and_bad_values_are_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    sizes = {}
+    for dpi in (60, 120):
+        assert main(["figure", "line-search", "--out", str(tmp_path), "--dpi", str(dpi)]) == 0
+        png = capsys.readouterr().out.split()[0]
+        with Image.open(png) as image:
+            sizes[dpi] = image.size
+    assert sizes[120] == pytest.approx((2 * sizes[60][0], 2 * sizes[60][1]), abs=2)
+    assert main(["figure", "line-search", "--out", str(tmp_path), "--dpi", "5"]) == 2
+    assert "dpi must be a whole number from 20 to 600, not 5" in capsys.readouterr().err
+
+
 def test_window_exits_are_on_the_boundary_once_per_departure():
     bounds = ((-10.0, 10.0), (-4.0, 4.0))
     inside = np.array([[0.0, 0.0], [5.0, 1.0], [-3.0, -2.0]])

@@ -9,6 +9,7 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``figure`` sub-command."""
     from descentlab._cli.lab import DEFAULT_OUT
+    from descentlab.figures.base import PNG_DPI
 
     figure = subparsers.add_parser(
         "figure",
@@ -19,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     figure.add_argument("name", nargs="?", help="figure name (see --list)")
     figure.add_argument("--list", action="store_true", help="list the figures and what each shows")
     figure.add_argument("--out", help=f"results folder (default ./{DEFAULT_OUT})")
+    figure.add_argument(
+        "--dpi",
+        type=int,
+        default=PNG_DPI,
+        help=f"PNG resolution (default {PNG_DPI}; 60 makes README-sized files)",
+    )
     figure.set_defaults(handler=_figure)
 
 
@@ -35,7 +42,7 @@ def _figure(args: argparse.Namespace) -> int:
         raise ValueError("figure needs a NAME; `descentlab figure --list` names them")
     definition = get_figure(args.name)
     out = ensure_writable(args.out or DEFAULT_OUT)
-    result = make_figure(definition, out)
+    result = make_figure(definition, out, dpi=args.dpi)
     from descentlab.lab.report import write_report
 
     report = write_report(out)
