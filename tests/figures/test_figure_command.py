@@ -79,3 +79,18 @@ def test_draw_path_marks_where_it_leaves(tmp_path):
 def test_every_figure_declares_lab_runs_with_distinct_ids(name):
     runs = FIGURES[name].runs()
     assert runs and len({spec.run_id for spec in runs.values()}) == len(runs)
+
+
+def test_readme_figures_exist_and_name_the_command_that_made_them():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\(docs/figures/([a-z-]+)\.png\)\n\n`descentlab figure ([a-z-]+) ", readme)
+    assert len(shown) == 3
+    for image, command in shown:
+        assert image == command and image in FIGURES
+        assert (root / "docs" / "figures" / f"{image}.png").stat().st_size < 200_000
+    listed = re.search(r"names all\s+eleven: (.*?)\.\n", readme, re.S).group(1)
+    assert re.findall(r"`([a-z-]+)`", listed) == list(FIGURES)
