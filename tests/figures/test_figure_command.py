@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from descentlab.cli import main
-from descentlab.figures import FIGURES
+from descentlab.figures import FIGURES, FigureDefinition, make_figure
 from descentlab.lab.report.plots import window_exits
 
 
@@ -65,3 +66,14 @@ def test_draw_path_marks_where_it_leaves(tmp_path):
 def test_every_figure_declares_lab_runs_with_distinct_ids(name):
     runs = FIGURES[name].runs()
     assert runs and len({spec.run_id for spec in runs.values()}) == len(runs)
+
+
+def test_figure_files_are_written_atomically(tmp_path, file_events):
+    definition = FigureDefinition("empty", "no runs", "none", runs=dict, draw=lambda runs: Figure())
+    result = make_figure(definition, tmp_path)
+    assert result.png.read_bytes()[:4] == b"\x89PNG" and result.svg.read_bytes().lstrip()[:5] == b"<?xml"
+    assert [event for event in file_events if event.startswith("replace")] == [
+        "replace onto empty.png",
+        "replace onto empty.svg",
+    ]
+    assert file_events[file_events.index("replace onto empty.png") - 1] == "fsync file"

@@ -17,6 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from descentlab.atomic import save_figure
 from descentlab.lab.records import InstrumentRecord, RunSummary, StepRecord
 from descentlab.lab.report.figures import FIGURES_META_KEY
 from descentlab.lab.runner import run_spec
@@ -117,11 +118,9 @@ def make_figure(definition: FigureDefinition, out_dir: str | Path) -> FigureResu
         trained = train_missing(store, list(specs.values()))
         runs = load_runs(store, specs)
         figure = definition.draw(runs)
-        folder = out_dir / FIGURES_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        png, svg = folder / f"{definition.name}.png", folder / f"{definition.name}.svg"
-        figure.savefig(png, format="png", dpi=PNG_DPI, facecolor="white")
-        figure.savefig(svg, format="svg", facecolor="white")
+        stem = out_dir / FIGURES_FOLDER / definition.name
+        png = save_figure(figure, stem.with_suffix(".png"), dpi=PNG_DPI, parents=True, facecolor="white")
+        svg = save_figure(figure, stem.with_suffix(".svg"), parents=True, facecolor="white")
         seconds = time.perf_counter() - started
         made = dict(store.get_meta(FIGURES_META_KEY, {}))
         made[definition.name] = _description(definition, specs, png, svg, seconds, out_dir)
