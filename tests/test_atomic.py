@@ -1,6 +1,7 @@
 """descentlab.atomic: whole files or nothing, fsync before rename, permissions from the umask."""
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -113,11 +114,12 @@ def test_a_file_made_only_if_absent_never_overwrites(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["store.db"]
 
 
-def test_without_hard_links_a_file_made_only_if_absent_is_copied_exclusively(tmp_path, monkeypatch):
-    def no_links(source, target, **options):
-        raise PermissionError(1, "this file system has no hard links", str(target))
+def no_hard_links(source, target, **options):
+    raise PermissionError(1, "this file system has no hard links", str(target))
 
-    monkeypatch.setattr(os, "link", no_links)
+
+def test_without_hard_links_a_file_made_only_if_absent_is_copied_exclusively(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", no_hard_links)
     with atomic_path(tmp_path / "a.db", replace=False) as temporary:
         temporary.write_bytes(b"made")
     assert (tmp_path / "a.db").read_bytes() == b"made"
@@ -125,6 +127,21 @@ def test_without_hard_links_a_file_made_only_if_absent_is_copied_exclusively(tmp
         temporary.write_bytes(b"second")
     assert (tmp_path / "a.db").read_bytes() == b"made"
     assert [path.name for path in tmp_path.iterdir()] == ["a.db"]
+
+
+def test_without_hard_links_a_failed_copy_leaves_no_half_file(tmp_path, monkeypatch):
+    def full_disk(source, target, *args):
+        target.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    monkeypatch.setattr(shutil, "copyfileobj", full_disk)
+    with (
+        pytest.raises(OSError, match="No space left"),
+        atomic_path(tmp_path / "a.db", replace=False) as temporary,
+    ):
+        temporary.write_bytes(b"made")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_that_cannot_be_opened_is_not_an_error(tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import zlib
 from collections.abc import Iterator
@@ -127,9 +128,13 @@ def _link_new(temporary: Path, path: Path) -> None:
         # A file system without hard links (FAT, some network mounts): an exclusive copy still never
         # clobbers, though a reader may see the copy half made for a moment.
         with temporary.open("rb") as source, path.open("xb") as target:
-            target.write(source.read())
-            target.flush()
-            os.fsync(target.fileno())
+            try:
+                shutil.copyfileobj(source, target)
+                target.flush()
+                os.fsync(target.fileno())
+            except BaseException:
+                path.unlink(missing_ok=True)  # ours: created exclusively just above
+                raise
     temporary.unlink()
 
 
