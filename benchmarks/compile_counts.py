@@ -47,6 +47,7 @@ import torch._dynamo
 from torch import Tensor
 
 import descentlab.optim as ours
+from descentlab.atomic import write_text
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compile_counts.md"
 OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta")
@@ -276,7 +277,7 @@ def main() -> int:
     report = table(names, args.backend, args.steps)
     if args.first_step:
         report += "\n" + first_step_table(args.first_step.split(","))
-    args.out.write_text(report)
+    write_text(args.out, report, parents=True)
     return 0
 
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from descentlab.atomic import write_text
+
 sys.path.insert(0, str(Path(__file__).parent))
 from step_speed import machine_description
 
@@ -88,7 +90,7 @@ def main() -> int:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    write_text(args.out, "\n".join(lines), parents=True)
     print("\n".join(lines))
     return 0
 

@@ -50,7 +50,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from pathlib import Path
 import torch
 
 import descentlab
+from descentlab.atomic import write_text
 from descentlab.optim.registry import optimizer_classes, step_protocol
 from descentlab.problems.registry import get_problem
 
@@ -645,19 +645,6 @@ def first_step_table(first_steps: list[FirstStep]) -> list[str]:
     return lines
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 # --- command line ---------------------------------------------------------------------------------
 @dataclass
 class Settings:
@@ -798,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     lines += tiny_sections(settings, overheads, first_steps)
     report = "\n".join(lines) + "\n"
     print(report)
-    write_atomically(settings.output, report)
+    write_text(settings.output, report, parents=True)
     return report
 
 

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from descentlab.atomic import write_text
+
 sys.path.insert(0, str(Path(__file__).parent))
 from demo_time import _machine
 
@@ -74,7 +76,7 @@ def main() -> int:
             rows += [f"- {line}" for line in _conclusions(folder)]
             rows += ["", "Last lines printed:", "", "```", *log.strip().splitlines()[-8:], "```", ""]
         print(f"{ruleset}: {wall:.0f} s", flush=True)
-    args.out.write_text("\n".join(rows) + "\n")
+    write_text(args.out, "\n".join(rows) + "\n", parents=True)
     print(args.out)
     return 0
 

@@ -1,6 +1,7 @@
 """descentlab.atomic: whole files or nothing, fsync before rename, permissions from the umask."""
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -36,8 +37,11 @@ def test_permissions_follow_the_umask_for_every_writer(tmp_path, umask, mask, ex
         temporary.write_text("x")
     with atomic_open(tmp_path / "o.bin") as file:
         file.write(b"x")
-    paths += [tmp_path / "p.txt", tmp_path / "o.bin", save_figure(Figure(), tmp_path / "f.png")]
-    assert [mode_of(path) for path in paths] == [expected] * 5
+    with atomic_path(tmp_path / "new.db", replace=False) as temporary:
+        temporary.write_bytes(b"x")
+    paths += [tmp_path / name for name in ("p.txt", "o.bin", "new.db")]
+    paths.append(save_figure(Figure(), tmp_path / "f.png"))
+    assert [mode_of(path) for path in paths] == [expected] * 6
 
 
 def test_content_is_replaced_whole(tmp_path):
@@ -92,6 +96,52 @@ def test_file_and_folder_are_fsynced_around_the_rename(tmp_path, file_events):
         "replace onto b.txt",
         *folder,
     ]
+
+
+def test_a_file_made_only_if_absent_is_fsynced_then_linked_then_the_folder_fsynced(tmp_path, file_events):
+    with atomic_path(tmp_path / "store.db", replace=False) as temporary:
+        temporary.write_bytes(b"first")
+    folder = ["fsync folder"] if os.name == "posix" else []
+    assert file_events == ["fsync file", "link onto store.db", *folder]
+    assert [path.name for path in tmp_path.iterdir()] == ["store.db"]
+
+
+def test_a_file_made_only_if_absent_never_overwrites(tmp_path):
+    target = write_bytes(tmp_path / "store.db", b"theirs")
+    with pytest.raises(FileExistsError), atomic_path(target, replace=False) as temporary:
+        temporary.write_bytes(b"ours")
+    assert target.read_bytes() == b"theirs"
+    assert [path.name for path in tmp_path.iterdir()] == ["store.db"]
+
+
+def no_hard_links(source, target, **options):
+    raise PermissionError(1, "this file system has no hard links", str(target))
+
+
+def test_without_hard_links_a_file_made_only_if_absent_is_copied_exclusively(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", no_hard_links)
+    with atomic_path(tmp_path / "a.db", replace=False) as temporary:
+        temporary.write_bytes(b"made")
+    assert (tmp_path / "a.db").read_bytes() == b"made"
+    with pytest.raises(FileExistsError), atomic_path(tmp_path / "a.db", replace=False) as temporary:
+        temporary.write_bytes(b"second")
+    assert (tmp_path / "a.db").read_bytes() == b"made"
+    assert [path.name for path in tmp_path.iterdir()] == ["a.db"]
+
+
+def test_without_hard_links_a_failed_copy_leaves_no_half_file(tmp_path, monkeypatch):
+    def full_disk(source, target, *args):
+        target.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    monkeypatch.setattr(shutil, "copyfileobj", full_disk)
+    with (
+        pytest.raises(OSError, match="No space left"),
+        atomic_path(tmp_path / "a.db", replace=False) as temporary,
+    ):
+        temporary.write_bytes(b"made")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_that_cannot_be_opened_is_not_an_error(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import weakref
 import pytest
 import torch
 
-from descentlab.autodiff import ROWS_PER_PASS, HessianVectorProduct
+from descentlab.autodiff import ROWS_PER_PASS, HessianVectorProduct, pointwise_gradient_and_hessian
 from descentlab.optim import Newton
 
 
@@ -132,3 +132,31 @@ def test_newton_frees_the_double_backward_graph_before_the_line_search_evaluates
 
     Newton(params, mode="exact", damping=1.0, line_search="armijo").step(closure)
     assert alive_during_line_search and alive_during_line_search == [0] * len(alive_during_line_search)
+
+
+def test_pointwise_gradients_and_hessians_match_the_closed_form_at_every_point():
+    def function(points):  # f(x, y, z) = x^2 y + x sin z, point by point
+        x, y, z = points.unbind(-1)
+        return x.square() * y + x * torch.sin(z)
+
+    points = torch.randn(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x, y, z = points.unbind(-1)
+    zero = torch.zeros_like(x)
+    expected_gradient = torch.stack([2 * x * y + torch.sin(z), x.square(), x * torch.cos(z)], dim=-1)
+    expected_hessian = torch.stack(
+        [
+            torch.stack([2 * y, 2 * x, torch.cos(z)], dim=-1),
+            torch.stack([2 * x, zero, zero], dim=-1),
+            torch.stack([torch.cos(z), zero, -x * torch.sin(z)], dim=-1),
+        ],
+        dim=-2,
+    )
+    gradient, hessian = pointwise_gradient_and_hessian(function, points)
+    assert gradient.shape == (4, 5, 3) and hessian.shape == (4, 5, 3, 3)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(hessian, expected_hessian, rtol=1e-14, atol=1e-14)
+    # a linear function has no second-order graph at all: zero Hessians, not an error
+    _, flat = pointwise_gradient_and_hessian(lambda p: p.sum(-1), points)
+    assert torch.equal(flat, torch.zeros(4, 5, 3, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"must map shape \(\.\.\., 3\) to \(\.\.\.\)"):
+        pointwise_gradient_and_hessian(lambda p: p, points)

@@ -5,7 +5,8 @@ One policy for every file descentlab writes (checkpoints, figures, reports, resu
 1. the data goes to a temporary file ``.<name>.<random>-<pid>-<host>.tmp`` in the target's own folder (so
    the final rename never crosses a file system);
 2. the file is flushed and ``os.fsync``-ed, so the rename cannot reach the disk before the data;
-3. ``os.replace`` moves it onto the target in one step;
+3. ``os.replace`` moves it onto the target in one step (or, for a file that must not be overwritten, a
+   hard link publishes it only where the target does not exist yet: ``replace=False``);
 4. the folder is ``fsync``-ed too, so the rename itself survives a crash (skipped silently where the
    operating system cannot open a folder, e.g. Windows);
 5. the file ends up with permissions ``0o666 & ~umask``, like a file made by ``open(path, "w")``;
@@ -19,7 +20,9 @@ One policy for every file descentlab writes (checkpoints, figures, reports, resu
 
 Writers that produce bytes or text call :func:`write_bytes` / :func:`write_text`. Writers that need a file
 object (``torch.save``, ``figure.savefig(file, format=...)``) use :func:`atomic_open`; writers that insist
-on a path use :func:`atomic_path`. Matplotlib figures have :func:`save_figure`::
+on a path use :func:`atomic_path` (``replace=False`` creates a file that concurrent creators race for, such
+as the lab's SQLite store: the first one wins, the others get ``FileExistsError``). Matplotlib figures have
+:func:`save_figure`::
 
     with atomic_open("run.pt") as file:
         torch.save(state, file)
@@ -31,6 +34,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import zlib
 from collections.abc import Iterator
@@ -114,13 +118,33 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def _link_new(temporary: Path, path: Path) -> None:
+    """Publish ``temporary`` as ``path`` only if ``path`` does not exist (``FileExistsError`` otherwise)."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A file system without hard links (FAT, some network mounts): an exclusive copy still never
+        # clobbers, though a reader may see the copy half made for a moment.
+        with temporary.open("rb") as source, path.open("xb") as target:
+            try:
+                shutil.copyfileobj(source, target)
+                target.flush()
+                os.fsync(target.fileno())
+            except BaseException:
+                path.unlink(missing_ok=True)  # ours: created exclusively just above
+                raise
+    temporary.unlink()
+
+
 @contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[tuple[int, Path]]:
+def _replacing(path: Path, replace: bool = True) -> Iterator[tuple[int, Path]]:
     """Yield ``(descriptor, temporary)``; on clean exit move the temporary onto ``path``, else delete it."""
     descriptor, temporary = _create_temporary(path)
     try:
         yield descriptor, temporary
-        os.replace(temporary, path)
+        (os.replace if replace else _link_new)(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -149,15 +173,19 @@ def atomic_open(
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, parents: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, parents: bool = False, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; what the block writes there replaces ``path`` atomically.
 
     For writers that only accept a file name. The temporary file exists (empty) when the block starts; the
     writer may overwrite it (it keeps ``0o666 & ~umask``) or replace it (then the writer's file keeps its
     own permissions). Otherwise the same guarantees and ``parents`` as :func:`atomic_open`.
+
+    ``replace=False`` never overwrites: the file is published (hard-linked) only if ``path`` does not exist
+    when the block ends, and otherwise ``FileExistsError`` is raised, ``path`` is left as it is and the
+    temporary is removed. Of concurrent creators exactly one wins.
     """
     path = _target(path, parents)
-    with _replacing(path) as (descriptor, temporary):
+    with _replacing(path, replace) as (descriptor, temporary):
         os.close(descriptor)
         yield temporary
         # The writer closed its own handle; reopen for writing because Windows refuses fsync on read-only.

@@ -8,17 +8,19 @@ The one implementation behind :class:`descentlab.optim.Newton` and the curvature
     hessian(vector)                                 # Hv, one more backward pass
     hessian.dense()                                 # n x n, for small n
 
-The object holds the gradient's autograd graph; drop it to free that graph.
+The object holds the gradient's autograd graph; drop it to free that graph. For a function of a few
+variables evaluated at many points at once (the 2-D test functions), :func:`pointwise_gradient_and_hessian`
+gives every point's gradient and Hessian in ``d + 1`` backward passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["ROWS_PER_PASS", "HessianVectorProduct"]
+__all__ = ["ROWS_PER_PASS", "HessianVectorProduct", "pointwise_gradient_and_hessian"]
 
 # Hessian rows computed per batched backward pass in dense(): bounds the memory of the batched graph to
 # ROWS_PER_PASS copies of the gradient graph instead of n copies.
@@ -134,3 +136,37 @@ class HessianVectorProduct:
         self.products += self.dim
         hessian = torch.cat(blocks).to(dtype)
         return 0.5 * (hessian + hessian.T)
+
+
+def pointwise_gradient_and_hessian(
+    function: Callable[[Tensor], Tensor], points: Tensor
+) -> tuple[Tensor, Tensor]:
+    r"""Gradients ``(..., d)`` and Hessians ``(..., d, d)`` of a vectorised function at ``points (..., d)``.
+
+    ``function`` maps ``(..., d)`` to ``(...)`` point by point, so the gradient of the *sum* over points
+    is the per-point gradient; differentiating each gradient component once more gives the Hessian rows.
+    ``d + 1`` backward passes, whatever the number of points; the Hessians are symmetrised as
+    :math:`(H + H^\top)/2`. Computed in ``points``' dtype.
+
+    Raises:
+        ValueError: when ``function`` does not return one value per point.
+    """
+    points = points.detach().requires_grad_(True)
+    values = function(points)
+    if values.shape != points.shape[:-1]:
+        raise ValueError(
+            f"function must map shape (..., {points.shape[-1]}) to (...); for input {tuple(points.shape)} it "
+            f"returned {tuple(values.shape)}"
+        )
+    (gradient,) = torch.autograd.grad(values.sum(), points, create_graph=True)
+    rows = []
+    for component in range(points.shape[-1]):
+        if gradient.requires_grad:
+            (row,) = torch.autograd.grad(
+                gradient[..., component].sum(), points, retain_graph=True, allow_unused=True
+            )
+        else:
+            row = None
+        rows.append(torch.zeros_like(points) if row is None else row)
+    hessian = torch.stack(rows, dim=-2)
+    return gradient.detach(), ((hessian + hessian.transpose(-1, -2)) / 2).detach()

@@ -127,3 +127,7 @@ def test_bad_bounds_are_rejected():
         find_critical_points_2d(himmelblau, ((1, -1), (0, 1)))
     with pytest.raises(ValueError, match="resolution must be >= 2, got 1"):
         check_convexity_2d(himmelblau, ((-1, 1), (-1, 1)), resolution=1)
+    with pytest.raises(ValueError, match="starts_per_axis must be >= 2, got 1"):
+        find_critical_points_2d(himmelblau, ((-1, 1), (-1, 1)), starts_per_axis=1)
+    with pytest.raises(ValueError, match="min < max"):  # the plot checks its box as the finder does
+        plot_critical_points(himmelblau, ((-1, 1), (2, 2)), points=[])

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from descentlab.cli import main
-from descentlab.figures import FIGURES
+from descentlab.figures import FIGURES, FigureDefinition, make_figure
 from descentlab.lab.report.plots import window_exits
 
 
@@ -94,3 +95,14 @@ def test_readme_figures_exist_and_name_the_command_that_made_them():
         assert (root / "docs" / "figures" / f"{image}.png").stat().st_size < 200_000
     listed = re.search(r"names all\s+eleven: (.*?)\.\n", readme, re.S).group(1)
     assert re.findall(r"`([a-z-]+)`", listed) == list(FIGURES)
+
+
+def test_figure_files_are_written_atomically(tmp_path, file_events):
+    definition = FigureDefinition("empty", "no runs", "none", runs=dict, draw=lambda runs: Figure())
+    result = make_figure(definition, tmp_path)
+    assert result.png.read_bytes()[:4] == b"\x89PNG" and result.svg.read_bytes().lstrip()[:5] == b"<?xml"
+    assert [event for event in file_events if event.startswith("replace")] == [
+        "replace onto empty.png",
+        "replace onto empty.svg",
+    ]
+    assert file_events[file_events.index("replace onto empty.png") - 1] == "fsync file"

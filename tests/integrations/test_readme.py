@@ -30,7 +30,7 @@ def test_the_section_has_one_snippet_per_framework():
 def test_snippet_runs(index, tmp_path, monkeypatch):
     code = snippets()[index]
     if "import timm" in code and not timm_imports():
-        pytest.skip("timm needs a torchvision matching torch (none for CPU torch): see the README")
+        pytest.skip("timm needs a torchvision matching torch: `make test-timm` runs it (see the README)")
     monkeypatch.chdir(tmp_path)  # snippets that write (the Trainer's output_dir) write here
     exec(compile(code, f"README.md snippet {index}", "exec"), {"__name__": "readme_snippet"})
 

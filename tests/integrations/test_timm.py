@@ -1,5 +1,6 @@
 """timm registration: what timm will call is checked here without timm; the real registry where timm
-imports (it needs a torchvision built for the installed torch, which CPU-only installs lack)."""
+imports. It needs a torchvision built for the installed torch, which the CPU torch of .venv lacks, so
+`make test-timm` runs this file in .venv-timm (the CUDA build of the same torch, run on the CPU)."""
 
 import inspect
 
@@ -39,7 +40,7 @@ def test_each_described_class_accepts_the_keywords_timm_passes():
         assert optimizer.param_groups[0]["lr"] == 0.01
 
 
-@pytest.mark.skipif(not timm_imports(), reason="timm needs a torchvision matching torch (none for CPU torch)")
+@pytest.mark.skipif(not timm_imports(), reason="timm needs a torchvision matching torch: `make test-timm`")
 def test_create_optimizer_v2_builds_ours_through_timms_registry():
     import timm.optim
 

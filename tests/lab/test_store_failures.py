@@ -139,6 +139,19 @@ def test_concurrent_first_opens_never_see_a_half_made_store(tmp_path):
     assert all(RunStore(tmp_path / str(index), read_only=True).runs() == [] for index in range(folders))
 
 
+def test_a_new_store_is_written_as_every_descentlab_file(tmp_path, file_events):
+    """descentlab.atomic's policy: fsynced, published without clobbering, folder fsynced, umask bits."""
+    mask = os.umask(0o002)  # SQLite alone would make 0o644
+    try:
+        RunStore(tmp_path).close()
+    finally:
+        os.umask(mask)
+    folder = ["fsync folder"] if os.name == "posix" else []
+    assert file_events[:3] == ["fsync file", f"link onto {DATABASE_NAME}", *folder]
+    assert (tmp_path / DATABASE_NAME).stat().st_mode & 0o777 == 0o664
+    assert sorted(path.name for path in tmp_path.iterdir()) == [DATABASE_NAME]
+
+
 # --- read-only folders ----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from descentlab.analysis.hessian import DEFAULT_MAX_PARAMETERS, HessianOperator, LossClosure, dense_hessian
 from descentlab.analysis.spectrum import top_eigenvalues
+from descentlab.autodiff import pointwise_gradient_and_hessian
 
 PointLabel = Literal["minimum", "maximum", "saddle", "flat", "not critical"]
 
@@ -133,31 +134,13 @@ def gradient_and_hessian_2d(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients ``(..., 2)`` and Hessians ``(..., 2, 2)`` of a vectorised 2-D function at ``points``.
 
-    ``function`` maps ``(..., 2)`` to ``(...)`` point by point, so the gradient of the *sum* over points
-    is the per-point gradient; differentiating each gradient component once more gives the Hessian rows.
-    Three backward passes, whatever the number of points.
+    ``function`` maps ``(..., 2)`` to ``(...)`` point by point; exact derivatives in float64, three
+    backward passes whatever the number of points
+    (:func:`descentlab.autodiff.pointwise_gradient_and_hessian`).
     """
-    points = points.detach().to(torch.float64).requires_grad_(True)
-    if points.shape[-1] != 2:
+    if points.shape[-1:] != (2,):
         raise ValueError(f"points must have shape (..., 2), got {tuple(points.shape)}")
-    values = function(points)
-    if values.shape != points.shape[:-1]:
-        raise ValueError(
-            f"function must map shape (..., 2) to (...); for input {tuple(points.shape)} it returned "
-            f"{tuple(values.shape)}"
-        )
-    (gradient,) = torch.autograd.grad(values.sum(), points, create_graph=True)
-    rows = []
-    for component in range(2):
-        if gradient.requires_grad:
-            (row,) = torch.autograd.grad(
-                gradient[..., component].sum(), points, retain_graph=True, allow_unused=True
-            )
-        else:
-            row = None
-        rows.append(torch.zeros_like(points) if row is None else row)
-    hessian = torch.stack(rows, dim=-2)
-    return gradient.detach(), ((hessian + hessian.transpose(-1, -2)) / 2).detach()
+    return pointwise_gradient_and_hessian(function, points.to(torch.float64))
 
 
 def classify_point_2d(

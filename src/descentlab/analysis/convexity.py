@@ -12,6 +12,25 @@ from descentlab.analysis.classification import gradient_and_hessian_2d
 Bounds2D = tuple[tuple[float, float], tuple[float, float]]
 
 
+def box_grid(bounds: Bounds2D, per_axis: int, name: str = "resolution") -> torch.Tensor:
+    """A float64 grid of ``per_axis x per_axis`` points over ``bounds``, shape ``(per_axis, per_axis, 2)``.
+
+    ``grid[j, i]`` is ``(xs[i], ys[j])``. ``name`` is the caller's word for ``per_axis`` in the error.
+
+    Raises:
+        ValueError: when a bound's minimum is not below its maximum, or ``per_axis < 2``.
+    """
+    (x_min, x_max), (y_min, y_max) = bounds
+    if not (x_min < x_max and y_min < y_max):
+        raise ValueError(f"bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {bounds}")
+    if per_axis < 2:
+        raise ValueError(f"{name} must be >= 2, got {per_axis}")
+    xs = torch.linspace(x_min, x_max, per_axis, dtype=torch.float64)
+    ys = torch.linspace(y_min, y_max, per_axis, dtype=torch.float64)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1)
+
+
 @dataclass
 class ConvexityReport:
     """Where on a grid the Hessian of a 2-D function is positive semidefinite.
@@ -70,17 +89,10 @@ def check_convexity_2d(
         resolution: grid points per axis (>= 2).
         tolerance: eigenvalues ``>= -tolerance`` count as nonnegative.
     """
-    (x_min, x_max), (y_min, y_max) = bounds
-    if not (x_min < x_max and y_min < y_max):
-        raise ValueError(f"bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {bounds}")
-    if resolution < 2:
-        raise ValueError(f"resolution must be >= 2, got {resolution}")
+    points = box_grid(bounds, resolution)
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    xs = torch.linspace(x_min, x_max, resolution, dtype=torch.float64)
-    ys = torch.linspace(y_min, y_max, resolution, dtype=torch.float64)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    points = torch.stack([grid_x, grid_y], dim=-1)
+    xs, ys = points[0, :, 0].clone(), points[:, 0, 1].clone()
     _, hessians = gradient_and_hessian_2d(function, points)
     min_eigenvalues = torch.linalg.eigvalsh(hessians)[..., 0]
     bad = min_eigenvalues < -tolerance

@@ -13,7 +13,7 @@ from descentlab.analysis.classification import (
     gradient_and_hessian_2d,
     label_from_evidence,
 )
-from descentlab.analysis.convexity import Bounds2D
+from descentlab.analysis.convexity import Bounds2D, box_grid
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,6 @@ class CriticalPoint:
     def label(self) -> str:
         """``"minimum"``, ``"maximum"``, ``"saddle"`` or ``"flat"``."""
         return self.classification.label
-
-
-def _grid(bounds: Bounds2D, resolution: int) -> torch.Tensor:
-    (x_min, x_max), (y_min, y_max) = bounds
-    xs = torch.linspace(x_min, x_max, resolution, dtype=torch.float64)
-    ys = torch.linspace(y_min, y_max, resolution, dtype=torch.float64)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y], dim=-1)
 
 
 def find_critical_points_2d(
@@ -62,16 +54,12 @@ def find_critical_points_2d(
     Returns:
         The critical points, sorted by label (minima, saddles, maxima, flat) and then by value.
     """
+    points = box_grid(bounds, starts_per_axis, "starts_per_axis").reshape(-1, 2)
     (x_min, x_max), (y_min, y_max) = bounds
-    if not (x_min < x_max and y_min < y_max):
-        raise ValueError(f"bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {bounds}")
-    if starts_per_axis < 2:
-        raise ValueError(f"starts_per_axis must be >= 2, got {starts_per_axis}")
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     diagonal = ((x_max - x_min) ** 2 + (y_max - y_min) ** 2) ** 0.5
     merge_distance = 1e-4 * diagonal if merge_distance is None else merge_distance
-    points = _grid(bounds, starts_per_axis).reshape(-1, 2)
     for _ in range(iterations):
         gradient, hessian = gradient_and_hessian_2d(function, points)
         step = -(torch.linalg.pinv(hessian) @ gradient.unsqueeze(-1)).squeeze(-1)
@@ -143,7 +131,7 @@ def plot_critical_points(
     """
     if points is None:
         points = find_critical_points_2d(function, bounds)
-    grid = _grid(bounds, resolution)
+    grid = box_grid(bounds, resolution)
     with torch.no_grad():
         values = function(grid).numpy()
     figure = Figure(figsize=(6, 5))

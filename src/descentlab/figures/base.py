@@ -18,6 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from descentlab.atomic import save_figure
 from descentlab.lab.records import InstrumentRecord, RunSummary, StepRecord
 from descentlab.lab.report.figures import FIGURES_META_KEY
 from descentlab.lab.runner import run_spec
@@ -137,11 +138,16 @@ def make_figure(definition: FigureDefinition, out_dir: str | Path, *, dpi: int =
     with RunStore(out_dir) as store:
         runs = load_runs(store, specs)
         figure = definition.draw(runs)
-        folder = out_dir / FIGURES_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        png, svg = folder / f"{definition.name}.png", folder / f"{definition.name}.svg"
-        figure.savefig(png, format="png", dpi=dpi, facecolor="white", pil_kwargs={"optimize": True})
-        figure.savefig(svg, format="svg", facecolor="white")
+        stem = out_dir / FIGURES_FOLDER / definition.name
+        png = save_figure(
+            figure,
+            stem.with_suffix(".png"),
+            dpi=dpi,
+            parents=True,
+            facecolor="white",
+            pil_kwargs={"optimize": True},
+        )
+        svg = save_figure(figure, stem.with_suffix(".svg"), parents=True, facecolor="white")
         seconds = time.perf_counter() - started
         made = dict(store.get_meta(FIGURES_META_KEY, {}))
         made[definition.name] = _description(definition, specs, png, svg, seconds, out_dir)

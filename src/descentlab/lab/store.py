@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from descentlab.atomic import atomic_path
 from descentlab.lab.records import JSON_COLUMNS, SCALAR_COLUMNS, InstrumentRecord, RunSummary, StepRecord
 from descentlab.lab.runner import RunResult
 from descentlab.lab.spec import RunSpec
@@ -422,29 +423,19 @@ def _wal_path(path: Path) -> Path:
 
 
 def _create_store(path: Path) -> None:
-    """Build an empty store under a temporary name, then link it into place (if no one else did)."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        connection = sqlite3.connect(temporary)
+    """Build an empty store under a temporary name, then publish it (unless someone else did first)."""
+    # Never os.replace: a concurrent first open may have made the store and written to it already.
+    with contextlib.suppress(FileExistsError), atomic_path(path, replace=False) as temporary:
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            connection = sqlite3.connect(temporary)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+            finally:
+                connection.close()
         finally:
-            connection.close()
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process made the store first: use theirs
-        except OSError:  # a file system without hard links: an exclusive copy, still never a clobber
-            with (
-                contextlib.suppress(FileExistsError),
-                temporary.open("rb") as source,
-                path.open("xb") as target,
-            ):
-                target.write(source.read())
-    finally:
-        for leftover in (temporary, _wal_path(temporary), temporary.with_name(temporary.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+            for sidecar in (_wal_path(temporary), temporary.with_name(temporary.name + "-shm")):
+                sidecar.unlink(missing_ok=True)
 
 
 def _unfinished_writes(path: Path) -> bool:

@@ -122,12 +122,11 @@ class PiecewiseConstant(Schedule):
 
 
 @dataclass(frozen=True)
-class Cosine(Schedule):
-    """Cosine annealing from ``initial`` to ``final`` over ``total_steps``, then ``final``.
+class Anneal(Schedule):
+    """Base of the schedules that go from ``initial`` to ``final`` over ``total_steps``, then stay there.
 
-    ``f(t) = final + (initial - final) * (1 + cos(pi * min(t, T) / T)) / 2`` with ``T = total_steps``;
-    this equals torch's ``CosineAnnealingLR`` (``eta_min = final``) for ``t <= T``. After ``T`` torch's
-    recursive form climbs back up; this one stays at ``final``.
+    ``f(t) = final + (initial - final) * shape(min(t, T) / T)`` with ``T = total_steps``, where
+    ``shape`` falls from 1 at progress 0 to 0 at progress 1; each subclass names its shape.
     """
 
     total_steps: int
@@ -139,10 +138,28 @@ class Cosine(Schedule):
         check_finite("initial", self.initial)
         check_finite("final", self.final)
 
+    def shape(self, progress: float) -> float:
+        """The fraction of ``initial - final`` still left at ``progress`` in [0, 1]."""
+        raise NotImplementedError
+
     def value_at(self, step: int) -> float:
-        """Return the cosine-annealed value."""
+        """Return ``final + (initial - final) * shape(progress)``."""
         progress = min(step, self.total_steps) / self.total_steps
-        return self.final + (self.initial - self.final) * (1.0 + math.cos(math.pi * progress)) / 2.0
+        return self.final + (self.initial - self.final) * self.shape(progress)
+
+
+@dataclass(frozen=True)
+class Cosine(Anneal):
+    """Cosine annealing from ``initial`` to ``final`` over ``total_steps``, then ``final``.
+
+    ``f(t) = final + (initial - final) * (1 + cos(pi * min(t, T) / T)) / 2`` with ``T = total_steps``;
+    this equals torch's ``CosineAnnealingLR`` (``eta_min = final``) for ``t <= T``. After ``T`` torch's
+    recursive form climbs back up; this one stays at ``final``.
+    """
+
+    def shape(self, progress: float) -> float:
+        """Half a cosine period: ``(1 + cos(pi * progress)) / 2``."""
+        return (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
 @dataclass(frozen=True)
@@ -190,28 +207,22 @@ class CosineRestarts(Schedule):
 
 
 @dataclass(frozen=True)
-class Polynomial(Schedule):
+class Polynomial(Anneal):
     """Polynomial decay: ``f(t) = final + (initial - final) * (1 - min(t, T) / T) ** power``.
 
     ``power = 1`` is linear decay (see :func:`linear`); torch's ``PolynomialLR`` is the case
     ``final = 0``. After ``T = total_steps`` the value stays at ``final``.
     """
 
-    total_steps: int
-    initial: float = 1.0
-    final: float = 0.0
     power: float = 1.0
 
     def __post_init__(self) -> None:
-        check_steps("total_steps", self.total_steps)
-        check_finite("initial", self.initial)
-        check_finite("final", self.final)
+        super().__post_init__()
         check_positive("power", self.power)
 
-    def value_at(self, step: int) -> float:
-        """Return the polynomially decayed value."""
-        remaining = 1.0 - min(step, self.total_steps) / self.total_steps
-        return self.final + (self.initial - self.final) * remaining**self.power
+    def shape(self, progress: float) -> float:
+        """``(1 - progress) ** power``."""
+        return (1.0 - progress) ** self.power
 
 
 def linear(total_steps: int, initial: float = 1.0, final: float = 0.0) -> Polynomial:
@@ -220,23 +231,13 @@ def linear(total_steps: int, initial: float = 1.0, final: float = 0.0) -> Polyno
 
 
 @dataclass(frozen=True)
-class OneMinusSqrt(Schedule):
+class OneMinusSqrt(Anneal):
     """The "1 - sqrt" cooldown: ``f(t) = final + (initial - final) * (1 - sqrt(min(t, T) / T))``.
 
     The decay shape Hägele et al. (2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
     Training Durations", https://arxiv.org/abs/2405.18392) found best for warmup-stable-decay runs.
     """
 
-    total_steps: int
-    initial: float = 1.0
-    final: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_steps("total_steps", self.total_steps)
-        check_finite("initial", self.initial)
-        check_finite("final", self.final)
-
-    def value_at(self, step: int) -> float:
-        """Return the 1 - sqrt cooldown value."""
-        progress = min(step, self.total_steps) / self.total_steps
-        return self.final + (self.initial - self.final) * (1.0 - math.sqrt(progress))
+    def shape(self, progress: float) -> float:
+        """``1 - sqrt(progress)``."""
+        return 1.0 - math.sqrt(progress)
