@@ -330,7 +330,7 @@ def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | 
                     markerfacecolor="none",
                     markeredgecolor=color,
                     markeredgewidth=2,
-                    label="chosen rate",
+                    label="_chosen rate",
                 )
         if diverged:
             axes.plot(
@@ -342,7 +342,7 @@ def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | 
                 markeredgewidth=2,
                 transform=axes.get_xaxis_transform(),
                 clip_on=False,
-                label="diverged",
+                label="_diverged",
             )
     axes.set_xscale("log")
     if values and all(value > 0 for value in values) and not problem.higher_is_better:
@@ -350,7 +350,12 @@ def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | 
     axes.set_xlabel("learning rate")
     # on learning problems this is the validation split; 2-D functions and textbook models have one
     axes.set_ylabel(f"{problem.metric} after the short run")
-    axes.set_title(f"{problem_runs.name}: learning-rate sweep (first seed)", fontsize=10)
+    # one black legend entry each for the ring and the cross, whichever configuration they belong to
+    if any(line.get_label() == "_chosen rate" for line in axes.lines):
+        axes.plot([], [], "o", color="black", markerfacecolor="none", markersize=9, label="chosen rate")
+    if any(line.get_label() == "_diverged" for line in axes.lines):
+        axes.plot([], [], "x", color="black", markersize=7, markeredgewidth=2, label="diverged (no value)")
+    axes.set_title(f"{problem_runs.name}: learning-rate sweep (first seed)", fontsize=10, pad=12)
     finish_figure(figure, 2.6)
     return figure
 

@@ -26,10 +26,9 @@ from descentlab.analysis import (
     top_eigenvalues,
     trajectory_loss_surface,
 )
-from descentlab.lab.report import curves
+from descentlab.lab.report import curves, plots
 from descentlab.lab.report.data import ConfigurationRuns, ProblemRuns
 from descentlab.lab.report.model import Analysis, Image, Why
-from descentlab.lab.report.plots import figure_to_data_uri
 from descentlab.lab.report.statistics import ConfigurationRow
 from descentlab.lab.runner import Training, train, training_threads
 from descentlab.lab.verdicts import Verdict
@@ -79,7 +78,9 @@ def why_panel(
         return None
     highlight = curves.highlighted(problem_runs, rows)
     figure = curves.step_size_figure(problem_runs, colors, highlight)
-    figures = [] if figure is None else [Image(figure_to_data_uri(figure), f"{problem_runs.name} step sizes")]
+    figures = (
+        [] if figure is None else [Image(plots.figure_to_data_uri(figure), f"{problem_runs.name} step sizes")]
+    )
     best = verdict.winner or (verdict.tied[0] if verdict.tied else None)
     if not analysis:
         analyses = []
@@ -158,7 +159,7 @@ def _analyse(configuration: ConfigurationRuns) -> Analysis:
 
 
 def _image(figure, alt: str) -> Image:
-    return Image(figure_to_data_uri(figure), alt)
+    return Image(plots.figure_to_data_uri(figure), alt)
 
 
 def _end_point(analysis: Analysis, model, loss_fn, points: list[torch.Tensor]) -> None:
@@ -183,8 +184,11 @@ def _end_point(analysis: Analysis, model, loss_fn, points: list[torch.Tensor]) -
         )
     density = spectral_density(operator, vectors=4, steps=min(operator.dim, 30))
     figure = plot_spectral_density(density)
+    axes = figure.axes[0]
+    # six decades below the peak say all there is; the plot's own floor is 1e-12
+    axes.set_ylim(bottom=float(density.density.max()) * 1e-6)
     for value in top.values.tolist():
-        figure.axes[0].axvline(value, color="tab:red", linestyle=":", linewidth=1)
+        axes.axvline(value, color="tab:red", linestyle=":", linewidth=1)
     analysis.figures.append(_image(figure, f"{analysis.label} Hessian spectral density"))
 
 
