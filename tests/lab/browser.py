@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,10 +57,14 @@ def require_browser() -> None:
         pytest.skip(message)
 
 
-def _driver(profile: str):
+@contextlib.contextmanager
+def chromium(width: int = 1280, height: int = 900, offline: bool = False) -> Iterator[Any]:
+    """A headless Chromium driver with its own throw-away profile; ``offline`` cuts off the network
+    (DevTools' network emulation) before any page loads."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    profile = tempfile.mkdtemp(prefix="descentlab-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
@@ -70,11 +77,21 @@ def _driver(profile: str):
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={profile}",
-        "--window-size=1280,900",
+        f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        if offline:
+            driver.execute_cdp_cmd("Network.enable", {})
+            conditions = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+            driver.execute_cdp_cmd("Network.emulateNetworkConditions", conditions)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _viewport(driver, width: int, height: int) -> None:
@@ -92,10 +109,7 @@ def open_in_browser(page: Path, screenshot: Path, widths: tuple[int, ...] = (128
     wider than their card, each figure's rendered scale, and a full-page screenshot written next to
     ``screenshot`` (``NAME-WIDTH.png``).
     """
-    profile = tempfile.mkdtemp(prefix="descentlab-chromium-")
-    driver = _driver(profile)
-    try:
-        driver.set_page_load_timeout(60)
+    with chromium() as driver:
         driver.get(page.resolve().as_uri())
         images = driver.execute_script(
             "return Array.from(document.images)"
@@ -118,7 +132,4 @@ def open_in_browser(page: Path, screenshot: Path, widths: tuple[int, ...] = (128
             }
         console = driver.get_log("browser")
         title = driver.title
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     return {"console": console, "images": images, "title": title, "closed_details": closed, "widths": seen}
