@@ -389,3 +389,11 @@ def test_the_global_minimum_is_marked_apart_from_the_local_ones(tmp_path):
     assert len(marks["global minimum"]) == 1 and len(marks["local minima"]) == len(problem.minima) - 1
     np.testing.assert_allclose(loss(marks["global minimum"]), problem.optimum, rtol=1e-9)
     assert (loss(marks["local minima"]) > problem.optimum + 1e-3).all()
+
+
+def test_an_analysis_tool_refusing_the_end_point_leaves_its_reason_not_a_crash(tmp_path):
+    # lr = 0 never moves: the trajectory has no direction to project on
+    with RunStore(tmp_path) as store:
+        store.save(run_spec(RunSpec.create("tiny-bowl", "sgd", {"lr": 0.0}, seed=0, steps=3)), purpose="run")
+    text = write_report(tmp_path).read_text()
+    assert "No end-point analysis: all points are identical" in text

@@ -12,15 +12,17 @@ FIGURES_META_KEY = "figures"
 """Meta-table key holding ``{figure name: what was made}``, written by :mod:`descentlab.figures`."""
 
 
-def figure_cards(out_dir: str | Path) -> list[FigureCard]:
+def figure_cards(out_dir: str | Path, made: dict[str, dict] | None = None) -> list[FigureCard]:
     """One card per figure of the folder: what it shows, the command, its time, the PNG, the files.
 
-    Empty when no figure was made in ``out_dir``. The PNG is embedded, so the page stays self-contained;
-    a figure whose file went missing has no image (its card says so instead of showing a broken one).
+    ``made`` is the store's record of them (read from ``out_dir``'s store when ``None``). Empty when no
+    figure was made. The PNG is embedded, so the page stays self-contained; a figure whose file went
+    missing has no image (its card says so instead of showing a broken one).
     """
     out_dir = Path(out_dir)
-    with RunStore(out_dir, read_only=True) as store:
-        made = store.get_meta(FIGURES_META_KEY, {})
+    if made is None:
+        with RunStore(out_dir, read_only=True) as store:
+            made = store.get_meta(FIGURES_META_KEY, {})
     return [_card(out_dir, entry) for entry in made.values()]
 
 

@@ -268,7 +268,7 @@ def build_page(out_dir: str | Path, analysis: bool = True) -> BuiltPage:
         subtitle=f"{count} part{'s' * (count != 1)} · {configurations} configurations · {runs_total} runs",
         summary=summary,
         parts=parts,
-        figures=figure_cards(out_dir),
+        figures=figure_cards(out_dir, data.figures),
         notes=[*_NOTES, why.RULE],
         footer=f"descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
     )

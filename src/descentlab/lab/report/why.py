@@ -120,10 +120,16 @@ def retrain(configuration: ConfigurationRuns) -> tuple[Training, list[torch.Tens
 def analyse(configuration: ConfigurationRuns) -> Analysis:
     """The end-point analysis of one configuration, or the reason it was skipped.
 
-    Runs on the lab's training threads (one by default), as the runs themselves did.
+    Runs on the lab's training threads (one by default), as the runs themselves did. A tool that
+    refuses the point (``ValueError``/``RuntimeError``: a trajectory that never moved, ...) leaves the
+    reason on the page instead.
     """
-    with training_threads():
-        return _analyse(configuration)
+    try:
+        with training_threads():
+            return _analyse(configuration)
+    except (ValueError, RuntimeError) as error:  # a tool refusing this point must not cost the report
+        message = " ".join(str(error).split())
+        return Analysis(configuration.label, skipped=f"No end-point analysis: {message}")
 
 
 def _analyse(configuration: ConfigurationRuns) -> Analysis:
