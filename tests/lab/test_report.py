@@ -261,18 +261,23 @@ def test_sweep_rings_the_chosen_rate_and_crosses_every_diverged_one(report_dir):
 def test_loss_axis_stops_at_the_float_resolution_not_at_a_denormal(report_dir):
     folder, _ = report_dir
     problem_runs, colors = _problem(folder, "tiny-bowl")
-    losses = [r.loss for runs in problem_runs.runs.values() for run in runs for r in run["records"] if r.loss]
+    # the resolution is taken at the scale the curves start from: each run's first recorded loss
+    starts = [
+        next(r.loss for r in run["records"] if r.loss) for runs in problem_runs.runs.values() for run in runs
+    ]
     run = problem_runs.configurations[0].runs[0]
     run["records"][-1] = dataclasses.replace(run["records"][-1], loss=1e-40)  # one run hits a denormal
     dtype = run["summary"].dtype
     (figure, title), *_ = curves.curves_figures(problem_runs, colors)
     axes = figure.axes[0]
     assert title == "steps curves" and axes.get_yscale() == "log"
-    assert axes.get_ylim()[0] == pytest.approx(np.finfo(dtype).eps * max(losses), rel=1e-12)
+    assert axes.get_ylim()[0] == pytest.approx(np.finfo(dtype).eps * max(starts), rel=1e-12)
     assert curves.loss_floor(np.array([10.0, 1e-3, 1e-40]), "float32") == pytest.approx(
         np.finfo(np.float32).eps * 10.0
     )
     assert curves.loss_floor(np.array([10.0, 1e-3]), "float32") == 5e-4  # nothing below resolution
+    # a diverging curve's peak of 1e6 does not lift the floor when the curves started at 20
+    assert curves.loss_floor(np.array([1e6, 20.0, 1e-4]), "float32", scale=20.0) == 5e-5
     assert curves.loss_floor(np.array([1.0, -1.0]), "float32") is None  # a negative loss: linear axis
 
 
@@ -358,6 +363,7 @@ def test_many_configurations_get_small_multiples_and_only_the_best_in_colour(tmp
     paths = plots.trajectory_figure(problem_runs, colors)
     panels = [axes for axes in paths.axes if axes.get_visible()]
     assert [axes.get_title() for axes in panels] == [c.label for c in problem_runs.configurations]
+    assert all(len([line for line in axes.lines if line.get_marker() == "o"]) == 1 for axes in panels)
     # the three lowest final losses, read from the store, keep their colours; the rest turn grey
     with RunStore(tmp_path) as store:
         finals = {run["spec"].hyperparameter_dict["lr"]: run["summary"].final_metric for run in store.runs()}

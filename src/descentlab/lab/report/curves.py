@@ -43,8 +43,8 @@ takes about 0.1 ms), not the optimizer's cost on the problem."""
 OTHERS_COLOR = "#b6bcc6"
 
 CURVES_RULES = (
-    f"Loss axes on a log scale stop at the float resolution of the largest loss drawn (machine epsilon × "
-    f"that loss): smaller values are rounding, and are drawn at the floor. With more than {HIGHLIGHT_MAX} "
+    f"Loss axes on a log scale stop at the float resolution of the largest starting loss (machine epsilon "
+    f"× that loss): smaller values are rounding, and are drawn at the floor. With more than {HIGHLIGHT_MAX} "
     f"configurations the {HIGHLIGHT_BEST} best (and the winner) are drawn in colour, the others in grey. "
     f"The wall-time column appears only where time per step differs by at least {TIME_RATIO:g}× between "
     f"configurations and a step takes at least {TIME_MIN_STEP_SECONDS * 1e3:g} ms, never on a "
@@ -82,9 +82,10 @@ def _smooth(values: np.ndarray) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def loss_floor(values: np.ndarray, dtype: str | None = "float32") -> float | None:
-    """The bottom of a log loss axis: the smallest positive value drawn, but never below
-    ``eps(dtype) × the largest value drawn`` (below that a loss is rounding at the scale of the curve).
+def loss_floor(values: np.ndarray, dtype: str | None = "float32", scale: float | None = None) -> float | None:
+    """The bottom of a log loss axis: half the smallest positive value drawn, but never below
+    ``eps(dtype) × scale``, the float resolution at the scale the curves start from (default: the
+    largest value drawn); below it a loss is rounding.
 
     ``None`` when a log axis does not fit (no positive value, or a negative one). ``dtype=None``
     floors at half the smallest positive value only (a ratio such as the effective step size has no
@@ -98,7 +99,8 @@ def loss_floor(values: np.ndarray, dtype: str | None = "float32") -> float | Non
     lowest = float(positive.min()) / 2
     if dtype is None:
         return lowest
-    return max(lowest, float(np.finfo(np.dtype(dtype)).eps) * float(positive.max()))
+    scale = float(positive.max()) if scale is None or not scale > 0 else scale
+    return max(lowest, float(np.finfo(np.dtype(dtype)).eps) * scale)
 
 
 def _dtype(problem_runs: ProblemRuns) -> str:
@@ -177,9 +179,9 @@ def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, 
     return stacked
 
 
-def floor_log_axis(axes, values: np.ndarray, dtype: str | None) -> float | None:
+def floor_log_axis(axes, values: np.ndarray, dtype: str | None, scale: float | None = None) -> float | None:
     """Log-scale ``axes`` floored by :func:`loss_floor` (values below are drawn at the floor, noted)."""
-    floor = loss_floor(values, dtype)
+    floor = loss_floor(values, dtype, scale)
     if floor is None:
         return None
     axes.set_yscale("log")
@@ -204,14 +206,20 @@ def floor_log_axis(axes, values: np.ndarray, dtype: str | None) -> float | None:
     return floor
 
 
-def _draw_configurations(axes, problem_runs, colors, highlight, key, x_key, smooth) -> np.ndarray:
-    drawn = []
+def _draw_configurations(
+    axes, problem_runs, colors, highlight, key, x_key, smooth
+) -> tuple[np.ndarray, float]:
+    """Every configuration's band; returns the values drawn and the largest value a curve starts at
+    (the scale of the float resolution: a diverging curve's peak says nothing about rounding)."""
+    drawn, starts = [], []
     for name, runs in problem_runs.runs.items():
         bright = name in highlight
         label = name if bright else f"others ({len(problem_runs.runs) - len(highlight)})"
         values = _band(axes, runs, key, x_key, colors[name] if bright else OTHERS_COLOR, label, smooth)
         drawn.append(values.reshape(-1))
-    return np.concatenate(drawn) if drawn else np.empty(0)
+        if values.size:
+            starts.append(float(np.abs(values[:, 0]).max()))
+    return (np.concatenate(drawn) if drawn else np.empty(0)), max(starts, default=0.0)
 
 
 def curves_figures(
@@ -240,11 +248,11 @@ def curves_figures(
         for row, (key, title) in enumerate(panels):
             axes = grid[row][0]
             _style(axes)
-            values = _draw_configurations(
+            values, start = _draw_configurations(
                 axes, problem_runs, colors, highlight, key, x_key, smooth=key == "loss" and learning
             )
             if key == "loss" and len(values):
-                floor_log_axis(axes, values, _dtype(problem_runs))
+                floor_log_axis(axes, values, _dtype(problem_runs), start)
             axes.set_xlabel(x_label)
             axes.set_ylabel(title if key == "loss" else f"{metric} (validation)")
             axes.set_title(f"{problem_runs.name}: {title} vs {x_title}", fontsize=10)
@@ -284,9 +292,9 @@ def step_size_figure(
     for column, (key, title, y_label, resolved) in enumerate(STEP_PANELS):
         axes = grid[0][column]
         _style(axes)
-        values = _draw_configurations(axes, problem_runs, colors, highlight, key, "step", smooth=False)
+        values, start = _draw_configurations(axes, problem_runs, colors, highlight, key, "step", smooth=False)
         if len(values):
-            floor_log_axis(axes, values, _dtype(problem_runs) if resolved else None)
+            floor_log_axis(axes, values, _dtype(problem_runs) if resolved else None, start)
         axes.set_xlabel("step")
         axes.set_ylabel(y_label, fontsize=9)
         axes.set_title(title, fontsize=10)

@@ -259,7 +259,10 @@ def trajectory_figure(
         for name in names:
             run, points = runs[name]
             label = name + (" (diverged)" if run["outcome"] == "diverged" else "")
-            draw_path(axes, points, problem.bounds, colors[name], label)
+            # a small multiple's title names its path; the legend keeps the marks they share
+            left = draw_path(axes, points, problem.bounds, colors[name], label if single else f"_{label}")
+            if not single:
+                axes.set_title(label + ("\nleaves the window" if left else ""), fontsize=8)
             if run["seed"] == 0 and problem.start is not None:
                 axes.plot(
                     *problem.start, marker="s", color="black", markersize=6, linestyle="none", label="start"
@@ -269,20 +272,17 @@ def trajectory_figure(
         axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0", fontsize=9)
         axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1", fontsize=9)
         axes.tick_params(labelsize=8)
-        if not single:
-            axes.set_title(names[0], fontsize=8.5)
     for index in range(len(panels), rows * columns):
         grid[index // columns][index % columns].set_visible(False)
     seed = min(run["seed"] for run, _ in runs.values())
     figure.suptitle(f"{problem.name}: paths from the start (seed {seed})", fontsize=10.5)
-    # a panel about as high as wide (less the margins between panels)
-    # panels a little wider than high, 0.55 in between rows for the x labels and titles
-    gap = 0.55 if single else 0.75
+    # panels a little wider than high; between rows room for the x labels and the next titles
+    gap = 0.55 if single else 0.8
     finish_figure(
         figure,
         rows * panel * 0.8 + gap * (rows - 1),
         left=0.6,
-        top=0.4,
+        top=0.4 if single else 0.75,
         bottom=0.45,
         wspace=0.35,
         hspace=gap / (panel * 0.8),
