@@ -297,6 +297,32 @@ def sweep_points(rates: dict[str, float | None]) -> tuple[list[tuple[float, floa
     return finished, diverged
 
 
+def _draw_sweep(axes, configuration, color: str, worst: float) -> list[float]:
+    """One configuration's sweep: its finished rates, the chosen one ringed, diverged ones crossed at the
+    ``worst`` edge (an axes fraction). Returns the values drawn."""
+    finished, diverged = sweep_points(configuration.sweep)
+    if finished:
+        lrs, ys = zip(*finished)
+        axes.plot(lrs, ys, "-o", color=color, markersize=3, linewidth=1.2, label=configuration.label)
+        chosen = dict(finished).get(configuration.lr) if configuration.lr is not None else None
+        if chosen is not None:
+            ring = {"markersize": 11, "markerfacecolor": "none", "markeredgewidth": 2}
+            axes.plot([configuration.lr], [chosen], "o", color=color, label="_chosen rate", **ring)
+    if diverged:
+        cross = {"markersize": 8, "markeredgewidth": 2, "clip_on": False}
+        transform = axes.get_xaxis_transform()
+        axes.plot(
+            diverged,
+            [worst] * len(diverged),
+            "x",
+            color=color,
+            transform=transform,
+            label="_diverged",
+            **cross,
+        )
+    return [value for _, value in finished]
+
+
 def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
     """Validation metric after the short sweep run, per learning rate and configuration.
 
@@ -310,40 +336,8 @@ def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | 
     figure = Figure(figsize=(FIGURE_WIDTH, 3.0))
     axes = figure.add_subplot()
     _style(axes)
-    values = []
-    worst = 1.0 if not problem.higher_is_better else 0.0  # axes fraction: where "diverged" is drawn
-    for configuration in swept:
-        finished, diverged = sweep_points(configuration.sweep)
-        color = colors.get(configuration.label, "black")
-        if finished:
-            lrs, ys = zip(*finished)
-            values += ys
-            axes.plot(lrs, ys, "-o", color=color, markersize=3, linewidth=1.2, label=configuration.label)
-            chosen = dict(finished).get(configuration.lr) if configuration.lr is not None else None
-            if chosen is not None:
-                axes.plot(
-                    [configuration.lr],
-                    [chosen],
-                    "o",
-                    color=color,
-                    markersize=11,
-                    markerfacecolor="none",
-                    markeredgecolor=color,
-                    markeredgewidth=2,
-                    label="_chosen rate",
-                )
-        if diverged:
-            axes.plot(
-                diverged,
-                [worst] * len(diverged),
-                "x",
-                color=color,
-                markersize=8,
-                markeredgewidth=2,
-                transform=axes.get_xaxis_transform(),
-                clip_on=False,
-                label="_diverged",
-            )
+    worst = 0.0 if problem.higher_is_better else 1.0
+    values = [v for c in swept for v in _draw_sweep(axes, c, colors.get(c.label, "black"), worst)]
     axes.set_xscale("log")
     if values and all(value > 0 for value in values) and not problem.higher_is_better:
         axes.set_yscale("log")
