@@ -7,7 +7,8 @@ import pytest
 
 from descentlab.lab import RunStore, write_report
 from descentlab.lab.records import RunSummary, StepRecord
-from descentlab.lab.report import page as page_module
+from descentlab.lab.report import curves as curves_module
+from descentlab.lab.report import plots as plots_module
 from descentlab.lab.report.data import ConfigurationRuns, ProblemRuns, load_report_data
 from descentlab.lab.report.profiles import (
     bootstrap_profile,
@@ -199,13 +200,14 @@ def _expected_steps(folder):
 
 
 def test_a_tune_over_two_problems_reports_one_profile_whose_numbers_are_the_functions(tmp_path, monkeypatch):
-    # the per-problem curves are another test's subject and half of this one's time
-    monkeypatch.setattr(page_module, "curves_figure", lambda *args: None)
-    monkeypatch.setattr(page_module, "trajectory_figure", lambda *args: None)
+    # the per-problem figures are other tests' subject and most of this one's time
+    monkeypatch.setattr(curves_module, "curves_figures", lambda *args: [])
+    monkeypatch.setattr(curves_module, "step_size_figure", lambda *args: None)
+    monkeypatch.setattr(plots_module, "trajectory_figure", lambda *args: None)
     run_tuning(
         tmp_path, ["SGD", "adam"], ["tiny-logreg", "tiny-bowl"], [0, 1, 2], options=TuneOptions(trials=1)
     )
-    page = write_report(tmp_path).read_text()
+    page = write_report(tmp_path, analysis=False).read_text()
     assert page.count("<h2>Time to target and performance profiles") == 1  # one card for both tune sections
     card = page[page.index("<h2>Time to target and performance profiles") :].split("</section>")[0]
     assert card.count("<img src='data:image/png;base64,") == 1

@@ -454,7 +454,17 @@ def run_spec(
 def _run(
     spec: RunSpec, on_evaluation: EvaluationHook | None = None, on_record: RecordHook | None = None
 ) -> RunResult:
-    training = Training(spec, on_evaluation, on_record)
+    return train(Training(spec, on_evaluation, on_record))
+
+
+def train(training: Training) -> RunResult:
+    """Train a prepared :class:`Training` to its end; its model then holds the end point.
+
+    :func:`run_spec` is this on a fresh ``Training`` (inside :func:`training_threads`); the report's
+    analysis calls it directly to keep the trained model, with an ``on_record`` hook that reads
+    ``training.point()`` at every kept record.
+    """
+    spec = training.spec
     records: list[StepRecord] = []
     start = StepRecord(
         step=0,

@@ -11,6 +11,7 @@ from typing import Any
 
 from descentlab.lab.labels import configuration_label
 from descentlab.lab.report.colors import CANONICAL_ORDER
+from descentlab.lab.report.figures import FIGURES_META_KEY
 from descentlab.lab.store import RunStore
 from descentlab.problems.base import Problem
 from descentlab.problems.registry import get_problem
@@ -72,9 +73,11 @@ class Section:
 
 @dataclass
 class ReportData:
-    """Everything the report renders."""
+    """Everything the report renders: the sections, and the textbook figures made in the folder
+    (``{name: what was made}``, from the store's meta table; see :mod:`descentlab.figures`)."""
 
     sections: list[Section]
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _problem(name: str) -> Problem | None:
@@ -144,6 +147,7 @@ def load_report_data(out_dir: str | Path) -> ReportData:
         for run in everything.values():
             run["records"] = store.records(run["run_id"])
         comparisons = store.comparisons()
+        figures = store.get_meta(FIGURES_META_KEY, {})
     sections, compared = [], set()
     for name, meta in comparisons.items():
         compared.update(meta.get("run_ids", []))
@@ -157,4 +161,4 @@ def load_report_data(out_dir: str | Path) -> ReportData:
     ]
     if standalone:
         sections.append(Section("stand-alone runs", "runs", {}, _group(standalone, {}, [])))
-    return ReportData(sections)
+    return ReportData(sections, figures)

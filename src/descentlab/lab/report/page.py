@@ -1,30 +1,26 @@
 """Render the report: one self-contained HTML page (inline CSS, plots as base64 PNG) plus data files.
 
-The page holds one part per comparison of the folder and one for its stand-alone runs; inside each, a
-card per problem with its verdict, warnings, figures and a table of its configurations.
+The page is built once from the store as a :class:`~descentlab.lab.report.model.Page` (one part per
+comparison of the folder and one for its stand-alone runs; inside each, a card per problem with its
+verdict, warnings, figures, a table of its configurations and the "why" one click away), then rendered
+by the Jinja2 templates of ``templates/``.
 """
 
 from __future__ import annotations
 
-import html
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from descentlab import __version__
 from descentlab.atomic import write_text as write_text_atomic
 from descentlab.lab.comparison import SWEEP_FRACTION
+from descentlab.lab.report import curves, plots, why
 from descentlab.lab.report.colors import configuration_colors
 from descentlab.lab.report.data import ProblemRuns, ReportData, Section, load_report_data
 from descentlab.lab.report.exports import write_exports
-from descentlab.lab.report.figures import figures_section
-from descentlab.lab.report.plots import (
-    curves_figure,
-    figure_to_data_uri,
-    profile_costs,
-    profile_figure,
-    sweep_figure,
-    trajectory_figure,
-)
+from descentlab.lab.report.figures import figure_cards
+from descentlab.lab.report.model import Image, Page, Part, ProblemCard, ProfileCard, SummaryBlock
 from descentlab.lab.report.profiles import (
     RELAXED_FRACTION,
     TAU_MAX,
@@ -32,6 +28,7 @@ from descentlab.lab.report.profiles import (
     group_profiles,
     profile_groups,
 )
+from descentlab.lab.report.render import render_page_html
 from descentlab.lab.report.statistics import ConfigurationRow, configuration_rows
 from descentlab.lab.report.summary import ProblemVerdict, overall_verdict, problem_verdict
 from descentlab.lab.report.tables import (
@@ -44,60 +41,20 @@ from descentlab.lab.runner import DIVERGENCE_FACTOR
 
 REPORT_NAME = "report.html"
 
-_CSS = """
-:root { --ink:#111827; --muted:#6b7280; --line:#e5e7eb; --card:#ffffff; --bg:#f6f7f9; --accent:#2563eb; }
-* { box-sizing: border-box; }
-body { margin:0; font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-       color:var(--ink); background:var(--bg); }
-header { background:#0f172a; color:#f8fafc; padding:28px 40px 22px; }
-header h1 { margin:0 0 4px; font-size:26px; font-weight:650; letter-spacing:-0.01em; }
-header p { margin:0; color:#cbd5e1; }
-main { max-width:1180px; margin:0 auto; padding:24px 28px 60px; }
-nav { display:flex; flex-wrap:wrap; gap:8px; margin:0 0 20px; }
-nav a { text-decoration:none; color:var(--accent); background:#fff; border:1px solid var(--line);
-        padding:3px 10px; border-radius:999px; font-size:13px; }
-section.card { background:var(--card); border:1px solid var(--line); border-radius:10px;
-               padding:20px 24px; margin:0 0 22px; box-shadow:0 1px 2px rgba(0,0,0,0.03); }
-h2 { margin:0 0 6px; font-size:20px; }
-h2 small { color:var(--muted); font-weight:400; font-size:14px; margin-left:8px; }
-.verdict { margin:6px 0 14px; padding:8px 12px; background:#eff6ff; border-left:3px solid var(--accent);
-           border-radius:4px; }
-.figures { display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start; }
-.figures img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:6px; }
-.figures img.half { max-width:calc(50% - 8px); }
-@media (max-width: 900px) { .figures img.half { max-width:100%; } }
-table { border-collapse:collapse; width:100%; margin:14px 0 4px; font-size:13.5px;
-        font-variant-numeric: tabular-nums; }
-th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
-th { background:#f9fafb; font-weight:600; color:#374151; }
-th:first-child, td:first-child { text-align:left; }
-tr.winner td { background:#f0fdf4; font-weight:600; }
-tr.tied td { background:#f8fafc; }
-.swatch { display:inline-block; width:11px; height:11px; border-radius:3px; margin-right:7px;
-          vertical-align:-1px; }
-.bad { color:#b91c1c; }
-.warn { margin:6px 0 10px; padding:8px 12px; background:#fffbeb; border-left:3px solid #d97706;
-        border-radius:4px; }
-h2.section { margin:30px 0 4px; font-size:22px; }
-p.settings { color:var(--muted); margin:0 0 14px; }
-td.label { white-space:normal; max-width:420px; }
-div.scroll { overflow-x:auto; }
-.muted { color:var(--muted); }
-ul.notes { color:#374151; padding-left:20px; }
-footer { color:var(--muted); font-size:13px; text-align:center; padding:10px; }
-"""
+
+def image(figure, alt: str) -> Image | None:
+    """The figure as an :class:`Image` (a PNG data URI), ``None`` for no figure."""
+    return None if figure is None else Image(plots.figure_to_data_uri(figure), alt)
 
 
-def _image(figure, alt: str, half: bool = False) -> str:
-    """An ``<img>`` holding ``figure`` as a data URI (empty for ``None``); ``half`` shares a row."""
-    if figure is None:
-        return ""
-    size = " class='half'" if half else ""
-    return f"<img{size} src='{figure_to_data_uri(figure)}' alt='{html.escape(alt)}'>"
+def images(*pairs) -> list[Image]:
+    """The :func:`image` of each ``(figure, alt)`` pair, leaving out the missing figures."""
+    made = [image(figure, alt) for figure, alt in pairs]
+    return [item for item in made if item is not None]
 
 
 def _anchor(section_index: int, problem: str) -> str:
-    return html.escape(f"s{section_index}-{problem}")
+    return f"s{section_index}-{problem}"
 
 
 def _warnings(rows: list[ConfigurationRow], bounds: list[float]) -> list[str]:
@@ -112,41 +69,46 @@ def _warnings(rows: list[ConfigurationRow], bounds: list[float]) -> list[str]:
     ]
 
 
-def _problem_card(
-    section: Section, index: int, problem_runs: ProblemRuns
-) -> tuple[str, ProblemVerdict, list]:
+def _problem_figures(problem_runs: ProblemRuns, rows: list[ConfigurationRow], colors) -> list[Image]:
+    """2-D problems lead with their paths, then the sweep, then the curves (one image per x axis)."""
+    problem, name = problem_runs.problem, problem_runs.name
+    highlight = curves.highlighted(problem_runs, rows)
+    pairs = []
+    if problem is not None:
+        pairs.append((plots.trajectory_figure(problem_runs, colors, highlight), f"{name} trajectories"))
+        pairs.append((plots.sweep_figure(problem_runs, colors), f"{name} sweep"))
+    pairs += [
+        (figure, f"{name} {title}")
+        for figure, title in curves.curves_figures(problem_runs, colors, highlight)
+    ]
+    return images(*pairs)
+
+
+def _subtitle(problem_runs: ProblemRuns) -> str:
     problem = problem_runs.problem
+    if problem is None:
+        return "problem not registered"
+    subtitle = f"{problem.kind} · {problem.summary}"
+    if getattr(problem, "deterministic", False):
+        subtitle += " · deterministic: seeds perturb the start"
+    return subtitle
+
+
+def _problem_card(
+    section: Section, index: int, problem_runs: ProblemRuns, analysis: bool
+) -> tuple[ProblemCard, ProblemVerdict, list]:
     rows = configuration_rows(problem_runs)
     colors = configuration_colors([(c.label, c.optimizer) for c in problem_runs.configurations])
     verdict = problem_verdict(problem_runs, rows)
-    sweep = {c.label: c.sweep for c in problem_runs.configurations if c.swept}
-    sweep_plot = None
-    if problem is not None and sweep:
-        sweep_plot = sweep_figure(problem_runs.name, sweep, colors, problem.metric, problem.higher_is_better)
-    trajectories = trajectory_figure(problem_runs, colors) if problem is not None else None
-    curves = _image(curves_figure(problem_runs, colors), f"{problem_runs.name} curves")
-    if trajectories is not None:  # 2-D problems lead with their paths (sweep beside them)
-        figures = [
-            _image(trajectories, f"{problem_runs.name} trajectories", half=True),
-            _image(sweep_plot, f"{problem_runs.name} sweep", half=True),
-            curves,
-        ]
-    else:
-        figures = [curves, _image(sweep_plot, f"{problem_runs.name} sweep", half=True)]
-    subtitle = html.escape(f"{problem.kind} · {problem.summary}") if problem else "problem not registered"
-    if problem is not None and getattr(problem, "deterministic", False):
-        subtitle += " · deterministic: seeds perturb the start"
-    warnings = "".join(
-        f"<p class='warn'>{html.escape(text)}</p>"
-        for text in _warnings(rows, section.settings.get("lr_bounds", []))
-    )
-    card = (
-        f"<section class='card' id='{_anchor(index, problem_runs.name)}'>"
-        f"<h2>{html.escape(problem_runs.name)}<small>{subtitle}</small></h2>"
-        f"<p class='verdict'>{html.escape(verdict.sentence)}</p>{warnings}"
-        f"<div class='figures'>{''.join(figures)}</div>"
-        f"<div class='scroll'>{configuration_table(problem_runs, rows, colors, verdict.verdict)}</div>"
-        "</section>"
+    card = ProblemCard(
+        anchor=_anchor(index, problem_runs.name),
+        name=problem_runs.name,
+        subtitle=_subtitle(problem_runs),
+        verdict=verdict.sentence,
+        warnings=_warnings(rows, section.settings.get("lr_bounds", [])),
+        figures=_problem_figures(problem_runs, rows, colors),
+        table=configuration_table(problem_runs, rows, colors, verdict.verdict),
+        why=why.why_panel(problem_runs, rows, verdict.verdict, colors, analysis),
     )
     return card, verdict, rows
 
@@ -154,7 +116,7 @@ def _problem_card(
 def _settings_line(section: Section) -> str:
     meta = section.settings
     if section.kind != "comparison":
-        return "Runs stored with <code>descentlab run</code>, grouped by configuration."
+        return "Runs stored with descentlab run, grouped by configuration."
     parts = [f"seeds {', '.join(map(str, meta.get('seeds', [])))}"]
     if meta.get("settings"):
         parts.append("set " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items()))
@@ -176,22 +138,7 @@ def _settings_line(section: Section) -> str:
             f"on seed {meta['seeds'][0]} with {meta.get('sweep_fraction', SWEEP_FRACTION):g} of the budget, "
             "chosen on validation"
         )
-    return html.escape(" · ".join(parts))
-
-
-def _section(index: int, section: Section) -> tuple[str, list[ProblemVerdict], list]:
-    cards, verdicts, tables = [], [], {}
-    for problem_runs in section.problems:
-        card, verdict, rows = _problem_card(section, index, problem_runs)
-        cards.append(card)
-        verdicts.append(verdict)
-        tables[problem_runs.name] = rows
-    nav = "".join(f"<a href='#{_anchor(index, p.name)}'>{html.escape(p.name)}</a>" for p in section.problems)
-    body = (
-        f"<h2 class='section'>{html.escape(section.title)}</h2>"
-        f"<p class='settings'>{_settings_line(section)}</p><nav>{nav}</nav>{''.join(cards)}"
-    )
-    return body, verdicts, tables
+    return " · ".join(parts)
 
 
 def _skipped_text(profiles: GroupProfiles) -> str:
@@ -216,27 +163,23 @@ def profile_sentence(profiles: GroupProfiles) -> str:
     )
 
 
-def _profile_card(index: int, profiles: GroupProfiles) -> str:
+def _profile_card(index: int, profiles: GroupProfiles) -> ProfileCard:
     colors = configuration_colors([(solver, profiles.optimizers[solver]) for solver in profiles.solvers])
-    costs = profile_costs(profiles)
-    skipped = (
-        f"<p class='warn'>Left out, without a target: {html.escape(_skipped_text(profiles))}.</p>"
-        if profiles.skipped and profiles.targets
-        else ""
-    )
-    tables = ""
+    costs = plots.profile_costs(profiles)
+    tables = []
     if profiles.targets:
-        tables = (
-            f"<div class='scroll'>{targets_table(profiles)}</div>"
-            f"<div class='scroll'>{time_to_target_table(profiles, costs, colors)}</div>"
-            f"<div class='scroll'>{profile_score_table(profiles, costs, colors)}</div>"
-        )
-    figure = _image(profile_figure(profiles, colors), f"{profiles.group.title} performance profiles")
-    return (
-        f"<section class='card' id='profile-{index}'>"
-        f"<h2>Time to target and performance profiles<small>{html.escape(profiles.group.title)}</small></h2>"
-        f"<p class='verdict'>{html.escape(profile_sentence(profiles))}</p>{skipped}"
-        f"<div class='figures'>{figure}</div>{tables}</section>"
+        tables = [
+            targets_table(profiles),
+            time_to_target_table(profiles, costs, colors),
+            profile_score_table(profiles, costs, colors),
+        ]
+    return ProfileCard(
+        anchor=f"profile-{index}",
+        title=profiles.group.title,
+        sentence=profile_sentence(profiles),
+        skipped=_skipped_text(profiles) if profiles.skipped and profiles.targets else "",
+        figure=image(plots.profile_figure(profiles, colors), f"{profiles.group.title} performance profiles"),
+        tables=tables,
     )
 
 
@@ -254,7 +197,7 @@ _NOTES = (
     "functions and textbook models) seed 0 starts at the textbook point and other seeds perturb it.",
     "Curves: mean over seeds with a min–max band, against steps, gradient evaluations (minibatch units: "
     "SVRG, line search and Newton spend more than one per step) and training wall time (evaluation "
-    "excluded). Minibatch losses are a running mean over 1/50 of the recorded steps.",
+    "excluded). Minibatch losses are a running mean over 1/50 of the recorded steps. " + curves.CURVES_RULES,
     "A run diverges when its loss or parameters become NaN/Inf or |loss| exceeds "
     f"{DIVERGENCE_FACTOR:g} × max(|initial loss|, 1); it stops there and counts as diverged.",
     "Optimizer µs/step is the time inside optimizer.step() only (for closure-driven optimizers it includes "
@@ -272,65 +215,89 @@ _NOTES = (
 )
 
 
-def render_page(out_dir: str | Path) -> tuple[str, ReportData, dict, list[GroupProfiles]]:
-    """The HTML text of the report of ``out_dir``, the loaded data, the tables and the profiles (for the
-    data files)."""
+@dataclass
+class BuiltPage:
+    """The page model with what the data files need: the loaded data, the tables and the profiles."""
+
+    page: Page
+    data: ReportData
+    tables: dict[str, dict[str, list[ConfigurationRow]]]
+    profiles: list[GroupProfiles]
+
+
+def _part(
+    index: int, section: Section, profiles: list[GroupProfiles], analysis: bool
+) -> tuple[Part, list, dict]:
+    cards, verdicts, tables = [], [], {}
+    for problem_runs in section.problems:
+        card, verdict, rows = _problem_card(section, index, problem_runs, analysis)
+        cards.append(card)
+        verdicts.append(verdict)
+        tables[problem_runs.name] = rows
+    part = Part(section.title, _settings_line(section), cards)
+    part.profiles = [
+        _profile_card(number, group)
+        for number, group in enumerate(profiles)
+        if group.group.after_section == index
+    ]
+    return part, verdicts, tables
+
+
+def build_page(out_dir: str | Path, analysis: bool = True) -> BuiltPage:
+    """Read the store of ``out_dir`` once and build the whole page model from it.
+
+    ``analysis=False`` leaves out the end-point analysis of the best configurations (the one part of
+    the page that trains again; see :data:`descentlab.lab.report.why.RULE`).
+    """
     data = load_report_data(out_dir)
-    bodies, all_verdicts, tables = [], [], {}
-    summary_items = []
     profiles = [group_profiles(group) for group in profile_groups(data.sections)]
+    parts, summary, tables = [], [], {}
     for index, section in enumerate(data.sections):
-        body, verdicts, section_tables = _section(index, section)
-        bodies.append(body)
-        all_verdicts += verdicts
-        tables[section.title] = section_tables
-        summary_items.append(
-            f"<h3>{html.escape(section.title)}</h3>"
-            f"<p class='verdict'>{html.escape(overall_verdict(verdicts))}</p>"
-            f"<ul>{''.join(f'<li>{html.escape(v.sentence)}</li>' for v in verdicts)}</ul>"
-        )
-        for number, group in enumerate(profiles):
-            if group.group.after_section == index:
-                bodies.append(_profile_card(number, group))
-                summary_items.append(
-                    f"<h3>time to target: {html.escape(group.group.title)}</h3>"
-                    f"<p class='verdict'>{html.escape(profile_sentence(group))}</p>"
-                )
+        part, verdicts, tables[section.title] = _part(index, section, profiles, analysis)
+        parts.append(part)
+        summary.append(SummaryBlock(section.title, overall_verdict(verdicts), [v.sentence for v in verdicts]))
+        summary += [
+            SummaryBlock(f"time to target: {group.group.title}", profile_sentence(group))
+            for group in profiles
+            if group.group.after_section == index
+        ]
     runs_total = sum(len(c.runs) for s in data.sections for p in s.problems for c in p.configurations)
     configurations = sum(len(p.configurations) for s in data.sections for p in s.problems)
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<link rel='icon' href='data:,'>"
-        f"<title>descentlab report</title><style>{_CSS}</style></head><body>"
-        "<header><h1>descentlab: optimizer comparison</h1>"
-        f"<p>{len(data.sections)} part{'s' * (len(data.sections) != 1)} · {configurations} configurations · "
-        f"{runs_total} runs</p>"
-        "</header><main><section class='card'><h2>Summary</h2>"
-        f"{''.join(summary_items) or '<p>No runs stored.</p>'}</section>"
-        f"{''.join(bodies)}{figures_section(out_dir)}"
-        "<section class='card'><h2>How to read this</h2>"
-        f"<ul class='notes'>{''.join(f'<li>{html.escape(note)}</li>' for note in _NOTES)}</ul>"
-        "<p>Data: <a href='runs.csv'>runs.csv</a> · <a href='records.csv'>records.csv</a> · "
-        "<a href='report.json'>report.json</a></p></section></main>"
-        f"<footer>descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        "</footer></body></html>"
+    count = len(data.sections)
+    page = Page(
+        subtitle=f"{count} part{'s' * (count != 1)} · {configurations} configurations · {runs_total} runs",
+        summary=summary,
+        parts=parts,
+        figures=figure_cards(out_dir, data.figures),
+        notes=[*_NOTES, why.RULE],
+        footer=f"descentlab {__version__} · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
     )
-    return page, data, tables, profiles
+    return BuiltPage(page, data, tables, profiles)
 
 
-def write_report(out_dir: str | Path, report_dir: str | Path | None = None) -> Path:
+def render_page(
+    out_dir: str | Path, analysis: bool = True
+) -> tuple[str, ReportData, dict, list[GroupProfiles]]:
+    """The HTML text of the report of ``out_dir``, the loaded data, the tables and the profiles (for the
+    data files); ``analysis`` as for :func:`build_page`."""
+    built = build_page(out_dir, analysis)
+    return render_page_html(built.page), built.data, built.tables, built.profiles
+
+
+def write_report(out_dir: str | Path, report_dir: str | Path | None = None, *, analysis: bool = True) -> Path:
     """Write ``report.html``, ``runs.csv``, ``records.csv`` and ``report.json`` of the store in ``out_dir``.
 
     Args:
         out_dir: the results folder (its store is only read).
         report_dir: where the four files go (default ``out_dir``; a folder one may only read
             reports elsewhere).
+        analysis: include the end-point analysis of each problem's best configuration (it trains
+            that run again; see :data:`descentlab.lab.report.why.RULE`).
 
     Returns:
         The path of ``report.html``.
     """
-    page, data, tables, profiles = render_page(out_dir)
+    page, data, tables, profiles = render_page(out_dir, analysis)
     report_dir = Path(out_dir if report_dir is None else report_dir)
     write_exports(report_dir, data, tables, profiles)
     return write_text_atomic(report_dir / REPORT_NAME, page)

@@ -17,8 +17,8 @@ from descentlab.lab.report.profiles import TARGET_KINDS, TAU_MAX, GroupProfiles
 GRID_POINTS = 200
 """Contour grid resolution per axis."""
 
-CURVE_POINTS = 300
-"""Curves are drawn through at most about this many points (a 1000-step run needs no more on screen)."""
+PAGE_DPI = 100
+"""Pixels per inch of the page's figures: a 9 pt label is 12.5 px tall."""
 
 
 def figure_to_data_uri(figure: Figure) -> str:
@@ -26,7 +26,7 @@ def figure_to_data_uri(figure: Figure) -> str:
     buffer = io.BytesIO()
     # Margins are set when each figure is built: bbox_inches="tight" would draw every figure twice
     # (half of the report's time).
-    figure.savefig(buffer, format="png", dpi=110, facecolor="white")
+    figure.savefig(buffer, format="png", dpi=PAGE_DPI, facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -112,206 +112,245 @@ def draw_path(axes, points: np.ndarray, bounds: Bounds, color: str, label: str) 
     return left
 
 
-def trajectory_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
-    """First-seed trajectories of every configuration over the loss contours of a 2-D problem."""
-    problem = problem_runs.problem
-    if problem is None or problem.function is None or problem.bounds is None:
-        return None
-    margin = legend_margin([*problem_runs.runs, "minimum (diverged)"], 9)
-    figure = Figure(figsize=(5.4 + margin, 4.6))
+FIGURE_WIDTH = 6.3
+"""Inches: 630 px at :data:`PAGE_DPI`, less than a card holds on an 800 px screen, so no figure is scaled
+down there and its text stays readable; from about 1400 px two figures sit side by side."""
+
+SMALL_MULTIPLES_FROM = 5
+"""With this many configurations or more, 2-D paths are drawn one panel each instead of overlapping."""
+
+
+def legend_columns(labels, width: float = FIGURE_WIDTH) -> int:
+    """Columns of a legend of ``labels`` that fit ``width`` inches (at least one, at most three)."""
+    longest = max((len(label) for label in labels), default=0)
+    return max(1, min(3, int(width // (0.7 + 0.07 * longest)), len(labels)))
+
+
+def legend_height(labels, width: float = FIGURE_WIDTH) -> float:
+    """Inches a legend of ``labels`` under the axes takes (0 without labels)."""
+    if not labels:
+        return 0.0
+    return 0.1 + 0.21 * math.ceil(len(labels) / legend_columns(labels, width))
+
+
+def unique_legend(figure: Figure) -> tuple[list, list[str]]:
+    """Every labelled line of the figure's axes once (the first of each label)."""
+    seen: dict[str, object] = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
+
+
+def finish_figure(
+    figure: Figure,
+    plot_height: float,
+    left: float = 0.85,
+    top: float = 0.35,
+    bottom: float = 0.5,
+    wspace: float = 0.4,
+    hspace: float = 0.55,
+) -> None:
+    """Give the figure ``plot_height`` inches of axes plus margins (inches) and one legend below, with
+    every label drawn once, in as many columns as fit: legends never cover data or leave the figure."""
+    handles, labels = unique_legend(figure)
+    width = figure.get_figwidth()
+    legend = legend_height(labels, width)
+    height = plot_height + top + bottom + legend
+    figure.set_size_inches(width, height)
+    if labels:
+        figure.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, legend / height),
+            ncol=legend_columns(labels, width),
+            frameon=False,
+            fontsize=8.5,
+        )
+    # fixed spacing instead of tight_layout: it lays every tick label out once more (1.7 s a figure)
     figure.subplots_adjust(
-        left=0.7 / (5.4 + margin), right=1 - margin / (5.4 + margin), bottom=0.11, top=0.93
+        left=left / width,
+        right=1 - 0.15 / width,
+        bottom=(legend + bottom) / height,
+        top=1 - top / height,
+        wspace=wspace,
+        hspace=hspace,
     )
-    axes = figure.add_subplot()
-    draw_contours(axes, problem.function, problem.bounds)
-    run = None
-    for name, runs in problem_runs.runs.items():
-        run = min(runs, key=lambda run: run["seed"])
-        points = np.array([(r.x, r.y) for r in run["records"] if r.x is not None and r.y is not None])
-        if len(points) == 0:
-            continue
-        label = name + (" (diverged)" if run["outcome"] == "diverged" else "")
-        draw_path(axes, points, problem.bounds, colors[name], label)
-    if problem.start is not None and run is not None and run["seed"] == 0:
-        axes.plot(*problem.start, marker="s", color="black", markersize=7, linestyle="none", label="start")
-    if problem.minima:
-        minima = np.array(problem.minima)
+
+
+def split_minima(function, minima) -> tuple[np.ndarray, np.ndarray]:
+    """The known minimisers split into global (lowest value, up to float64 rounding) and local ones."""
+    points = np.array(minima, dtype=float).reshape(-1, 2)
+    if len(points) == 0:
+        return points, points
+    with torch.no_grad():
+        values = function(torch.tensor(points, dtype=torch.float64)).double().numpy()
+    lowest = float(values.min())
+    best = values <= lowest + 1e-9 * max(1.0, abs(lowest))
+    return points[best], points[~best]
+
+
+def draw_minima(axes, function, minima) -> None:
+    """The global minimum as a large gold star, local minima as small white diamonds."""
+    best, local = split_minima(function, minima)
+    if len(best):
         axes.plot(
-            minima[:, 0],
-            minima[:, 1],
+            best[:, 0],
+            best[:, 1],
             marker="*",
             color="#facc15",
             markeredgecolor="black",
             markersize=14,
             linestyle="none",
-            label="minimum" if len(minima) == 1 else "minima",
+            label="global minimum" if len(local) else "minimum",
+            zorder=4,
         )
-    axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0")
-    axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1")
-    seed = run["seed"] if run is not None else 0
-    axes.set_title(f"{problem.name}: paths from the start (seed {seed})", fontsize=11)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
-    return figure
+    if len(local):
+        axes.plot(
+            local[:, 0],
+            local[:, 1],
+            marker="D",
+            color="white",
+            markeredgecolor="black",
+            markersize=5.5,
+            linestyle="none",
+            label="local minima",
+            zorder=4,
+        )
 
 
-def _series(records: list, key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
-    if key == "loss":
-        pairs = [(getattr(r, x_key), r.loss) for r in records if r.loss is not None]
-    else:
-        pairs = [(getattr(r, x_key), r.metrics[key]) for r in records if r.metrics and key in r.metrics]
-    pairs = [(x, y) for x, y in pairs if x is not None and y is not None and math.isfinite(y)]
-    if not pairs:
-        return np.empty(0), np.empty(0)
-    array = np.array(pairs, dtype=float)
-    return array[:, 0], array[:, 1]
+def _first_seed_points(runs: list[dict]) -> tuple[dict, np.ndarray]:
+    run = min(runs, key=lambda run: run["seed"])
+    points = np.array([(r.x, r.y) for r in run["records"] if r.x is not None and r.y is not None])
+    return run, points.reshape(-1, 2)
 
 
-def _smooth(values: np.ndarray) -> np.ndarray:
-    """Running mean over 1/50 of the points: minibatch losses are too noisy to read raw."""
-    window = max(1, len(values) // 50)
-    if window == 1:
-        return values
-    kernel = np.ones(window) / window
-    padded = np.concatenate([np.full(window - 1, values[0]), values])
-    return np.convolve(padded, kernel, mode="valid")
+def _panel_grid(count: int) -> tuple[int, int]:
+    columns = 1 if count == 1 else 2 if count <= 4 else 3
+    return math.ceil(count / columns), columns
 
 
-def _band(axes, runs: list[dict], key: str, x_key: str, color: str, label: str, smooth: bool) -> bool:
-    """Mean over seeds with a min-max band; x is the step, or the mean of ``x_key`` at that step."""
-    curves = []
-    for run in runs:
-        steps, values = _series(run["records"], key, "step")
-        xs, _ = _series(run["records"], key, x_key)
-        if len(values):
-            curves.append((steps, xs, _smooth(values) if smooth else values))
-    if not curves:
-        return False
-    length = min(len(curve[0]) for curve in curves)  # diverged seeds stop early: show the common part
-    every = max(1, -(-length // CURVE_POINTS))
-    keep = np.unique(np.r_[np.arange(0, length, every), length - 1])  # always keep the last point
-    stacked = np.stack([curve[2][:length][keep] for curve in curves])
-    x = np.mean(np.stack([curve[1][:length][keep] for curve in curves]), axis=0)
-    axes.plot(x, stacked.mean(axis=0), color=color, linewidth=1.6, label=label)
-    if len(curves) > 1:
-        axes.fill_between(x, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.18, linewidth=0)
-    return True
+def trajectory_figure(
+    problem_runs: ProblemRuns, colors: dict[str, str], highlight: set[str] | None = None
+) -> Figure | None:
+    """First-seed paths of a 2-D problem over its loss contours, start and minima marked.
 
-
-X_AXES = (
-    ("step", "step", "steps"),
-    ("gradient_evaluations", "gradient evaluations (minibatch units)", "gradient evaluations"),
-    ("seconds", "training time (s)", "wall time"),
-)
-"""The x axes of the curves: steps, gradient evaluations (equal cost), wall time."""
-
-
-def curves_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure:
-    """Training loss (and validation metric) against steps, gradient evaluations and wall time.
-
-    The gradient-evaluation column is drawn only when some configuration spends more than one gradient
-    evaluation per step (SVRG, line search, Newton); otherwise it would repeat the step column.
+    Up to :data:`SMALL_MULTIPLES_FROM` - 1 configurations share one panel; more get one small panel each
+    (small multiples), so no path hides another. ``highlight`` is accepted for symmetry with the curves:
+    small multiples need none.
     """
     problem = problem_runs.problem
-    metric = problem.metric if problem else "loss"
-    learning = problem is not None and problem.kind == "learning"
-    panels = [("loss", "training loss"), (metric, f"validation {metric}")] if learning else [("loss", "loss")]
-    # the gradient-evaluation axis only says something new when some step costs more than one
-    costly = any(
-        run["records"] and run["records"][-1].gradient_evaluations != run["records"][-1].step
-        for runs in problem_runs.runs.values()
-        for run in runs
-    )
-    axes_used = [axis for axis in X_AXES if costly or axis[0] != "gradient_evaluations"]
-    margin = legend_margin(list(problem_runs.runs), 9)
-    figure = Figure(figsize=(4.2 * len(axes_used) + 0.85 + margin, 7.2 if learning else 3.8))
-    grid = figure.subplots(2 if learning else 1, len(axes_used), squeeze=False)
-    for column, (x_key, x_label, x_title) in enumerate(axes_used):
-        for row, (key, title) in enumerate(panels):
-            axes = grid[row][column] if learning else grid[0][column]
-            _style(axes)
-            drawn = False
-            for name, runs in problem_runs.runs.items():
-                drawn |= _band(axes, runs, key, x_key, colors[name], name, smooth=key == "loss" and learning)
-            if key == "loss" and drawn:
-                _log_scale_if_positive(axes, problem_runs)
-            axes.set_xlabel(x_label)
-            axes.set_title(f"{title} vs {x_title}", fontsize=10)
-            if problem is not None and problem.target is not None and key == metric and key != "loss":
-                axes.axhline(problem.target, color="#6b7280", linestyle="--", linewidth=0.9)
-    handles, labels = grid[0][0].get_legend_handles_labels()
-    if handles:
-        right = 1 - margin / figure.get_figwidth()
-        figure.legend(
-            handles, labels, loc="center left", frameon=False, bbox_to_anchor=(right, 0.5), fontsize=9
-        )
-    # fixed spacing instead of tight_layout: it lays every tick label out once more (1.7 s a figure)
-    width = figure.get_figwidth()
-    figure.subplots_adjust(
-        left=0.85 / width,
-        right=1 - (margin + 0.1) / width,
-        bottom=0.6 / figure.get_figheight(),
-        top=1 - 0.35 / figure.get_figheight(),
-        wspace=0.25,
-        hspace=0.35,
+    if problem is None or problem.function is None or problem.bounds is None:
+        return None
+    runs = {name: _first_seed_points(r) for name, r in problem_runs.runs.items() if r}
+    runs = {name: (run, points) for name, (run, points) in runs.items() if len(points)}
+    if not runs:
+        return None
+    panels = [[name] for name in runs] if len(runs) >= SMALL_MULTIPLES_FROM else [list(runs)]
+    rows, columns = _panel_grid(len(panels))
+    single = len(panels) == 1
+    panel = (FIGURE_WIDTH - 0.7) / columns
+    figure = Figure(figsize=(FIGURE_WIDTH, rows * panel))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for index, names in enumerate(panels):
+        axes = grid[index // columns][index % columns]
+        draw_contours(axes, problem.function, problem.bounds)
+        for name in names:
+            run, points = runs[name]
+            label = name + (" (diverged)" if run["outcome"] == "diverged" else "")
+            # a small multiple's title names its path; the legend keeps the marks they share
+            left = draw_path(axes, points, problem.bounds, colors[name], label if single else f"_{label}")
+            if not single:
+                axes.set_title(label + ("\nleaves the window" if left else ""), fontsize=8)
+            if run["seed"] == 0 and problem.start is not None:
+                axes.plot(
+                    *problem.start, marker="s", color="black", markersize=6, linestyle="none", label="start"
+                )
+        if problem.minima:
+            draw_minima(axes, problem.function, problem.minima)
+        axes.set_xlabel("x" if problem.kind == "function2d" else "parameter 0", fontsize=9)
+        axes.set_ylabel("y" if problem.kind == "function2d" else "parameter 1", fontsize=9)
+        axes.tick_params(labelsize=8)
+    for index in range(len(panels), rows * columns):
+        grid[index // columns][index % columns].set_visible(False)
+    seed = min(run["seed"] for run, _ in runs.values())
+    figure.suptitle(f"{problem.name}: paths from the start (seed {seed})", fontsize=10.5)
+    # panels a little wider than high; between rows room for the x labels and the next titles
+    gap = 0.55 if single else 0.8
+    finish_figure(
+        figure,
+        rows * panel * 0.8 + gap * (rows - 1),
+        left=0.6,
+        top=0.4 if single else 0.75,
+        bottom=0.45,
+        wspace=0.35,
+        hspace=gap / (panel * 0.8),
     )
     return figure
 
 
-def _log_scale_if_positive(axes, problem_runs: ProblemRuns) -> None:
-    """Log-scale a loss axis when no loss is negative; exact zeros (a minimum reached) are left out."""
-    values = np.concatenate(
-        [_series(run["records"], "loss", "step")[1] for runs in problem_runs.runs.values() for run in runs]
-        or [np.empty(0)]
-    )
-    positive = values[values > 0]
-    if len(positive) == 0 or (values < 0).any():
-        return
-    axes.set_yscale("log", nonpositive="mask")
-    axes.set_ylim(bottom=float(positive.min()) / 2)
+def sweep_points(rates: dict[str, float | None]) -> tuple[list[tuple[float, float]], list[float]]:
+    """A sweep's finished rates as sorted ``(lr, value)`` pairs, and the rates whose run diverged."""
+    finished = sorted((float(lr), value) for lr, value in rates.items() if value is not None)
+    diverged = sorted(float(lr) for lr, value in rates.items() if value is None)
+    return finished, diverged
 
 
-def sweep_figure(
-    problem_name: str,
-    sweep: dict[str, dict[str, float | None]],
-    colors: dict[str, str],
-    metric: str,
-    higher_is_better: bool,
-) -> Figure | None:
-    """Validation metric of each sweep learning rate per configuration (diverged rates left out)."""
-    sweep = {name: rates for name, rates in sweep.items() if rates}
-    if not sweep:
+def _draw_sweep(axes, configuration, color: str, worst: float) -> list[float]:
+    """One configuration's sweep: its finished rates, the chosen one ringed, diverged ones crossed at the
+    ``worst`` edge (an axes fraction). Returns the values drawn."""
+    finished, diverged = sweep_points(configuration.sweep)
+    if finished:
+        lrs, ys = zip(*finished)
+        axes.plot(lrs, ys, "-o", color=color, markersize=3, linewidth=1.2, label=configuration.label)
+        chosen = dict(finished).get(configuration.lr) if configuration.lr is not None else None
+        if chosen is not None:
+            ring = {"markersize": 11, "markerfacecolor": "none", "markeredgewidth": 2}
+            axes.plot([configuration.lr], [chosen], "o", color=color, label="_chosen rate", **ring)
+    if diverged:
+        cross = {"markersize": 8, "markeredgewidth": 2, "clip_on": False}
+        transform = axes.get_xaxis_transform()
+        axes.plot(
+            diverged,
+            [worst] * len(diverged),
+            "x",
+            color=color,
+            transform=transform,
+            label="_diverged",
+            **cross,
+        )
+    return [value for _, value in finished]
+
+
+def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | None:
+    """Validation metric after the short sweep run, per learning rate and configuration.
+
+    The rate each configuration then ran with is ringed; rates whose sweep run diverged are crosses at
+    the worst edge of the axis (they have no value to draw).
+    """
+    problem = problem_runs.problem
+    swept = [c for c in problem_runs.configurations if c.swept and c.sweep]
+    if problem is None or not swept:
         return None
-    margin = legend_margin(list(sweep), 8)
-    figure = Figure(figsize=(4.6 + margin, 4.0))
-    figure.subplots_adjust(
-        left=0.8 / (4.6 + margin), right=1 - margin / (4.6 + margin), bottom=0.13, top=0.92
-    )
+    figure = Figure(figsize=(FIGURE_WIDTH, 3.0))
     axes = figure.add_subplot()
     _style(axes)
-    all_positive = True
-    for name, rates in sweep.items():
-        points = sorted((float(lr), value) for lr, value in rates.items() if value is not None)
-        if not points:
-            continue
-        lrs, values = zip(*points)
-        all_positive &= all(value > 0 for value in values)
-        axes.plot(
-            lrs,
-            values,
-            "-o",
-            color=colors.get(name, "black"),
-            markersize=3,
-            linewidth=1.2,
-            label=name,
-        )
+    worst = 0.0 if problem.higher_is_better else 1.0
+    values = [v for c in swept for v in _draw_sweep(axes, c, colors.get(c.label, "black"), worst)]
     axes.set_xscale("log")
-    if all_positive and not higher_is_better:
+    if values and all(value > 0 for value in values) and not problem.higher_is_better:
         axes.set_yscale("log")
     axes.set_xlabel("learning rate")
     # on learning problems this is the validation split; 2-D functions and textbook models have one
-    axes.set_ylabel(f"{metric} after the short run (first seed)")
-    axes.set_title(f"{problem_name}: learning-rate sweep", fontsize=10)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+    axes.set_ylabel(f"{problem.metric} after the short run")
+    # one black legend entry each for the ring and the cross, whichever configuration they belong to
+    if any(line.get_label() == "_chosen rate" for line in axes.lines):
+        axes.plot([], [], "o", color="black", markerfacecolor="none", markersize=9, label="chosen rate")
+    if any(line.get_label() == "_diverged" for line in axes.lines):
+        axes.plot([], [], "x", color="black", markersize=7, markeredgewidth=2, label="diverged (no value)")
+    axes.set_title(f"{problem_runs.name}: learning-rate sweep (first seed)", fontsize=10, pad=12)
+    finish_figure(figure, 2.6)
     return figure
 
 
@@ -333,8 +372,8 @@ def profile_figure(profiles: GroupProfiles, colors: dict[str, str]) -> Figure | 
     if not profiles.profiles:
         return None
     costs = profile_costs(profiles)
-    margin = legend_margin(profiles.solvers, 9)
-    figure = Figure(figsize=(3.9 * len(costs) + 0.8 + margin, 6.6))
+    width = max(FIGURE_WIDTH, 2.6 * len(costs) + 0.9)
+    figure = Figure(figsize=(width, 2.6 * len(TARGET_KINDS)))
     grid = figure.subplots(len(TARGET_KINDS), len(costs), squeeze=False)
     for row, kind in enumerate(TARGET_KINDS):
         for column, (cost, title) in enumerate(costs):
@@ -355,15 +394,9 @@ def profile_figure(profiles: GroupProfiles, colors: dict[str, str]) -> Figure | 
                 )
             axes.set_xlim(1.0, TAU_MAX)
             axes.set_ylim(-0.02, 1.02)
-            axes.set_title(f"{kind} target: {title}", fontsize=10)
-            axes.set_xlabel("τ (cost / best cost)")
-            if column == 0:
-                axes.set_ylabel("share of problems within τ")
-    handles, labels = grid[0][0].get_legend_handles_labels()
-    width = figure.get_figwidth()
-    right = 1 - margin / width
-    figure.legend(handles, labels, loc="center left", frameon=False, bbox_to_anchor=(right, 0.5), fontsize=9)
-    figure.subplots_adjust(
-        left=0.75 / width, right=1 - (margin + 0.1) / width, bottom=0.09, top=0.95, wspace=0.25, hspace=0.4
-    )
+            axes.set_title(f"{kind} target: {title}", fontsize=9.5)
+            axes.set_xlabel("τ (cost / best cost)", fontsize=9)
+            axes.set_ylabel("share of problems within τ", fontsize=8.5)
+            axes.tick_params(labelsize=8)
+    finish_figure(figure, 2.1 * len(TARGET_KINDS) + 0.6, left=0.7, top=0.3, wspace=0.45, hspace=0.5)
     return figure
