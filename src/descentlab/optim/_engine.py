@@ -89,7 +89,6 @@ __all__ = [
     "Direction",
     "FlagError",
     "RuleOptimizer",
-    "apply_update",
     "as_float",
     "hyperparameter",
     "scalar_dtype",
@@ -215,7 +214,7 @@ class RuleOptimizer(ValidatedOptimizer):
         return {
             state.name: state.init(group, param)
             for state in self.state_declarations
-            if state.when is None or state.when(group)
+            if state.when is None or state.when(group, param)
         }
 
     def directions(self, update: Update) -> Directions:

@@ -167,15 +167,16 @@ class State:
     """A per-parameter state entry: torch's key name, an initialiser, and when it exists.
 
     ``init(group, param)`` returns the value (any shape; ``None`` for a value the transform creates on
-    first use, as torch's SGD copies the first gradient into ``momentum_buffer``); ``when(group)``
-    decides at state creation whether the entry exists (``max_exp_avg_sq`` only with ``amsgrad``).
+    first use, as torch's SGD copies the first gradient into ``momentum_buffer``); ``when(group, param)``
+    decides at state creation whether the entry exists (``max_exp_avg_sq`` only with ``amsgrad``; an
+    Adafactor-style row and column only for a matrix).
     ``float64``: a float64 scalar on the CPU whatever the parameter dtype, kept so by ``load_state_dict``
     (torch would cast it to the parameter's dtype).
     """
 
     name: str
     init: Callable[[dict[str, Any], Tensor], Any] = zeros_like_param
-    when: Callable[[dict[str, Any]], bool] | None = None
+    when: Callable[[dict[str, Any], Tensor], bool] | None = None
     float64: bool = False
 
 

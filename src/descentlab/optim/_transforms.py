@@ -64,7 +64,12 @@ TENSOR_BETAS = Hyperparameter("betas", (0.9, 0.999), annotation="tuple[float | T
 
 @transform(
     hyperparameters=(TENSOR_BETAS, EPS, Hyperparameter("amsgrad", False)),
-    state=(STEP, FIRST_MOMENT, SECOND_MOMENT, State("max_exp_avg_sq", when=lambda group: group["amsgrad"])),
+    state=(
+        STEP,
+        FIRST_MOMENT,
+        SECOND_MOMENT,
+        State("max_exp_avg_sq", when=lambda group, param: group["amsgrad"]),
+    ),
 )
 def scale_by_adam(update: Update, direction: Direction) -> Direction:
     """Adam's moments, bias-corrected (variant ``"torch"``), in Kingma & Ba's efficient order
@@ -227,7 +232,7 @@ def scale_by_lr_decay(update: Update, direction: Direction) -> Direction:
         EPS,
         Hyperparameter("centered", False),
     ),
-    state=(STEP, State("square_avg"), State("grad_avg", when=lambda group: group["centered"])),
+    state=(STEP, State("square_avg"), State("grad_avg", when=lambda group, param: group["centered"])),
 )
 def scale_by_rms(update: Update, direction: Direction) -> Direction:
     """RMSprop: divide by the root of the (centred) mean square, eps outside (``"torch"``) or inside."""
@@ -243,7 +248,7 @@ def scale_by_rms(update: Update, direction: Direction) -> Direction:
 
 @transform(
     hyperparameters=(Hyperparameter("momentum", 0, NON_NEGATIVE),),
-    state=(State("momentum_buffer", when=lambda group: group["momentum"] > 0),),
+    state=(State("momentum_buffer", when=lambda group, param: group["momentum"] > 0),),
 )
 def trace_quotient(update: Update, direction: Direction) -> Direction:
     """RMSprop's momentum over the scaled gradient, ``b <- mu b + g / d``; Graves keeps lr inside ``b``."""
@@ -312,7 +317,7 @@ def _sgd_buffer(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor | No
         Hyperparameter("dampening", 0, CLOSED_UNIT_INTERVAL),
         Hyperparameter("nesterov", False),
     ),
-    state=(State("momentum_buffer", _sgd_buffer, when=lambda group: group["momentum"] != 0),),
+    state=(State("momentum_buffer", _sgd_buffer, when=lambda group, param: group["momentum"] != 0),),
 )
 def trace(update: Update, direction: Direction) -> Direction:
     """torch's SGD momentum ``b <- mu b + (1 - tau) g`` (first ``b = g``), or its EMA form; Nesterov's
