@@ -463,12 +463,8 @@ class RuleOptimizer(ValidatedOptimizer):
         return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0
 
     def _buckets(self, group: dict[str, Any]) -> dict[tuple[Any, ...], _Bucket]:
-        """Group the parameters that have gradients by device, dtype, step and state layout.
-
-        The layout is the state's keys and which of them are shaped like their parameter, so every list
-        a transform receives is aligned even where state differs by tensor (a factored moment for a
-        matrix, a full one for a vector), and only uniformly shaped buckets are offered for blocking.
-        """
+        """Group the parameters that have gradients by device, dtype, step and state keys, creating state
+        lazily. (Whether the state is shaped like the parameters is checked where blocking needs it.)"""
         buckets: dict[tuple[Any, ...], _Bucket] = {}
         steps_to_increment: list[Tensor] = []
         for param in group["params"]:
@@ -490,22 +486,15 @@ class RuleOptimizer(ValidatedOptimizer):
             is_complex = torch.is_complex(param)
             if is_complex:
                 param, grad = torch.view_as_real(param), torch.view_as_real(grad)
-            key = (param.device, param.dtype, step, _state_layout(param_state, param))
+            # The state's keys: parameters whose state differs (a factored moment for a matrix, a full
+            # one for a vector) never share a bucket, so every list a transform receives is aligned.
+            key = (param.device, param.dtype, step, tuple(param_state))
             if key not in buckets:
                 buckets[key] = _Bucket()
             buckets[key].add(param, grad, param_state, is_complex)
         if steps_to_increment:
             torch._foreach_add_(steps_to_increment, 1)
         return buckets
-
-
-def _state_layout(param_state: dict[str, Any], param: Tensor) -> tuple[tuple[str, bool], ...]:
-    """The state's keys (but ``step``), each with whether its value is a tensor shaped like ``param``."""
-    return tuple(
-        (name, isinstance(value, Tensor) and value.shape == param.shape)
-        for name, value in param_state.items()
-        if name != "step"
-    )
 
 
 def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
