@@ -223,7 +223,7 @@ class RuleOptimizer(ValidatedOptimizer):
         for index, part in enumerate(self.chain):
             if not isinstance(result, Direction):
                 raise TypeError(f"{part.name} follows {self.chain[index - 1].name}, which ends a chain")
-            result = part(update, result)
+            result = part.update(update, result)
         return result
 
     def torch_step(
