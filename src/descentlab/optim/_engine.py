@@ -162,7 +162,10 @@ class RuleOptimizer(ValidatedOptimizer):
         super().__init_subclass__(**kwargs)
         parts = [*cls.chain, *([cls.evaluation_point] if cls.evaluation_point else [])]
         declared = declared_hyperparameters([*parts, _EngineKeys])
-        checks = {name: hyper.checker() for name, hyper in declared.items() if hyper.check}
+        unchecked = sorted(name for name, hyper in declared.items() if hyper.checker() is None)
+        if unchecked:  # one way to validate: every declared key has its check
+            raise TypeError(f"{cls.__name__} declares hyperparameters without a check: {unchecked}")
+        checks = {name: hyper.check for name, hyper in declared.items() if hyper.check}
         cls.hyperparameters = MappingProxyType({**checks, **cls.__dict__.get("hyperparameters", {})})
         states: dict[str, State] = {}
         for part in parts:

@@ -213,9 +213,6 @@ class Transform:
     group_state: tuple[GroupState, ...] = ()
     elementwise: bool = True
 
-    def __call__(self, update: Update, direction: Direction) -> Directions:
-        return self.update(update, direction)
-
 
 def transform(
     *,
