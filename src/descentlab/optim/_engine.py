@@ -214,11 +214,11 @@ class RuleOptimizer(ValidatedOptimizer):
     # --- what the declarations provide ----------------------------------------------------------
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         """The fresh state of ``param``: every declared entry whose ``when`` holds for ``group``."""
-        return {
-            state.name: state.init(group, param)
-            for state in self.state_declarations
-            if state.when is None or state.when(group, param)
-        }
+        fresh = {}
+        for state in self.state_declarations:  # a loop, not a comprehension: stateless SGD asks every step
+            if state.when is None or state.when(group, param):
+                fresh[state.name] = state.init(group, param)
+        return fresh
 
     def directions(self, update: Update) -> Directions:
         """Run the chain on ``update``: the gradient in, the directions to apply out."""
@@ -358,17 +358,18 @@ class RuleOptimizer(ValidatedOptimizer):
                 self._apply(group, bucket.select(index), _select_step(step, index))
             if differentiable:
                 bucket.store_state()
-        # Blocks keep an eager step's kernels in cache; a compiled step's kernels are fused by the compiler.
-        elif self._blocks(bucket) and (plain := bucket.blockable()):
+        # Only an elementwise chain may be cut into cache-sized blocks; a compiled step's kernels are fused
+        # by the compiler instead.
+        elif (
+            self.block_numel
+            and self.elementwise
+            and not torch.compiler.is_compiling()
+            and (plain := bucket.blockable())
+        ):
             for block in plain.blocks(self.block_numel):
                 self._apply(group, block, step)
         else:
             self._apply(group, bucket, step)
-
-    def _blocks(self, bucket: _Bucket) -> bool:
-        """Whether to cut ``bucket`` into cache-sized blocks: only an elementwise chain may be cut, and a
-        compiled step's kernels are fused by the compiler instead."""
-        return bool(self.block_numel) and self.elementwise and not torch.compiler.is_compiling()
 
     def _runs_fused_kernel(self, group: dict[str, Any]) -> bool:
         """Whether ``fused=True`` in ``group`` runs torch's fused kernel (else the engine's own path)."""
@@ -429,8 +430,9 @@ class RuleOptimizer(ValidatedOptimizer):
     def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
         """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
         update = Update(group, bucket.params, bucket.grads, bucket.state, step)
-        decoupled = self._decays_decoupled(group)
-        if not decoupled and self.weight_decay_placement != "none":
+        placement = self.weight_decay_placement
+        decoupled = placement == "decoupled" or (placement == "flag" and group["decoupled_weight_decay"])
+        if not decoupled and placement != "none":
             # Coupled (L2) decay belongs to the gradient, so to the point where it was evaluated.
             update.grads = add_decayed_weights(update.grads, update.params, float(group["weight_decay"]))
         point = self.evaluation_point
@@ -445,14 +447,11 @@ class RuleOptimizer(ValidatedOptimizer):
             decay_weights_(update.params, factor)
         if point is not None:
             directions = point.to_evaluation(update, directions)
-        if directions is None:
+        if isinstance(directions, Direction):
+            apply_update(update.params, directions, group["lr"] if directions.lr_scaled else 1.0)
             return
-        for direction in (directions,) if isinstance(directions, Direction) else directions:
+        for direction in directions or ():
             apply_update(update.params, direction, group["lr"] if direction.lr_scaled else 1.0)
-
-    def _decays_decoupled(self, group: dict[str, Any]) -> bool:
-        placement = self.weight_decay_placement
-        return placement == "decoupled" or (placement == "flag" and bool(group["decoupled_weight_decay"]))
 
     def _decay_multiplier(self, group: dict[str, Any]) -> float | Tensor:
         """What multiplies ``weight_decay`` in decoupled decay: ``lr``, or the paper's schedule multiplier.

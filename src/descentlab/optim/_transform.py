@@ -105,7 +105,7 @@ class Direction:
 Directions = Direction | tuple[Direction, ...] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Update:
     """What a transform sees: one bucket of a param group (params of one device, dtype and state layout).
 
