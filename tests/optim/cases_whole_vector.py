@@ -63,7 +63,7 @@ _SWATS_PAPER_NOT_APPLICABLE = {
     "and refuses a step without one",
     "complex": "variant 'paper' needs one dtype per group (one dot product), and the mixed parameter set "
     "puts complex and real tensors in one group",
-    "cache-blocking": "block_numel = 0: the switch test needs whole-group dot products",
+    "cache-blocking": "not elementwise: the switch test needs whole-group dot products",
 }
 _NEWTON_NOT_APPLICABLE = {
     "foreach": "no foreach argument: one linear solve over the flat parameter vector, no per-tensor kernels",

@@ -398,7 +398,9 @@ _CLAIMS = {
             )
         )
     ),
-    "cache-blocking": lambda case: getattr(case.cls, "block_numel", 0) == 0,
+    "cache-blocking": lambda case: (
+        getattr(case.cls, "block_numel", 0) == 0 or not getattr(case.cls, "elementwise", False)
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""Drop-in ``torch.optim.Optimizer`` classes built from small multi-tensor update rules.
+"""Drop-in ``torch.optim.Optimizer`` classes, each a short chain of declared transforms.
 
 Classes torch also has keep torch's constructor, defaults and state keys (a torch ``state_dict`` loads
 into ours and back); a ``variant=`` argument reproduces the published forms where they differ.

@@ -1,12 +1,26 @@
 """The one engine behind every descentlab optimizer.
 
-:class:`RuleOptimizer` is a real :class:`torch.optim.Optimizer`. It owns everything an update rule should
-not know about: param groups, lazy state creation, closures, ``maximize``, complex parameters (viewed as
-real pairs), ``None`` gradients, grouping tensors by device/dtype/step so that multi-tensor
-(``torch._foreach_*``) kernels see one list per group, the ``foreach=False`` loop, and applying the final
-``-lr`` step. An algorithm subclass supplies three things: validation in ``__init__``, ``init_state`` (the
-state tensors of one parameter, under torch's key names) and ``direction`` (a composition of rules from
-:mod:`descentlab.optim._rules` that turns gradients into a :class:`Direction`).
+:class:`RuleOptimizer` is a real :class:`torch.optim.Optimizer` that executes a *declared* algorithm. An
+algorithm class declares (see :mod:`descentlab.optim._transform`):
+
+- ``chain``: a short tuple of transforms (:mod:`descentlab.optim._transforms`), each declaring its
+  hyperparameters (defaults and checks), its state keys (torch's names, with initialisers whose shape
+  may differ by tensor), its group-level state and whether it is elementwise;
+- ``signature``: the constructor's arguments in torch's order, from which ``__init__`` and its
+  ``inspect`` signature are generated (defaults come from the declarations; validation runs from them);
+- ``weight_decay_placement``: ``"coupled"`` (L2 added to the gradient), ``"decoupled"`` (parameters
+  shrunk by ``lr * weight_decay``), ``"flag"`` (decoupled when the group's ``decoupled_weight_decay``
+  is true) or ``"none"``; ``schedule_multiplier_variants`` lists the variants whose decoupled decay is
+  multiplied by the schedule multiplier ``lr / initial_lr`` (Loshchilov & Hutter's :math:`\\eta_t`);
+- ``evaluation_point``: where the gradient is evaluated when that is not the iterate (Nesterov).
+
+The engine owns everything the transforms should not know about: param groups, lazy state creation from
+the declarations (and group-level state, kept in the groups so torch's ``state_dict`` carries it),
+closures, ``maximize``, weight-decay placement, the evaluation point, complex parameters (viewed as real
+pairs), ``None`` gradients, buckets of tensors that share device, dtype, step and state layout (so
+multi-tensor ``torch._foreach_*`` kernels see aligned lists even when state differs by tensor), the
+``foreach=False`` loop, cache blocking (only for chains that declare themselves elementwise), and
+applying the directions the chain returns (``param <- param - lr * direction``).
 
 Every hyperparameter is read from ``param_groups`` at every step, so any scheduler (torch's or ours) that
 writes ``lr``, ``momentum``, ``betas``, ``weight_decay``... into the groups drives the optimizer.
@@ -27,53 +41,59 @@ torch.optim's implementation flags, accepted wherever torch accepts them:
   count on the host, so it is not CUDA-graph capturable.
 
 Under ``torch.compile`` (``torch.compiler.is_compiling()``) the step reads nothing on the host: the step
-counts of a bucket reach :meth:`RuleOptimizer.direction` as one float64 tensor (one entry per parameter),
-tensor hyperparameters (a scheduled ``lr=torch.tensor(...)``) as 0-d float64 tensors, and the factors
-derived from them stay tensors down to the final multi-tensor kernel, as in torch.optim's compiled
-path; so ``step()`` traces into one graph, and a scheduler rewriting a tensor ``lr`` causes no recompile.
-Missing state is created before tracing, through the ``_init_group`` hook that dynamo runs eagerly for
-torch's optimizers, so the second step does not recompile either. The eager step is unchanged.
+counts of a bucket reach the transforms as one float64 tensor (one entry per parameter), tensor
+hyperparameters (a scheduled ``lr=torch.tensor(...)``) as 0-d float64 tensors, and the factors derived
+from them stay tensors down to the final multi-tensor kernel, as in torch.optim's compiled path; so
+``step()`` traces into one graph, and a scheduler rewriting a tensor ``lr`` causes no recompile. Missing
+state is created before tracing, through the ``_init_group`` hook that dynamo runs eagerly for torch's
+optimizers, so the second step does not recompile either. The eager step is unchanged.
+
+A chain is the single source of each algorithm's math; a generated one-pass kernel (issue 14, sec. 4)
+can be built from the same declarations for chains that declare themselves elementwise.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from itertools import chain
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from descentlab.optim._rules import per_tensor
-from descentlab.optim._validation import ValidatedOptimizer
+from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
+from descentlab.optim._transform import (
+    Direction,
+    Directions,
+    EvaluationPoint,
+    GroupState,
+    Hyperparameter,
+    Signature,
+    State,
+    Transform,
+    Update,
+    as_float,
+    build_init,
+    declared_hyperparameters,
+    hyperparameter,
+    is_graph_tensor,
+    scalar_dtype,
+    step_scalar,
+)
+from descentlab.optim._validation import LearningRate, ValidatedOptimizer
 
-
-def scalar_dtype() -> torch.dtype:
-    """dtype of the per-parameter ``step`` counter, chosen as torch.optim chooses it (state_dict parity)."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-
-
-def as_float(value: float | Tensor) -> float:
-    """A hyperparameter as a Python float (``lr`` and ``betas`` may be 1-element tensors, as in torch)."""
-    return float(value.item()) if isinstance(value, Tensor) else float(value)
-
-
-@dataclass
-class Direction:
-    """An update direction ``scale * numerator / denominator`` (``denominator`` may be ``None``).
-
-    The engine applies ``param <- param - lr * direction`` with a single ``_foreach_addcdiv_`` (or
-    ``_foreach_add_``), so the common ``m / (sqrt(v) + eps)`` quotient is never materialised.
-    ``scale`` may be one float for all tensors or a list with one float per tensor; in a compiled step it
-    may be a tensor (0-d: shared, 1-D: one entry per tensor).
-    """
-
-    numerator: list[Tensor]
-    denominator: list[Tensor] | None = None
-    scale: float | list[float] | Tensor = 1.0
+__all__ = [
+    "Direction",
+    "FlagError",
+    "RuleOptimizer",
+    "as_float",
+    "hyperparameter",
+    "scalar_dtype",
+    "step_scalar",
+]
 
 
 class FlagError(RuntimeError, ValueError):
@@ -82,12 +102,26 @@ class FlagError(RuntimeError, ValueError):
     ``differentiable=True`` with leaf parameters)."""
 
 
+class _EngineKeys:
+    """The group keys the engine itself reads, declared like a transform's (checks from _validation)."""
+
+    hyperparameters = (
+        Hyperparameter("lr", check=LearningRate(), annotation="float | Tensor"),
+        Hyperparameter("weight_decay", 0),
+        Hyperparameter("decoupled_weight_decay", False),
+        Hyperparameter("foreach", None),
+        Hyperparameter("maximize", False),
+        Hyperparameter("capturable", False),
+        Hyperparameter("differentiable", False),
+        Hyperparameter("fused", None),
+    )
+
+
 class RuleOptimizer(ValidatedOptimizer):
-    """Base class of descentlab's optimizers: a ``torch.optim.Optimizer`` driven by update rules.
+    """Base class of descentlab's optimizers: a ``torch.optim.Optimizer`` that runs a declared chain.
 
-    Subclasses implement :meth:`init_state` and :meth:`direction`; see the module docstring.
-
-    Class attributes read by the registry and the ``descentlab optimizers`` table:
+    See the module docstring for what a subclass declares. Class attributes read by the registry and
+    the ``descentlab optimizers`` table:
 
     - ``reference``: short citation of the algorithm's paper or book;
     - ``variants``: the accepted values of the ``variant`` argument, the default first.
@@ -99,20 +133,59 @@ class RuleOptimizer(ValidatedOptimizer):
     # "closure" (closure computes the loss and calls backward(), called several times per step),
     # "closure-no-backward" (closure returns the loss with its graph; Newton), or "svrg" (see SVRG).
     step_protocol: ClassVar[str] = "gradient"
-    # Cache blocking: elementwise updates run over slices of about this many elements at a time, so
-    # params, grads, state and temporaries of one slice stay in cache across the rule's kernels instead
-    # of streaming every full-size tensor through memory once per kernel (benchmarks/step_speed.py).
-    # 0 turns it off. Algorithms whose update is not elementwise set it to 0.
-    block_numel: ClassVar[int] = 1 << 20
-    # Scalar state kept in float64 on the CPU whatever the parameter dtype (Nesterov's look-ahead
-    # offset, SWATS's switch scalars). torch's load_state_dict casts every state tensor but "step" to
-    # its parameter's dtype, which would round these to float32 or float16; see load_state_dict.
+    chain: ClassVar[tuple[Transform, ...]] = ()
+    signature: ClassVar[Signature | None] = None
+    weight_decay_placement: ClassVar[str] = "none"
+    schedule_multiplier_variants: ClassVar[tuple[str, ...]] = ()
+    evaluation_point: ClassVar[EvaluationPoint | None] = None
+    # Whether every parameter's state is created in __init__ (torch's Adagrad does), not at its first step.
+    eager_state: ClassVar[bool] = False
+    # Derived from the declarations by __init_subclass__: whether the whole chain is elementwise, the
+    # per-parameter and group-level state declarations, and the float64 scalar state keys.
+    elementwise: ClassVar[bool] = True
+    state_declarations: ClassVar[tuple[State, ...]] = ()
+    group_state_declarations: ClassVar[tuple[GroupState, ...]] = ()
     float64_state: ClassVar[tuple[str, ...]] = ()
+    # Cache blocking: elementwise chains run over slices of about this many elements at a time, so
+    # params, grads, state and temporaries of one slice stay in cache across the chain's kernels instead
+    # of streaming every full-size tensor through memory once per kernel (benchmarks/step_speed.py).
+    # 0 turns it off; chains that are not elementwise are never blocked.
+    block_numel: ClassVar[int] = 1 << 20
     # Devices on which torch.optim has a fused kernel for this algorithm; ``fused=True`` there (variant
     # "torch") runs that kernel through :meth:`torch_step`. Empty: ``fused`` runs the engine's path.
     fused_devices: ClassVar[tuple[str, ...]] = ()
     # Whether :meth:`torch_step` handles sparse gradients (torch.optim's SGD and Adagrad do).
     sparse_gradients: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Read the class's declarations: checks, state, elementwise, and the generated ``__init__``."""
+        super().__init_subclass__(**kwargs)
+        parts = [*cls.chain, *([cls.evaluation_point] if cls.evaluation_point else [])]
+        declared = declared_hyperparameters([*parts, _EngineKeys])
+        unchecked = sorted(name for name, hyper in declared.items() if hyper.checker() is None)
+        if unchecked:  # one way to validate: every declared key has its check
+            raise TypeError(f"{cls.__name__} declares hyperparameters without a check: {unchecked}")
+        checks = {name: hyper.check for name, hyper in declared.items() if hyper.check}
+        cls.hyperparameters = MappingProxyType({**checks, **cls.__dict__.get("hyperparameters", {})})
+        states: dict[str, State] = {}
+        for part in parts:
+            for state in part.state:
+                states.setdefault(state.name, state)  # STEP is declared by several transforms
+        cls.state_declarations = tuple(states.values())
+        cls.group_state_declarations = tuple(s for part in cls.chain for s in part.group_state)
+        cls.float64_state = tuple(s.name for s in cls.state_declarations if s.float64) or cls.float64_state
+        cls.elementwise = all(part.elementwise for part in parts)
+        if "signature" in cls.__dict__ and cls.signature is not None:
+            cls.__init__ = build_init(cls, declared, cls.signature)  # type: ignore[method-assign]
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        if self.eager_state:
+            for group in self.param_groups:
+                for param in group["params"]:
+                    self.state[param] = self.init_state(group, param)
+
+    construct = __init__  # what a generated __init__ calls once it has bound its arguments
 
     def check_group(self, group: dict[str, Any]) -> None:
         """Refuse flag combinations torch.optim refuses, and unknown variants.
@@ -138,27 +211,23 @@ class RuleOptimizer(ValidatedOptimizer):
                     f"choose one of {', '.join(map(repr, self.variants))}"
                 )
 
-    # --- what an algorithm supplies -------------------------------------------------------------
+    # --- what the declarations provide ----------------------------------------------------------
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        """Return the fresh state of ``param`` (torch's key names; include ``step`` to be counted)."""
-        raise NotImplementedError
+        """The fresh state of ``param``: every declared entry whose ``when`` holds for ``group``."""
+        fresh = {}
+        for state in self.state_declarations:  # a loop, not a comprehension: stateless SGD asks every step
+            if state.when is None or state.when(group, param):
+                fresh[state.name] = state.init(group, param)
+        return fresh
 
-    def direction(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        state: dict[str, list[Any]],
-        step: int | Tensor,
-    ) -> Direction | None:
-        """Update the state lists in place and return the direction (``None`` when it updated params).
-
-        ``params``, ``grads`` and every list in ``state`` are aligned (one entry per parameter) and share
-        one device and dtype; complex tensors arrive as real views. ``step`` is the 1-based count of this
-        update for these parameters (already incremented in ``state["step"]``): an int, or under
-        ``torch.compile`` a 1-D float64 tensor with one count per parameter (see the module docstring).
-        """
-        raise NotImplementedError
+    def directions(self, update: Update) -> Directions:
+        """Run the chain on ``update``: the gradient in, the directions to apply out."""
+        result: Directions = Direction(update.grads)
+        for index, part in enumerate(self.chain):
+            if not isinstance(result, Direction):
+                raise TypeError(f"{part.name} follows {self.chain[index - 1].name}, which ends a chain")
+            result = part.update(update, result)
+        return result
 
     def torch_step(
         self,
@@ -177,10 +246,14 @@ class RuleOptimizer(ValidatedOptimizer):
     # --- torch.optim.Optimizer protocol ---------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys.
+        # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys; a
+        # class's fixed keys hold whatever was saved (an Adam state_dict loaded into AdamW is decoupled,
+        # as torch.optim.AdamW forces it).
+        fixed = self.signature.fixed if self.signature is not None else {}
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+            group.update(fixed)
             for param in group["params"]:
                 param_state = self.state.get(param)
                 if param_state and "step" in param_state and not torch.is_tensor(param_state["step"]):
@@ -228,7 +301,7 @@ class RuleOptimizer(ValidatedOptimizer):
                     self._run_torch_step(group, implementation)
                     continue
                 self._init_group(group)
-                for (_, _, step), bucket in self._buckets(group).items():
+                for (_, _, step, _), bucket in self._buckets(group).items():
                     self._update_bucket(group, bucket, bucket.step_count(step), differentiable)
         return loss
 
@@ -261,6 +334,9 @@ class RuleOptimizer(ValidatedOptimizer):
         the rest against the state it created; so a compiled first step does not record the state's
         creation, and the second does not recompile for the state it finds.
         """
+        for declaration in self.group_state_declarations:
+            if declaration.name not in group:
+                group[declaration.name] = declaration.init(group)
         for param in group["params"]:
             if param.grad is not None and not self.state.get(param):
                 param_state = self.init_state(group, param)
@@ -282,8 +358,14 @@ class RuleOptimizer(ValidatedOptimizer):
                 self._apply(group, bucket.select(index), _select_step(step, index))
             if differentiable:
                 bucket.store_state()
-        # Blocks keep an eager step's kernels in cache; a compiled step's kernels are fused by the compiler.
-        elif self.block_numel and not torch.compiler.is_compiling() and (plain := bucket.blockable()):
+        # Only an elementwise chain may be cut into cache-sized blocks; a compiled step's kernels are fused
+        # by the compiler instead.
+        elif (
+            self.block_numel
+            and self.elementwise
+            and not torch.compiler.is_compiling()
+            and (plain := bucket.blockable())
+        ):
             for block in plain.blocks(self.block_numel):
                 self._apply(group, block, step)
         else:
@@ -346,15 +428,46 @@ class RuleOptimizer(ValidatedOptimizer):
         bucket.store_created_state()
 
     def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
-        direction = self.direction(group, bucket.params, bucket.grads, bucket.state, step)
+        """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
+        update = Update(group, bucket.params, bucket.grads, bucket.state, step)
+        placement = self.weight_decay_placement
+        decoupled = placement == "decoupled" or (placement == "flag" and group["decoupled_weight_decay"])
+        if not decoupled and placement != "none":
+            # Coupled (L2) decay belongs to the gradient, so to the point where it was evaluated.
+            update.grads = add_decayed_weights(update.grads, update.params, float(group["weight_decay"]))
+        point = self.evaluation_point
+        if point is not None:
+            point.to_iterate(update)
+        directions = self.directions(update)
         bucket.store_created_state()
-        if direction is None:
+        if decoupled:
+            # The chain's directions never read the parameters, so shrinking them after the chain ran is
+            # torch's "decay first" exactly.
+            factor = self._decay_multiplier(group) * float(group["weight_decay"]) * update.decay_multiplier
+            decay_weights_(update.params, factor)
+        if point is not None:
+            directions = point.to_evaluation(update, directions)
+        if isinstance(directions, Direction):
+            apply_update(update.params, directions, group["lr"] if directions.lr_scaled else 1.0)
             return
-        apply_update(bucket.params, direction, group["lr"])
+        for direction in directions or ():
+            apply_update(update.params, direction, group["lr"] if direction.lr_scaled else 1.0)
 
-    def _buckets(self, group: dict[str, Any]) -> dict[tuple[torch.device, torch.dtype, int], _Bucket]:
-        """Group the parameters that have gradients by (device, dtype, step), creating state lazily."""
-        buckets: dict[tuple[torch.device, torch.dtype, int], _Bucket] = {}
+    def _decay_multiplier(self, group: dict[str, Any]) -> float | Tensor:
+        """What multiplies ``weight_decay`` in decoupled decay: ``lr``, or the paper's schedule multiplier.
+
+        Loshchilov & Hutter's :math:`\\eta_t` is read as ``lr / initial_lr`` (``initial_lr`` is written by
+        every torch ``LRScheduler``); 1 without a scheduler or when ``initial_lr`` is 0.
+        """
+        if group.get("variant") not in self.schedule_multiplier_variants:
+            return hyperparameter(group, "lr")
+        initial_lr = as_float(group.get("initial_lr", 0.0))
+        return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0
+
+    def _buckets(self, group: dict[str, Any]) -> dict[tuple[Any, ...], _Bucket]:
+        """Group the parameters that have gradients by device, dtype, step and state keys, creating state
+        lazily. (Whether the state is shaped like the parameters is checked where blocking needs it.)"""
+        buckets: dict[tuple[Any, ...], _Bucket] = {}
         steps_to_increment: list[Tensor] = []
         for param in group["params"]:
             grad = param.grad
@@ -375,7 +488,9 @@ class RuleOptimizer(ValidatedOptimizer):
             is_complex = torch.is_complex(param)
             if is_complex:
                 param, grad = torch.view_as_real(param), torch.view_as_real(grad)
-            key = (param.device, param.dtype, step)
+            # The state's keys: parameters whose state differs (a factored moment for a matrix, a full
+            # one for a vector) never share a bucket, so every list a transform receives is aligned.
+            key = (param.device, param.dtype, step, tuple(param_state))
             if key not in buckets:
                 buckets[key] = _Bucket()
             buckets[key].add(param, grad, param_state, is_complex)
@@ -384,42 +499,13 @@ class RuleOptimizer(ValidatedOptimizer):
         return buckets
 
 
-def hyperparameter(group: dict[str, Any], key: str) -> Any:
-    """``group[key]`` as a float (a pair of floats for ``betas``), or as the tensor autograd should see.
-
-    With ``differentiable=True`` a tensor hyperparameter that requires grad (``lr``, ``betas``, ...)
-    stays a tensor, so the step is differentiable with respect to it (meta-learning). Under
-    ``torch.compile`` a tensor hyperparameter becomes a 0-d float64 tensor: reading it as a float would
-    break the graph and bake its value in. Everywhere else it is read as a float, as torch.optim reads it.
-    """
-    value = group[key]
-    if isinstance(value, (tuple, list)):
-        return tuple(_differentiable_or_float(group, item) for item in value)
-    return _differentiable_or_float(group, value)
-
-
-def _differentiable_or_float(group: dict[str, Any], value: float | Tensor) -> float | Tensor:
-    return value if group.get("differentiable") and _is_graph_tensor(value) else step_scalar(value)
-
-
-def step_scalar(value: float | Tensor) -> float | Tensor:
-    """A hyperparameter as a step computes with it: a float, or under ``torch.compile`` a 0-d tensor.
-
-    A compiled step keeps a tensor hyperparameter a tensor, in float64 (the precision of the eager
-    step's Python arithmetic): :func:`as_float` would break the graph and bake the value in.
-    """
-    if isinstance(value, Tensor) and torch.compiler.is_compiling():
-        return value.detach().reshape(()).to(torch.float64)
-    return as_float(value)
-
-
 def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
     """``param <- param - lr * direction`` with one multi-tensor kernel (floats) or as tensors.
 
     ``lr`` is the group's value (a float or a tensor). Factors that autograd tracks go through
     :func:`_apply_differentiable`, tensor factors of a compiled step through :func:`_apply_tensor_factors`.
     """
-    if _is_graph_tensor(lr) or _is_graph_tensor(direction.scale):
+    if is_graph_tensor(lr) or is_graph_tensor(direction.scale):
         _apply_differentiable(params, direction, lr)
         return
     lr, scale = step_scalar(lr), direction.scale
@@ -434,13 +520,6 @@ def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor)
             torch._foreach_add_(params, direction.numerator, alpha=alpha)
     else:
         torch._foreach_addcdiv_(params, direction.numerator, direction.denominator, alpha)
-
-
-def _is_graph_tensor(value: Any) -> bool:
-    """Whether ``value`` (a number, tensor or list of them) holds a tensor that autograd tracks."""
-    if isinstance(value, list):
-        return any(_is_graph_tensor(item) for item in value)
-    return isinstance(value, Tensor) and value.requires_grad
 
 
 def _apply_differentiable(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
@@ -667,13 +746,3 @@ def _flat_alias(tensor: Tensor) -> Tensor:
             "block_numel = 0 on the optimizer to work around it)"
         )
     return flat
-
-
-def make_step_counter() -> Tensor:
-    """A fresh ``state["step"]`` tensor, on the CPU with torch's dtype (as torch.optim stores it)."""
-    return torch.tensor(0.0, dtype=scalar_dtype())
-
-
-def zeros_like_all(param: Tensor, names: Iterable[str]) -> dict[str, Tensor]:
-    """Zero-initialised state tensors shaped like ``param`` for each of ``names``."""
-    return {name: torch.zeros_like(param, memory_format=torch.preserve_format) for name in names}

@@ -1,7 +1,9 @@
 """The one place where hyperparameters are validated, for the defaults and for every param group.
 
-An optimizer declares its checks in the class attribute ``hyperparameters`` (group key -> check) on top
-of :data:`COMMON_CHECKS`, and cross-field rules in :meth:`ValidatedOptimizer.check_group`.
+An algorithm's transforms declare each hyperparameter with its check (``_transform.Hyperparameter``),
+from which the engine fills the class attribute ``hyperparameters`` (group key -> check, on top of
+:data:`COMMON_CHECKS`); optimizers outside the engine (Newton, line search) set it with
+:func:`hyperparameter_checks`. Cross-field rules live in :meth:`ValidatedOptimizer.check_group`.
 :class:`ValidatedOptimizer` runs them on the constructor defaults, on every group the constructor or
 ``add_param_group`` adds, and on every group ``load_state_dict`` would load (before loading it). Each
 error names the parameter, the bad value and what is allowed: ``ValueError`` for a value out of range

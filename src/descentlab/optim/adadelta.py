@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
-from descentlab.optim._rules import add_decayed_weights, ema_of_squares_, root_with_eps_inside
-from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import check_zeiler_lr, scale_by_adadelta
 from descentlab.optim.search_space import Float
 
 
@@ -60,66 +57,13 @@ class Adadelta(RuleOptimizer):
         Float("eps", 1e-10, 1e-2, "log"),
     )
 
-    hyperparameters = hyperparameter_checks(rho=CLOSED_UNIT_INTERVAL)
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1.0,
-        rho: float = 0.9,
-        eps: float = 1e-6,
-        weight_decay: float = 0,
-        foreach: bool | None = None,
-        *,
-        capturable: bool = False,
-        maximize: bool = False,
-        differentiable: bool = False,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            rho=rho,
-            eps=eps,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            capturable=capturable,
-            foreach=foreach,
-            differentiable=differentiable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
+    chain = (scale_by_adadelta,)  # coupled decay, then the ratio of the two running RMS
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr rho eps weight_decay foreach * capturable maximize differentiable variant",
+        lr=1.0,
+    )
 
     def check_group(self, group: dict[str, Any]) -> None:
         super().check_group(group)
-        _check_zeiler_lr(group)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {"step": make_step_counter(), **zeros_like_all(param, ["square_avg", "acc_delta"])}
-
-    def direction(self, group, params, grads, state, step) -> Direction | None:
-        _check_zeiler_lr(group)
-        rho, eps = float(group["rho"]), float(group["eps"])
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        ema_of_squares_(state["square_avg"], grads, rho)
-        gradient_rms = root_with_eps_inside(state["square_avg"], eps)
-        deltas = root_with_eps_inside(state["acc_delta"], eps)
-        if torch.is_grad_enabled():  # a differentiable step: backward reads the root and the quotient
-            deltas = torch._foreach_mul(torch._foreach_div(deltas, gradient_rms), grads)
-        else:
-            torch._foreach_div_(deltas, gradient_rms)
-            torch._foreach_mul_(deltas, grads)
-        if group["variant"] == "scaled_accumulator":
-            torch._foreach_mul_(deltas, as_float(group["lr"]))
-            ema_of_squares_(state["acc_delta"], deltas, rho)
-            torch._foreach_sub_(params, deltas)
-            return None
-        ema_of_squares_(state["acc_delta"], deltas, rho)
-        return Direction(deltas)
-
-
-def _check_zeiler_lr(group: dict[str, Any]) -> None:
-    if group.get("variant") == "zeiler" and as_float(group["lr"]) != 1.0:
-        raise ValueError(
-            f"Adadelta variant='zeiler' has no learning rate (Zeiler 2012, Algorithm 1), so lr must be 1, "
-            f"got {group['lr']!r}; use variant='torch' or 'scaled_accumulator' to scale the step"
-        )
+        check_zeiler_lr(group)

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor
 from torch.optim.adagrad import adagrad as torch_adagrad
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter
-from descentlab.optim._rules import (
-    accumulate_squares_,
-    add_decayed_weights,
-    root_plus_eps,
-    root_with_eps_inside,
-)
-from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer, as_float
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_lr_decay, scale_by_summed_squares
 from descentlab.optim.search_space import Float
 
 
@@ -62,46 +53,17 @@ class Adagrad(RuleOptimizer):
     variants = ("torch", "eps_inside")
     search_space = (Float("lr", 1e-5, 10.0, "log"), Float("eps", 1e-10, 1.0, "log"))
 
-    hyperparameters = hyperparameter_checks(lr_decay=NON_NEGATIVE, initial_accumulator_value=NON_NEGATIVE)
     fused_devices = ("cpu",)  # torch.optim.Adagrad's fused kernel exists for the CPU only
     sparse_gradients = True
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-2,
-        lr_decay: float = 0,
-        weight_decay: float = 0,
-        initial_accumulator_value: float = 0,
-        eps: float = 1e-10,
-        foreach: bool | None = None,
-        *,
-        maximize: bool = False,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            eps=eps,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            foreach=foreach,
-            maximize=maximize,
-            differentiable=differentiable,
-            fused=fused,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            for param in group["params"]:
-                self.state[param] = self.init_state(group, param)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        value = float(group["initial_accumulator_value"])
-        fill = complex(value, value) if torch.is_complex(param) else value
-        return {"step": make_step_counter(), "sum": torch.full_like(param, fill)}
+    eager_state = True  # torch creates every parameter's state in __init__
+    # Coupled decay, then divide by the root of the summed squares, with torch's lr decay.
+    chain = (scale_by_summed_squares, scale_by_lr_decay)
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr lr_decay weight_decay initial_accumulator_value eps foreach",
+        "* maximize differentiable fused variant",
+        lr=1e-2,
+    )
 
     def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
         """torch.optim.Adagrad's own step: its fused CPU kernel, or its sparse-gradient update."""
@@ -117,13 +79,3 @@ class Adagrad(RuleOptimizer):
             maximize=group["maximize"],
             **implementation,
         )
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        accumulate_squares_(state["sum"], grads)
-        eps = float(group["eps"])
-        if group["variant"] == "eps_inside":
-            denominator = root_with_eps_inside(state["sum"], eps)
-        else:
-            denominator = root_plus_eps(state["sum"], eps)
-        return Direction(grads, denominator, 1.0 / (1.0 + (step - 1) * float(group["lr_decay"])))

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import Tensor
 from torch.optim.adam import adam as torch_adam
 
-from descentlab.optim._engine import (
-    Direction,
-    RuleOptimizer,
-    as_float,
-    hyperparameter,
-    make_step_counter,
-    zeros_like_all,
-)
-from descentlab.optim._rules import (
-    add_decayed_weights,
-    bias_correction,
-    decay_weights_,
-    ema_,
-    ema_of_squares_,
-    root_plus_eps,
-    running_max_,
-    square_root,
-)
+from descentlab.optim._engine import RuleOptimizer, as_float
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_adam
 from descentlab.optim.search_space import Float
 
 
@@ -92,48 +74,19 @@ class Adam(RuleOptimizer):
         Float("eps", 1e-10, 1.0, "log"),
     )
     fused_devices = ("cpu", "cuda", "xpu", "mps")  # where torch.optim.Adam has its fused kernel
+    # Scale by Adam's moments, bias-corrected; the engine places the decay (coupled unless the flag).
+    chain = (scale_by_adam,)
+    weight_decay_placement = "flag"
+    signature = arguments(
+        "lr betas eps weight_decay amsgrad",
+        "* foreach maximize capturable differentiable fused decoupled_weight_decay variant",
+        lr=1e-3,
+    )
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        amsgrad: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        capturable: bool = False,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        decoupled_weight_decay: bool = False,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            foreach=foreach,
-            capturable=capturable,
-            differentiable=differentiable,
-            fused=fused,
-            decoupled_weight_decay=decoupled_weight_decay,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
-
-    def check_group(self, group: dict[str, Any]) -> None:
+    def check_group(self, group) -> None:
         super().check_group(group)
         if group["variant"] == "amsgrad-paper" and not group["amsgrad"]:
             raise ValueError("variant='amsgrad-paper' is AMSGrad: pass amsgrad=True (got amsgrad=False)")
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
-        return {"step": make_step_counter(), **zeros_like_all(param, names)}
 
     def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
         """torch.optim.Adam's (AdamW's) own fused kernel."""
@@ -155,32 +108,6 @@ class Adam(RuleOptimizer):
             maximize=group["maximize"],
             **implementation,
         )
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        beta1, beta2 = hyperparameter(group, "betas")
-        weight_decay = float(group["weight_decay"])
-        variant = group["variant"]
-        if group["decoupled_weight_decay"]:
-            decay_weights_(params, self._decay_factor(group) * weight_decay)
-        else:
-            grads = add_decayed_weights(grads, params, weight_decay)
-        ema_(state["exp_avg"], grads, beta1)
-        ema_of_squares_(state["exp_avg_sq"], grads, beta2)
-        second_moment = state["exp_avg_sq"]
-        if group["amsgrad"]:
-            running_max_(state["max_exp_avg_sq"], second_moment)
-            second_moment = state["max_exp_avg_sq"]
-        if variant == "amsgrad-paper":
-            return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]))
-        if variant == "efficient-eps":
-            step_size = square_root(bias_correction(beta2, step)) / bias_correction(beta1, step)
-            return Direction(state["exp_avg"], root_plus_eps(second_moment, group["eps"]), step_size)
-        denominator = root_plus_eps(second_moment, group["eps"], bias_correction(beta2, step))
-        return Direction(state["exp_avg"], denominator, 1.0 / bias_correction(beta1, step))
-
-    def _decay_factor(self, group: dict[str, Any]) -> float:
-        """The multiplier of ``weight_decay`` in decoupled decay: torch's ``lr`` (AdamW overrides)."""
-        return hyperparameter(group, "lr")
 
 
 class AdamW(Adam):
@@ -224,56 +151,18 @@ class AdamW(Adam):
     variants = ("torch", "paper")
     search_space = (*Adam.search_space, Float("weight_decay", 1e-5, 0.1, "log"))
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        capturable: bool = False,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        variant: str = "torch",
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            foreach=foreach,
-            maximize=maximize,
-            capturable=capturable,
-            differentiable=differentiable,
-            fused=fused,
-            decoupled_weight_decay=True,
-            variant=variant,
-        )
+    schedule_multiplier_variants = ("paper",)  # the decay is eta_t * weight_decay (see above)
+    signature = arguments(
+        "lr betas eps weight_decay amsgrad * maximize foreach capturable differentiable fused variant",
+        lr=1e-3,
+        weight_decay=1e-2,
+        fixed={"decoupled_weight_decay": True},
+    )
 
-    def check_group(self, group: dict[str, Any]) -> None:
+    def check_group(self, group) -> None:
         super().check_group(group)
         if group["variant"] == "paper" and not 0 <= as_float(group["weight_decay"]) <= 1:
             raise ValueError(
                 "AdamW(variant='paper') decays theta <- theta - eta_t * weight_decay * theta, so "
                 f"weight_decay must be in [0, 1], got {group['weight_decay']}"
             )
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        # An Adam state_dict carries decoupled_weight_decay=False; AdamW is decoupled by definition
-        # (torch.optim.AdamW forces it back to True the same way).
-        for group in self.param_groups:
-            group["decoupled_weight_decay"] = True
-
-    def _decay_factor(self, group: dict[str, Any]) -> float:
-        if group["variant"] != "paper":
-            return hyperparameter(group, "lr")
-        initial_lr = as_float(group.get("initial_lr", 0.0))
-        # eta_t of Loshchilov & Hutter: the schedule multiplier, recovered as lr / initial_lr.
-        return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import Tensor
-
-from descentlab.optim._engine import Direction, RuleOptimizer, make_step_counter, zeros_like_all
-from descentlab.optim._rules import add_decayed_weights, bias_correction, ema_, plus_eps
-from descentlab.optim._rules.adaptive import decayed_max_of_abs_
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_adamax
 from descentlab.optim.adam import Adam
 
 
@@ -47,43 +43,9 @@ class Adamax(RuleOptimizer):
     variants = ("torch", "paper", "keras")
     search_space = Adam.search_space
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 2e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        foreach: bool | None = None,
-        *,
-        maximize: bool = False,
-        differentiable: bool = False,
-        capturable: bool = False,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            foreach=foreach,
-            maximize=maximize,
-            differentiable=differentiable,
-            capturable=capturable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {"step": make_step_counter(), **zeros_like_all(param, ["exp_avg", "exp_inf"])}
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        beta1, beta2 = (float(beta) for beta in group["betas"])
-        eps, variant = float(group["eps"]), group["variant"]
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        ema_(state["exp_avg"], grads, beta1)
-        decayed_max_of_abs_(state["exp_inf"], grads, beta2, eps if variant == "torch" else 0.0)
-        denominator = state["exp_inf"]
-        if variant == "keras":
-            denominator = plus_eps(denominator, eps)
-        return Direction(state["exp_avg"], denominator, 1.0 / bias_correction(beta1, step))
+    chain = (scale_by_adamax,)  # coupled decay, then the first moment over the decayed max-norm
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr betas eps weight_decay foreach * maximize differentiable capturable variant",
+        lr=2e-3,
+    )

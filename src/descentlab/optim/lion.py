@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import Tensor
-
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, zeros_like_all
-from descentlab.optim._rules import decay_weights_, ema_
-from descentlab.optim._rules.sign import sign_of_interpolation
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_lion
 from descentlab.optim.search_space import Float
 
 
@@ -48,34 +44,8 @@ class Lion(RuleOptimizer):
         Float("betas[1]", 0.9, 0.9999, "log1m"),
     )
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.99),
-        weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-        )
-        super().__init__(params, defaults)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return zeros_like_all(param, ("exp_avg",))
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        beta1, beta2 = (float(beta) for beta in group["betas"])
-        decay_weights_(params, as_float(group["lr"]) * float(group["weight_decay"]))
-        averages = state["exp_avg"]
-        signs = sign_of_interpolation(averages, grads, 1.0 - beta1)
-        ema_(averages, grads, beta2)
-        return Direction(signs)
+    chain = (scale_by_lion,)  # decoupled decay by lr * weight_decay, then the sign step
+    weight_decay_placement = "decoupled"
+    signature = arguments(
+        "lr betas weight_decay * maximize foreach differentiable", lr=1e-4, weight_decay=0.0
+    )

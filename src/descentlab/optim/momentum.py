@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float
-from descentlab.optim._rules import add_decayed_weights, ema_
-from descentlab.optim._validation import UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import nesterov_lookahead, trace_average
 from descentlab.optim.search_space import Float
 
 
@@ -46,37 +45,13 @@ class Momentum(RuleOptimizer):
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.11; Polyak 1964"
     search_space = (Float("lr", 1e-4, 10.0, "log"), Float("momentum", 0.0, 0.999, "log1m"))
 
-    hyperparameters = hyperparameter_checks(momentum=UNIT_INTERVAL)  # an EMA weight: 1 would never move
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-2,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-        )
-        super().__init__(params, defaults)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        buffers = state["momentum_buffer"]
-        ema_(buffers, grads, float(group["momentum"]))
-        return Direction(buffers)
+    chain = (trace_average,)  # coupled decay, then the moving average of the gradients
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr momentum weight_decay * maximize foreach differentiable",
+        lr=1e-2,
+        weight_decay=0.0,
+    )
 
 
 class Nesterov(Momentum):
@@ -133,31 +108,8 @@ class Nesterov(Momentum):
     """
 
     reference = "Prince, Understanding Deep Learning 2023, eq. 6.12; Nesterov 1983"
-    float64_state = ("lookahead_offset",)  # see RuleOptimizer.float64_state
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {
-            "momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format),
-            "lookahead_offset": torch.tensor(0.0, dtype=torch.float64),
-        }
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        momentum = float(group["momentum"])
-        # The decay term is evaluated at the look-ahead point psi, before params move back to phi.
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        buffers, offsets = state["momentum_buffer"], state["lookahead_offset"]
-        previous = [float(offset) for offset in offsets]
-        if all(value == previous[0] for value in previous):
-            if previous[0] != 0.0:
-                torch._foreach_add_(params, buffers, alpha=previous[0])
-        else:
-            for param, buffer, value in zip(params, buffers, previous):
-                param.add_(buffer, alpha=value)
-        ema_(buffers, grads, momentum)
-        offset = as_float(group["lr"]) * momentum
-        for tensor in offsets:
-            tensor.fill_(offset)
-        return Direction(buffers, scale=1.0 + momentum)
+    # The parameters hold the look-ahead point psi; the engine moves them to phi and back each step.
+    evaluation_point = nesterov_lookahead
 
     def iterate(self, param: Tensor) -> Tensor:
         """The true iterate ``phi = psi + c m`` of ``param`` as a new tensor (a copy if it has no state)."""

@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor
-
-from descentlab.optim._engine import (
-    Direction,
-    RuleOptimizer,
-    apply_update,
-    as_float,
-    hyperparameter,
-    make_step_counter,
-    scalar_dtype,
-    zeros_like_all,
-)
-from descentlab.optim._rules import (
-    add_decayed_weights,
-    bias_correction,
-    decay_weights_,
-    ema_,
-    ema_of_squares_,
-    per_tensor,
-    root_plus_eps,
-)
-from descentlab.optim._validation import NON_NEGATIVE, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_nadam
 from descentlab.optim.adam import Adam
-
-
-def scheduled_momentum(beta1: float, momentum_decay: float, step: int | Tensor) -> float | Tensor:
-    """Dozat's momentum schedule :math:`\\mu_t = \\beta_1 (1 - \\tfrac12\\, 0.96^{t\\psi})` (torch, Keras)."""
-    return beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
-
-
-def nesterov_step_sizes(lr: Any, mu: Any, mu_next: Any, product: Any) -> tuple[Any, Any]:
-    """The factors of the gradient and of the momentum in NAdam's step (``product``: :math:`\\Pi_t`).
-
-    :math:`\\eta(1-\\mu_t)/(1-\\Pi_t)` and :math:`\\eta\\mu_{t+1}/(1-\\Pi_t\\mu_{t+1})`, for floats or
-    for tensors (a compiled step: one entry per parameter).
-    """
-    return lr * (1.0 - mu) / (1.0 - product), lr * mu_next / (1.0 - product * mu_next)
 
 
 class NAdam(RuleOptimizer):
@@ -95,76 +59,11 @@ class NAdam(RuleOptimizer):
     variants = ("torch", "paper")
     search_space = Adam.search_space
 
-    hyperparameters = hyperparameter_checks(momentum_decay=NON_NEGATIVE)
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 2e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        momentum_decay: float = 4e-3,
-        decoupled_weight_decay: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        capturable: bool = False,
-        differentiable: bool = False,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            capturable=capturable,
-            differentiable=differentiable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {
-            "step": make_step_counter(),
-            "mu_product": torch.tensor(1.0, dtype=scalar_dtype()),
-            **zeros_like_all(param, ["exp_avg", "exp_avg_sq"]),
-        }
-
-    def direction(self, group, params, grads, state, step) -> None:
-        beta1, beta2 = (as_float(beta) for beta in group["betas"])
-        lr, weight_decay = hyperparameter(group, "lr"), float(group["weight_decay"])
-        if group["decoupled_weight_decay"]:
-            decay_weights_(params, lr * weight_decay)
-        else:
-            grads = add_decayed_weights(grads, params, weight_decay)
-        mu = scheduled_momentum(beta1, group["momentum_decay"], step)
-        mu_next = scheduled_momentum(beta1, group["momentum_decay"], step + 1)
-        products = state["mu_product"]
-        # A compiled step's mu is float64; the eager step multiplies by it in the products' dtype.
-        torch._foreach_mul_(products, per_tensor(mu.to(products[0].dtype) if isinstance(mu, Tensor) else mu))
-        ema_(state["exp_avg"], grads, mu if group["variant"] == "paper" else beta1)
-        ema_of_squares_(state["exp_avg_sq"], grads, beta2)
-        denominator = root_plus_eps(state["exp_avg_sq"], group["eps"], bias_correction(beta2, step))
-        # Two passes, as torch: the Nesterov step mixes the raw gradient and the momentum with different
-        # coefficients, and mu_product is read per parameter (it is per-parameter state).
-        if isinstance(lr, Tensor) and lr.requires_grad:  # differentiable w.r.t. lr: tensor coefficients
-            for param, grad, average, root, product in zip(
-                params, grads, state["exp_avg"], denominator, state["mu_product"]
-            ):
-                gradient_step, momentum_step = nesterov_step_sizes(lr, mu, mu_next, float(product.item()))
-                param.sub_(grad / root * gradient_step + average / root * momentum_step)
-            return None
-        if torch.compiler.is_compiling():  # one product per parameter, kept on the graph
-            stacked = torch.stack(products).to(torch.float64)
-            gradient_steps, momentum_steps = nesterov_step_sizes(lr, mu, mu_next, stacked)
-        else:
-            sizes = [nesterov_step_sizes(lr, mu, mu_next, float(p.item())) for p in products]
-            gradient_steps, momentum_steps = map(list, zip(*sizes))
-        apply_update(params, Direction(grads, denominator, gradient_steps), 1.0)
-        apply_update(params, Direction(state["exp_avg"], denominator, momentum_steps), 1.0)
-        return None
+    # Decay placed by the flag, then Adam's moments with the Nesterov look-ahead in two terms.
+    chain = (scale_by_nadam,)
+    weight_decay_placement = "flag"
+    signature = arguments(
+        "lr betas eps weight_decay momentum_decay decoupled_weight_decay",
+        "* foreach maximize capturable differentiable variant",
+        lr=2e-3,
+    )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import Tensor
-
-from descentlab.optim._engine import Direction, RuleOptimizer, zeros_like_all
-from descentlab.optim._rules import ema_, ema_of_squares_, root_plus_eps
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_normalized_moments
 from descentlab.optim.search_space import Float
 
 
@@ -44,32 +41,5 @@ class NormalizedGD(RuleOptimizer):
     reference = "Prince, Understanding Deep Learning 2023, eqs. 6.13-6.14"
     search_space = (Float("lr", 1e-5, 10.0, "log"),)
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float, float] = (0.0, 0.0),
-        eps: float = 1e-8,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-        )
-        super().__init__(params, defaults)
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return zeros_like_all(param, ("exp_avg", "exp_avg_sq"))
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        beta, gamma = (float(beta) for beta in group["betas"])
-        ema_(state["exp_avg"], grads, beta)
-        ema_of_squares_(state["exp_avg_sq"], grads, gamma)
-        return Direction(state["exp_avg"], root_plus_eps(state["exp_avg_sq"], float(group["eps"])))
+    chain = (scale_by_normalized_moments,)
+    signature = arguments("lr betas eps * maximize foreach differentiable", lr=1e-3)

@@ -4,43 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from descentlab.optim._engine import (
-    Direction,
-    RuleOptimizer,
-    as_float,
-    hyperparameter,
-    make_step_counter,
-    zeros_like_all,
-)
-from descentlab.optim._rules import (
-    add_decayed_weights,
-    bias_correction,
-    decay_weights_,
-    ema_,
-    ema_of_squares_,
-    root_plus_eps,
-    square_root,
-)
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_radam
 from descentlab.optim.adam import Adam
-
-
-def sma_length(beta2: float, step: int | Tensor) -> tuple[float, float | Tensor]:
-    """``(rho_inf, rho_t)``: the limit and current length of the approximated simple moving average.
-
-    :math:`\\rho_\\infty = 2/(1-\\beta_2) - 1`, :math:`\\rho_t = \\rho_\\infty - 2t\\beta_2^t/(1-\\beta_2^t)`
-    (Liu et al. 2020, Algorithm 2).
-    """
-    rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    return rho_inf, rho_inf - 2.0 * step * beta2**step / bias_correction(beta2, step)
-
-
-def rectification(rho_inf: float, rho_t: float | Tensor) -> float | Tensor:
-    """Variance rectification :math:`r_t = \\sqrt{(\\rho_t-4)(\\rho_t-2)\\rho_\\infty /
-    ((\\rho_\\infty-4)(\\rho_\\infty-2)\\rho_t)}` (Liu et al. 2020, eq. 8; needs :math:`\\rho_t > 4`)."""
-    return square_root((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
 
 
 class RAdam(RuleOptimizer):
@@ -103,34 +70,13 @@ class RAdam(RuleOptimizer):
     variants = ("torch", "paper", "authors-code", "authors-code-sgd")
     search_space = Adam.search_space
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        decoupled_weight_decay: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        capturable: bool = False,
-        differentiable: bool = False,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            capturable=capturable,
-            differentiable=differentiable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
+    chain = (scale_by_radam,)  # decay placed by the flag, then the rectified Adam step
+    weight_decay_placement = "flag"
+    signature = arguments(
+        "lr betas eps weight_decay decoupled_weight_decay",
+        "* foreach maximize capturable differentiable variant",
+        lr=1e-3,
+    )
 
     def check_group(self, group: dict[str, Any]) -> None:
         super().check_group(group)
@@ -144,58 +90,3 @@ class RAdam(RuleOptimizer):
                 f"variant={variant!r} decays weights decoupled (as the authors' code does); pass "
                 f"decoupled_weight_decay=True or weight_decay=0, got weight_decay={weight_decay}"
             )
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {"step": make_step_counter(), **zeros_like_all(param, ["exp_avg", "exp_avg_sq"])}
-
-    def direction(self, group, params, grads, state, step) -> Direction | None:
-        beta1, beta2 = (as_float(beta) for beta in group["betas"])
-        weight_decay, variant = float(group["weight_decay"]), group["variant"]
-        rho_inf, rho_t = sma_length(beta2, step)
-        if variant == "paper":
-            rectified = rho_t > 4.0
-        elif variant in ("authors-code", "authors-code-sgd"):
-            rectified = rho_t >= 5.0
-        else:
-            rectified = rho_t > 5.0
-        # The authors' code skips the steps it does not rectify: no decay, no move.
-        updates = rectified if variant == "authors-code" else True
-        if group["decoupled_weight_decay"]:
-            decay_weights_(params, hyperparameter(group, "lr") * weight_decay * updates)
-        else:
-            grads = add_decayed_weights(grads, params, weight_decay)
-        ema_(state["exp_avg"], grads, beta1)
-        ema_of_squares_(state["exp_avg_sq"], grads, beta2)
-        if isinstance(step, Tensor):
-            return _selected_direction(state, group["eps"], beta1, beta2, step, rectified, variant)
-        if not updates:
-            return None
-        if not rectified:
-            return Direction(state["exp_avg"], None, 1.0 / bias_correction(beta1, step))
-        step_size = rectification(rho_inf, rho_t) * square_root(bias_correction(beta2, step))
-        denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
-        return Direction(state["exp_avg"], denominator, step_size / bias_correction(beta1, step))
-
-
-def _selected_direction(
-    state: dict[str, list[Tensor]],
-    eps: float,
-    beta1: float,
-    beta2: float,
-    step: Tensor,
-    rectified: Tensor,
-    variant: str,
-) -> Direction:
-    """RAdam's direction of a compiled step: the rectified and the momentum step, chosen per parameter.
-
-    ``step`` holds one count per parameter, so whether a parameter's step is rectified is a tensor;
-    branching on it would read it on the host. Both steps are computed and ``torch.where`` picks one
-    (as torch.optim's capturable RAdam does): the denominator is 1 where the step is not rectified.
-    """
-    rho_inf, rho_t = sma_length(beta2, step)
-    unrectified_scale = 0.0 if variant == "authors-code" else 1.0
-    rectified_scale = rectification(rho_inf, rho_t) * square_root(bias_correction(beta2, step))
-    scale = torch.where(rectified, rectified_scale, unrectified_scale) / bias_correction(beta1, step)
-    roots = root_plus_eps(state["exp_avg_sq"], eps)
-    denominator = [torch.where(chosen, root, 1.0) for chosen, root in zip(rectified.unbind(), roots)]
-    return Direction(state["exp_avg"], denominator, scale)

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
-from descentlab.optim._rules import (
-    add_decayed_weights,
-    ema_,
-    ema_of_squares_,
-    root_plus_eps,
-    root_with_eps_inside,
-)
-from descentlab.optim._rules.adaptive import centered_second_moment
-from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import scale_by_rms, trace_quotient
 from descentlab.optim.search_space import Categorical, Float
 
 
@@ -87,38 +77,13 @@ class RMSprop(RuleOptimizer):
         Categorical("centered", (False, True)),
     )
 
-    hyperparameters = hyperparameter_checks(alpha=CLOSED_UNIT_INTERVAL)
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        momentum: float = 0,
-        centered: bool = False,
-        capturable: bool = False,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        differentiable: bool = False,
-        *,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            alpha=alpha,
-            eps=eps,
-            centered=centered,
-            weight_decay=weight_decay,
-            capturable=capturable,
-            foreach=foreach,
-            maximize=maximize,
-            differentiable=differentiable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
+    # Coupled decay, divide by the RMS (centred or not), then momentum over the quotient.
+    chain = (scale_by_rms, trace_quotient)
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr alpha eps weight_decay momentum centered capturable foreach maximize differentiable * variant",
+        lr=1e-2,
+    )
 
     def check_group(self, group: dict[str, Any]) -> None:
         super().check_group(group)
@@ -127,40 +92,3 @@ class RMSprop(RuleOptimizer):
                 "variant='graves' is the centred form of Graves 2013 (eq. 40); pass centered=True, "
                 "or choose variant='torch' or 'eps_inside' for the uncentred one"
             )
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        names = ["square_avg"]
-        if group["momentum"] > 0:
-            names.append("momentum_buffer")
-        if group["centered"]:
-            names.append("grad_avg")
-        return {"step": make_step_counter(), **zeros_like_all(param, names)}
-
-    def direction(self, group, params, grads, state, step) -> Direction | None:
-        alpha, eps, momentum = float(group["alpha"]), float(group["eps"]), float(group["momentum"])
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        ema_of_squares_(state["square_avg"], grads, alpha)
-        second_moment = state["square_avg"]
-        if group["centered"]:
-            ema_(state["grad_avg"], grads, alpha)
-            second_moment = centered_second_moment(state["square_avg"], state["grad_avg"])
-        if group["variant"] == "torch":
-            denominator = root_plus_eps(second_moment, eps)
-        else:
-            denominator = root_with_eps_inside(second_moment, eps)
-        if momentum == 0:
-            return Direction(grads, denominator)
-        if "momentum_buffer" not in state:
-            raise RuntimeError(
-                f"RMSprop: momentum is {momentum} but the state was created with momentum=0 (no "
-                "momentum_buffer); construct the optimizer with momentum > 0 to schedule it"
-            )
-        buffers = state["momentum_buffer"]
-        torch._foreach_mul_(buffers, momentum)
-        if group["variant"] == "graves":
-            # Graves's eq. (40) scales by the learning rate inside the buffer, so lr changes act gradually.
-            torch._foreach_addcdiv_(buffers, grads, denominator, value=as_float(group["lr"]))
-            torch._foreach_sub_(params, buffers)
-            return None
-        torch._foreach_addcdiv_(buffers, grads, denominator)
-        return Direction(buffers)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
 from torch.optim.sgd import sgd as torch_sgd
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float
-from descentlab.optim._rules import add_decayed_weights, trace_
-from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, hyperparameter_checks
+from descentlab.optim._engine import RuleOptimizer, as_float
+from descentlab.optim._transform import arguments
+from descentlab.optim._transforms import trace
 from descentlab.optim.search_space import Categorical, Float
 
 
@@ -62,38 +60,15 @@ class SGD(RuleOptimizer):
         Categorical("nesterov", (False, True), when="momentum"),
     )
 
-    hyperparameters = hyperparameter_checks(dampening=CLOSED_UNIT_INTERVAL)
     fused_devices = ("cpu", "cuda", "xpu", "mps")  # where torch.optim.SGD has its fused kernel
     sparse_gradients = True
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        momentum: float = 0,
-        dampening: float = 0,
-        weight_decay: float | Tensor = 0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        variant: str = "torch",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-            fused=fused,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
+    chain = (trace,)  # coupled decay, then heavy-ball (or Nesterov) momentum
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr momentum dampening weight_decay nesterov * maximize foreach differentiable fused variant",
+        lr=1e-3,
+        annotations={"weight_decay": "float | Tensor"},
+    )
 
     def check_group(self, group: dict[str, Any]) -> None:
         super().check_group(group)
@@ -107,13 +82,6 @@ class SGD(RuleOptimizer):
             raise ValueError(f"variant='ema' fixes dampening to momentum; pass dampening=0, got {dampening}")
         if group["variant"] == "ema" and not 0 <= momentum < 1:
             raise ValueError(f"variant='ema' needs momentum in [0, 1), got {momentum}")
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        if group["momentum"] == 0:
-            return {}
-        if group["variant"] == "ema":
-            return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
-        return {"momentum_buffer": None}  # created from the first gradient, as torch does
 
     def torch_step(self, group, params, grads, state, steps, **implementation) -> None:
         """torch.optim.SGD's own step: its fused kernel, or its sparse-gradient update."""
@@ -132,26 +100,3 @@ class SGD(RuleOptimizer):
         )
         if "momentum_buffer" in state:
             state["momentum_buffer"][:] = buffers
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        grads = add_decayed_weights(grads, params, float(group["weight_decay"]))
-        momentum = float(group["momentum"])
-        if momentum == 0:
-            return Direction(grads)
-        buffers = state["momentum_buffer"]
-        if group["variant"] == "ema":
-            trace_(buffers, grads, momentum, dampening=momentum)
-        elif any(buffer is None for buffer in buffers):
-            # First step of these parameters (torch creates every buffer of a group together).
-            for index, (buffer, grad) in enumerate(zip(buffers, grads)):
-                if buffer is None:
-                    buffers[index] = torch.clone(grad).detach()
-                else:
-                    trace_([buffer], [grad], momentum, float(group["dampening"]))
-        else:
-            trace_(buffers, grads, momentum, float(group["dampening"]))
-        if group["nesterov"]:
-            if group["variant"] == "ema":
-                grads = torch._foreach_mul(grads, 1.0 - momentum)
-            return Direction(torch._foreach_add(grads, buffers, alpha=momentum))
-        return Direction(buffers)

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descentlab.optim._engine import Direction, RuleOptimizer
-from descentlab.optim._rules import add_decayed_weights
+from descentlab.optim._engine import RuleOptimizer
 from descentlab.optim._validation import Integer, hyperparameter_checks
 from descentlab.optim.search_space import Float
 
@@ -62,6 +61,7 @@ class SVRG(RuleOptimizer):
     search_space = (Float("lr", 1e-4, 10.0, "log"),)
 
     hyperparameters = hyperparameter_checks(snapshot_every=Integer(1))
+    weight_decay_placement = "coupled"  # no chain: the corrected gradient is the direction
 
     def __init__(
         self,
@@ -163,12 +163,6 @@ class SVRG(RuleOptimizer):
         super().step()
         self.inner_steps += 1
         return loss
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        return {}
-
-    def direction(self, group, params, grads, state, step) -> Direction:
-        return Direction(add_decayed_weights(grads, params, float(group["weight_decay"])))
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles (and deep-copies) only defaults, state and param_groups; the snapshot schedule

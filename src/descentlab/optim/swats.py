@@ -5,14 +5,87 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from descentlab.optim._engine import Direction, RuleOptimizer, as_float, make_step_counter, zeros_like_all
+from descentlab.optim._engine import RuleOptimizer, as_float
 from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
-from descentlab.optim._validation import POSITIVE, hyperparameter_checks
+from descentlab.optim._transform import STEP, Direction, Hyperparameter, State, Update, arguments, transform
+from descentlab.optim._transforms import BETAS, FIRST_MOMENT, SECOND_MOMENT
+from descentlab.optim._validation import POSITIVE
 from descentlab.optim.adam import Adam
 
 ADAM_PHASE, SGD_PHASE = 0.0, 1.0
+
+
+def _float64_scalar(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=torch.float64)
+
+
+# The group's switch scalars, one float64 copy in each parameter's state (kept float64 by load_state_dict).
+SWITCH_STATE = tuple(
+    State(name, _float64_scalar, float64=True)
+    for name in ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr")
+)
+
+
+@transform(
+    hyperparameters=(BETAS, Hyperparameter("eps", 1e-9), Hyperparameter("switch_rtol", 1e-5, POSITIVE)),
+    state=(STEP, FIRST_MOMENT, SECOND_MOMENT, State("momentum_buffer"), *SWITCH_STATE),
+    elementwise=False,  # the switch test takes dot products over the whole group (or tensor)
+)
+def swats_switch(update: Update, direction: Direction) -> Direction:
+    """SWATS's step (lr inside): Adam's, testing the switch, until the switch; then SGD's with Lambda."""
+    if update.group["variant"] != "per-tensor":
+        return _switch_step(update, direction.numerator, update.state, slice(None))
+    steps = [
+        _switch_step(update, direction.numerator, update.state, slice(i, i + 1))
+        for i in range(len(update.params))
+    ]
+    numerators = [tensor for step in steps for tensor in step.numerator]
+    return Direction(numerators, scale=[step.scale for step in steps], lr_scaled=False)
+
+
+def _switch_step(update: Update, all_grads: list, all_state: dict, part: slice) -> Direction:
+    """The step of the tensors ``part`` that switch together (a whole group, or one tensor)."""
+    beta1, beta2 = (float(beta) for beta in update.group["betas"])
+    lr, step, group = as_float(update.group["lr"]), update.step, update.group
+    grads, state = all_grads[part], {name: values[part] for name, values in all_state.items()}
+    if state["phase"][0].item() == SGD_PHASE:
+        trace_(state["momentum_buffer"], grads, beta1)
+        sgd_lr = state["sgd_lr"][0].item() * lr / state["switch_lr"][0].item()
+        return Direction(state["momentum_buffer"], scale=(1.0 - beta1) * sgd_lr, lr_scaled=False)
+    ema_(state["exp_avg"], grads, beta1)
+    ema_of_squares_(state["exp_avg_sq"], grads, beta2)
+    denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
+    scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
+    adam_step = torch._foreach_div(state["exp_avg"], denominator)
+    torch._foreach_mul_(adam_step, scale)
+    _test_switch(update, grads, state, adam_step, beta2, lr)
+    return Direction(adam_step, scale=-1.0, lr_scaled=False)
+
+
+def _test_switch(update: Update, grads: list, state: dict, adam_step: list, beta2: float, lr: float) -> None:
+    """Keskar & Socher's projected learning rate and switch test on this Adam step (Algorithm 1)."""
+    group, step = update.group, update.step
+    step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
+    if step_dot_grad == 0:
+        return
+    step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
+    projected_lr = (step_dot_step / -step_dot_grad).item()
+    lambda_avg = beta2 * state["lambda_avg"][0].item() + (1.0 - beta2) * projected_lr
+    corrected = lambda_avg / bias_correction(beta2, step)
+    if group["variant"] == "per-tensor":
+        tolerance = group["switch_rtol"] * abs(projected_lr)
+        switch = step > 1 and corrected > 0 and abs(corrected - projected_lr) < tolerance
+    else:
+        switch = step > 1 and abs(corrected - projected_lr) < group["eps"]
+    for index in range(len(grads)):
+        state["lambda_avg"][index].fill_(lambda_avg)
+        if switch:
+            state["phase"][index].fill_(SGD_PHASE)
+            state["sgd_lr"][index].fill_(corrected)
+            state["switch_step"][index].fill_(step)
+            state["switch_lr"][index].fill_(lr)
+            state["momentum_buffer"][index].zero_()
 
 
 class SWATS(RuleOptimizer):
@@ -70,38 +143,13 @@ class SWATS(RuleOptimizer):
     reference = "Keskar & Socher 2017 (arXiv:1712.07628)"
     variants = ("paper", "per-tensor")
     search_space = Adam.search_space
-    block_numel = 0  # the switch test needs whole-group dot products
-    # The group's scalars, one float64 copy in each parameter's state (see RuleOptimizer.float64_state).
-    float64_state = ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr")
-
-    hyperparameters = hyperparameter_checks(switch_rtol=POSITIVE)
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-9,
-        weight_decay: float = 0,
-        *,
-        switch_rtol: float = 1e-5,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-        variant: str = "paper",
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            switch_rtol=switch_rtol,
-            maximize=maximize,
-            foreach=foreach,
-            differentiable=differentiable,
-            variant=variant,
-        )
-        super().__init__(params, defaults)
+    chain = (swats_switch,)  # coupled decay, then Adam or SGD by the group's (or tensor's) phase
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr betas eps weight_decay * switch_rtol maximize foreach differentiable variant",
+        lr=1e-3,
+        eps=1e-9,
+    )
 
     def check_group(self, group: dict[str, Any]) -> None:
         """The per-tensor loop (``foreach=False``) cannot run the paper's whole-group switch test."""
@@ -111,13 +159,6 @@ class SWATS(RuleOptimizer):
                 "SWATS variant 'paper' tests the whole group at once: foreach must be None or True, "
                 "got foreach=False (or pass variant='per-tensor')"
             )
-
-    def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
-        state = {"step": make_step_counter()}
-        state.update(zeros_like_all(param, ["exp_avg", "exp_avg_sq", "momentum_buffer"]))
-        for name in self.float64_state:
-            state[name] = torch.zeros((), dtype=torch.float64)
-        return state
 
     def step(self, closure: Any = None) -> Any:
         """One SWATS step; ``closure`` (optional) runs first, so its gradients are the ones checked."""
@@ -140,54 +181,6 @@ class SWATS(RuleOptimizer):
                 raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
         super().step()
         return loss
-
-    def direction(self, group, params, grads, state, step) -> Direction | None:
-        beta1, beta2 = (float(beta) for beta in group["betas"])
-        lr = as_float(group["lr"])
-        if group["weight_decay"]:
-            grads = torch._foreach_add(grads, params, alpha=float(group["weight_decay"]))
-        if group["variant"] == "per-tensor":
-            for index in range(len(params)):
-                single = {name: [values[index]] for name, values in state.items()}
-                self._step_tensors(group, [params[index]], [grads[index]], single, step, beta1, beta2, lr)
-        else:
-            self._step_tensors(group, params, grads, state, step, beta1, beta2, lr)
-        return None
-
-    def _step_tensors(self, group, params, grads, state, step, beta1, beta2, lr) -> None:
-        """One SWATS step for tensors that switch together (a group, or one tensor)."""
-        if state["phase"][0].item() == SGD_PHASE:
-            trace_(state["momentum_buffer"], grads, beta1)
-            sgd_lr = state["sgd_lr"][0].item() * lr / state["switch_lr"][0].item()
-            torch._foreach_add_(params, state["momentum_buffer"], alpha=-(1.0 - beta1) * sgd_lr)
-            return
-        ema_(state["exp_avg"], grads, beta1)
-        ema_of_squares_(state["exp_avg_sq"], grads, beta2)
-        denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
-        scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
-        adam_step = torch._foreach_div(state["exp_avg"], denominator)
-        torch._foreach_mul_(adam_step, scale)
-        torch._foreach_add_(params, adam_step)
-        step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
-        if step_dot_grad == 0:
-            return
-        step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
-        projected_lr = (step_dot_step / -step_dot_grad).item()
-        lambda_avg = beta2 * state["lambda_avg"][0].item() + (1.0 - beta2) * projected_lr
-        corrected = lambda_avg / bias_correction(beta2, step)
-        if group["variant"] == "per-tensor":
-            tolerance = group["switch_rtol"] * abs(projected_lr)
-            switch = step > 1 and corrected > 0 and abs(corrected - projected_lr) < tolerance
-        else:
-            switch = step > 1 and abs(corrected - projected_lr) < group["eps"]
-        for index in range(len(params)):
-            state["lambda_avg"][index].fill_(lambda_avg)
-            if switch:
-                state["phase"][index].fill_(SGD_PHASE)
-                state["sgd_lr"][index].fill_(corrected)
-                state["switch_step"][index].fill_(step)
-                state["switch_lr"][index].fill_(lr)
-                state["momentum_buffer"][index].zero_()
 
     def switch_steps(self) -> list[int | dict[int, int | None] | None]:
         """Per param group, the step at which it switched to SGD (``None`` while still in Adam).

@@ -2,7 +2,8 @@
 
 Each function works on aligned lists of tensors (one entry per parameter) with ``torch._foreach_*``
 kernels. A trailing underscore means the function updates its first argument in place; the others return
-new lists. Rules know nothing about param groups, closures or schedulers; the engine does.
+new lists. Rules know nothing about param groups, closures or schedulers; the declared transforms of
+:mod:`descentlab.optim._transforms` compose them, and the engine runs the transforms.
 """
 
 from descentlab.optim._rules.moments import (
@@ -17,7 +18,6 @@ from descentlab.optim._rules.scaling import (
     bias_correction,
     nonvanishing_eps,
     plus_eps,
-    root_of,
     root_plus_eps,
     root_with_eps_inside,
     square_root,
@@ -34,7 +34,6 @@ __all__ = [
     "nonvanishing_eps",
     "per_tensor",
     "plus_eps",
-    "root_of",
     "root_plus_eps",
     "root_with_eps_inside",
     "running_max_",

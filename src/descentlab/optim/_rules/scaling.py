@@ -44,11 +44,6 @@ def square_root(value: float | Tensor) -> float | Tensor:
     return value.sqrt() if isinstance(value, Tensor) else math.sqrt(value)
 
 
-def root_of(values: list[Tensor]) -> list[Tensor]:
-    """Elementwise ``sqrt(x)`` as a new list."""
-    return torch._foreach_sqrt(values)
-
-
 def root_plus_eps(squares: list[Tensor], eps: float, correction: float | Tensor = 1.0) -> list[Tensor]:
     """``sqrt(v / correction) + eps`` as a new list: eps outside the root (Adam, torch's RMSprop).
 
