@@ -65,7 +65,9 @@ def draw_contours(axes, function, bounds: Bounds) -> None:
         floor = max(np.quantile(finite[finite > 0], 0.002), float(finite.max()) * 1e-8)
         levels = np.geomspace(floor, float(finite.max()), 30)
         clipped = np.clip(values, floor, None)
-        axes.contourf(xs, ys, clipped, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55, rasterized=True)
+        axes.contourf(
+            xs, ys, clipped, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55, rasterized=True
+        )
         axes.contour(xs, ys, clipped, levels=levels, norm=LogNorm(), colors="#9ca3af", linewidths=0.4)
     else:
         axes.contourf(xs, ys, values, levels=30, cmap="Greys_r", alpha=0.55, rasterized=True)
