@@ -19,6 +19,7 @@ from descentlab.optim.normalized_gd import NormalizedGD
 from descentlab.optim.radam import RAdam
 from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.sam import SAM
+from descentlab.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
@@ -46,6 +47,8 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "RuleOptimizer",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "WeightAveraging",
     "train_svrg",
 ]

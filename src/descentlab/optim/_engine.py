@@ -332,11 +332,15 @@ class RuleOptimizer(ValidatedOptimizer):
 
         dynamo runs a method of this name eagerly when it traces an optimizer's step, and then traces
         the rest against the state it created; so a compiled first step does not record the state's
-        creation, and the second does not recompile for the state it finds.
+        creation, and the second does not recompile for the state it finds. It also advances the
+        group-level entries that declare ``advance`` (once per group and step).
         """
         for declaration in self.group_state_declarations:
             if declaration.name not in group:
                 group[declaration.name] = declaration.init(group)
+        for declaration in self.group_state_declarations:
+            if declaration.advance is not None:  # once per group and step, before its buckets
+                group[declaration.name] = declaration.advance(group)
         for param in group["params"]:
             if param.grad is not None and not self.state.get(param):
                 param_state = self.init_state(group, param)

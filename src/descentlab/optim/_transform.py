@@ -196,10 +196,16 @@ class GroupState:
     ``init(group)`` gives its first value, set when the group first steps (also for a group loaded from
     a torch state_dict that lacks it). Transforms replace the value (``group[name] = new``) rather than
     update it in place, so a ``state_dict()`` taken earlier keeps the value it had.
+
+    ``advance(group)``, if given, returns the entry's value for this step; the engine calls it once per
+    group per ``step()``, before any bucket of the group runs, in declaration order (so a later entry
+    reads the earlier ones' new values). A value that must change once per step (Schedule-Free's step
+    count and running weight sum) belongs here: a transform runs once per bucket, block or parameter.
     """
 
     name: str
     init: Callable[[dict[str, Any]], Any]
+    advance: Callable[[dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,347 @@
+r"""Schedule-Free SGD and AdamW (Defazio et al. 2024): the gradient at an interpolation of two sequences.
+
+Both keep a base sequence :math:`z` and its weighted average :math:`x` and evaluate the gradient at
+:math:`y = (1 - \beta) z + \beta x`. Between steps the parameters hold :math:`y` (train mode);
+``optimizer.eval()`` puts :math:`x` in them and ``optimizer.train()`` puts :math:`y` back, exactly
+(:math:`y` is recomputed from the stored :math:`z, x` with the kernel the step used). ``at_iterate()``
+is the ``eval()``/``train()`` pair as a block, which is how the lab evaluates at :math:`x`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim._engine import RuleOptimizer, apply_update
+from descentlab.optim._rules import ema_of_squares_, root_plus_eps
+from descentlab.optim._transform import (
+    Direction,
+    Directions,
+    EvaluationPoint,
+    GroupState,
+    Hyperparameter,
+    State,
+    Update,
+    arguments,
+    transform,
+)
+from descentlab.optim._transforms import BETAS, EPS
+from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, NON_NEGATIVE, Integer
+from descentlab.optim.search_space import Float, Int
+
+AVERAGING = (
+    Hyperparameter("warmup_steps", 0, Integer(0), annotation="int"),
+    Hyperparameter("r", 0.0, NON_NEGATIVE),
+    Hyperparameter("weight_lr_power", 2.0, NON_NEGATIVE),
+)
+
+
+def _warmup(group: dict[str, Any]) -> float:
+    """``min(1, t / T_warmup)`` of the group's step ``t`` (1 without warmup)."""
+    warmup = group["warmup_steps"]
+    return min(1.0, group["k"] / warmup) if warmup > 0 else 1.0
+
+
+def _beta2_correction(group: dict[str, Any]) -> float:
+    return 1.0 - float(group["betas"][1]) ** group["k"]
+
+
+def _sgd_step_size(group: dict[str, Any]) -> float:
+    return float(group["lr"]) * _warmup(group)
+
+
+def _adamw_step_size(group: dict[str, Any]) -> float:
+    """Algorithm 1, line 8: ``gamma_t = lr sqrt(1 - beta2^t) min(1, t / T_warmup)`` (the paper); the
+    authors' package (v1.3+) leaves the bias correction out of ``gamma_t`` and puts it under the root."""
+    if group.get("variant", "paper") == "authors-code":
+        return _sgd_step_size(group)
+    return _sgd_step_size(group) * math.sqrt(_beta2_correction(group))
+
+
+def _weight(group: dict[str, Any]) -> float:
+    """This step's weight in the average: ``t^r lr_max^weight_lr_power`` (Algorithm 1: ``gamma_t^2``)."""
+    return group["k"] ** float(group["r"]) * group["lr_max"] ** float(group["weight_lr_power"])
+
+
+def _averaging_state(step_size: Callable[[dict[str, Any]], float]) -> tuple[GroupState, ...]:
+    """The group-level state, advanced once per step in this order (each reads the ones before)."""
+    return (
+        GroupState("train_mode", lambda group: True),
+        GroupState("k", lambda group: 0, lambda group: group["k"] + 1),
+        GroupState("scheduled_lr", lambda group: 0.0, step_size),
+        GroupState("lr_max", lambda group: 0.0, lambda group: max(group["lr_max"], group["scheduled_lr"])),
+        GroupState("weight_sum", lambda group: 0.0, lambda group: group["weight_sum"] + _weight(group)),
+    )
+
+
+@transform(hyperparameters=AVERAGING, group_state=_averaging_state(_sgd_step_size))
+def average_sgd(update: Update, direction: Direction) -> Direction:
+    """Schedule-Free SGD's direction is the gradient at ``y`` (coupled decay included by the engine)."""
+    return direction
+
+
+@transform(
+    hyperparameters=(BETAS, EPS, *AVERAGING),
+    state=(State("exp_avg_sq"),),
+    group_state=_averaging_state(_adamw_step_size),
+)
+def average_adamw(update: Update, direction: Direction) -> Direction:
+    """``g / (sqrt(v) + eps) + lambda y`` (Algorithm 1, lines 7 and 9); ``"authors-code"`` divides by
+    ``sqrt(v / (1 - beta2^t)) + eps``. The step size ``gamma_t`` is applied by the evaluation point."""
+    squares = update.state["exp_avg_sq"]
+    ema_of_squares_(squares, direction.numerator, float(update.group["betas"][1]))
+    correction = _beta2_correction(update.group) if update.group.get("variant") == "authors-code" else 1.0
+    numerator = torch._foreach_div(direction.numerator, root_plus_eps(squares, update.number("eps"), correction))
+    if update.number("weight_decay") != 0:  # decoupled, evaluated at y (line 9)
+        torch._foreach_add_(numerator, update.params, alpha=update.number("weight_decay"))
+    return Direction(numerator)
+
+
+def interpolate_(points: list[Tensor], base: list[Tensor], average: list[Tensor], beta: float) -> None:
+    """``y <- (1 - beta) z + beta x`` as ``lerp(z, x, beta)``: the one kernel of the step and of train()."""
+    torch._foreach_copy_(points, base)
+    torch._foreach_lerp_(points, average, beta)
+
+
+def _clone(group: dict[str, Any], param: Tensor) -> Tensor:
+    return param.detach().clone(memory_format=torch.preserve_format)
+
+
+def _interpolation(beta: Callable[[dict[str, Any]], float], *hyperparameters: Hyperparameter) -> EvaluationPoint:
+    """The evaluation point ``y`` for an interpolation weight read by ``beta(group)``."""
+
+    def to_iterate(update: Update) -> None:
+        """Nothing to move: the chain reads y (decay at y), and z, x live in the state."""
+
+    def to_evaluation(update: Update, directions: Directions) -> Directions:
+        group, base, average = update.group, update.state["z"], update.state["x"]
+        assert isinstance(directions, Direction)
+        apply_update(base, directions, group["scheduled_lr"])  # z <- z - gamma_t d
+        weight_sum = group["weight_sum"]
+        torch._foreach_lerp_(average, base, _weight(group) / weight_sum if weight_sum > 0 else 0.0)
+        interpolate_(update.params, base, average, beta(group))
+        return None  # the parameters already hold the next y
+
+    return EvaluationPoint(
+        "schedule_free_interpolation",
+        to_iterate,
+        to_evaluation,
+        hyperparameters,
+        state=(State("z", _clone), State("x", _clone)),
+    )
+
+
+def _momentum(group: dict[str, Any]) -> float:
+    return float(group["momentum"])
+
+
+def _beta1(group: dict[str, Any]) -> float:
+    return float(group["betas"][0])
+
+
+class _ScheduleFree(RuleOptimizer):
+    """What both Schedule-Free optimizers share: which point the parameters hold, and switching it."""
+
+    beta: Callable[[dict[str, Any]], float]
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        """Put the average ``x`` in the parameters (for evaluating, saving a model, exporting)."""
+        for group in self.param_groups:
+            if group.get("train_mode", True):
+                params, _, average = self._sequences(group)
+                if params:
+                    torch._foreach_copy_(params, average)
+                group["train_mode"] = False
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Put ``y = (1 - beta) z + beta x`` back in the parameters (bit for bit the point they held)."""
+        for group in self.param_groups:
+            if not group.get("train_mode", True):
+                params, base, average = self._sequences(group)
+                if params:
+                    interpolate_(params, base, average, type(self).beta(group))
+                group["train_mode"] = True
+
+    @contextlib.contextmanager
+    def at_iterate(self) -> Iterator[None]:
+        """A block in which the parameters hold ``x`` (the lab's evaluation hook); ``y`` returns after."""
+        switched = any(group.get("train_mode", True) for group in self.param_groups)
+        self.eval()
+        try:
+            yield
+        finally:
+            if switched:
+                self.train()
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step at ``y``; refused in eval mode, where the parameters hold ``x``."""
+        if not all(group.get("train_mode", True) for group in self.param_groups):
+            raise RuntimeError(
+                f"{type(self).__name__}.step() was called in eval mode: the parameters hold the average x, "
+                "not the point y where gradients belong; call optimizer.train() before training (and "
+                "optimizer.eval() before evaluating)"
+            )
+        return super().step(closure)
+
+    def _sequences(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The params with state and their ``z``, ``x`` (complex ones as real views)."""
+        triples = [
+            (param, self.state[param]["z"], self.state[param]["x"])
+            for param in group["params"]
+            if "z" in self.state.get(param, {})
+        ]
+        return tuple(
+            [torch.view_as_real(t) if torch.is_complex(t) else t for t in column] for column in zip(*triples)
+        ) or ([], [], [])
+
+
+class ScheduleFreeSGD(_ScheduleFree):
+    r"""Schedule-Free SGD: SGD on :math:`z`, an online average :math:`x`, gradients at their interpolation.
+
+    Defazio et al. 2024, eqs. (1)-(3), with the warmup and weighting of sec. 4 / Algorithm 1:
+
+    .. math::
+
+        y_t &= (1 - \beta) z_t + \beta x_t \\
+        z_{t+1} &= z_t - \gamma_t (\nabla f(y_t) + \lambda y_t), \qquad
+            \gamma_t = \gamma \min(1, t / T_{warmup}) \\
+        c_{t+1} &= \frac{w_t}{\sum_{i=1}^t w_i}, \qquad w_t = t^r\, (\max_{i \le t} \gamma_i)^{p} \\
+        x_{t+1} &= (1 - c_{t+1}) x_t + c_{t+1} z_{t+1}, \qquad z_1 = x_1
+
+    with ``lr`` :math:`\gamma`, ``momentum`` :math:`\beta`, ``warmup_steps`` :math:`T_{warmup}` (0: none),
+    ``r``, ``weight_lr_power`` :math:`p` and ``weight_decay`` :math:`\lambda` (L2 at :math:`y`, as the
+    authors' code). With :math:`r = 0, p = 2` and a non-decreasing :math:`\gamma_t` (warmup, then
+    constant) :math:`w_t = \gamma_t^2`, the paper's weights; without warmup :math:`c_{t+1} = 1/(t+1)`,
+    eq. (3). :math:`\beta = 0` is Polyak averaging (gradients at :math:`z`), :math:`\beta = 1` primal
+    averaging (gradients at :math:`x`).
+
+    **Which point the parameters hold.** During training the parameters hold :math:`y` (so
+    ``loss.backward()`` gives :math:`\nabla f(y_t)`); the state holds ``z`` and ``x``, and the group holds
+    ``k`` (:math:`t`), ``scheduled_lr`` (:math:`\gamma_t`), ``lr_max``, ``weight_sum`` and ``train_mode``,
+    so ``state_dict()`` carries everything and a resumed run continues bit for bit. Call
+    ``optimizer.eval()`` wherever you call ``model.eval()`` (and before saving the model): the
+    parameters then hold the average :math:`x`, the point the paper's guarantees are about; call
+    ``optimizer.train()`` before training again. ``step()`` in eval mode raises a ``RuntimeError``.
+    ``with optimizer.at_iterate():`` does the pair (the lab evaluates there). For BatchNorm, recompute
+    the running statistics at :math:`x` (the authors' README: a few forward passes in
+    ``model.train()`` inside ``eval()``).
+
+    Differences from the authors' package (facebookresearch/schedule_free, ``SGDScheduleFree``): the
+    same update, in another form. Theirs stores only ``z`` and reconstructs :math:`x` on ``eval()`` as
+    ``lerp(y, z, 1 - 1/beta)`` (so ``eval(); train()`` returns :math:`y` only up to rounding, and
+    :math:`0 < \beta < 1` is required); ours stores ``z`` and ``x`` (one more buffer per parameter), so
+    :math:`x` is exact, the round trip is exact and :math:`\beta \in [0, 1]`. Theirs starts in eval mode
+    (``train()`` must be called before the first step); ours starts in train mode (before the first step
+    :math:`x = y = z`). Defaults are theirs: ``lr=1.0``, ``momentum=0.9``, ``warmup_steps=0``, ``r=0``,
+    ``weight_lr_power=2``. Differences from the paper: :math:`w_t` uses :math:`\max_{i\le t}\gamma_i`
+    (the authors' ``lr_max``) where the paper writes :math:`\gamma_t^2`; they differ only if a scheduler
+    lowers ``lr`` (the paper needs none). ``r``, ``weight_lr_power`` and ``weight_decay`` are the authors'
+    additions. No torch.optim class exists.
+
+    Example:
+        >>> opt = ScheduleFreeSGD(model.parameters(), lr=1.0, momentum=0.9)  # doctest: +SKIP
+        >>> opt.eval(); validation_loss = evaluate(model); opt.train()  # doctest: +SKIP
+
+    Search space: lr (log; the authors suggest 10-50x the usual SGD rate), momentum (log1m), warmup.
+
+    References:
+        Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less Scheduled", NeurIPS 2024,
+        https://arxiv.org/abs/2405.15682. Authors' code: https://github.com/facebookresearch/schedule_free.
+    """
+
+    reference = "Defazio et al. 2024, The Road Less Scheduled (arXiv:2405.15682), eqs. 1-3"
+    search_space = (
+        Float("lr", 1e-3, 100.0, "log"),
+        Float("momentum", 0.5, 0.99, "log1m"),
+        Int("warmup_steps", 0, 100),
+    )
+    beta = staticmethod(_momentum)
+    chain = (average_sgd,)
+    evaluation_point = _interpolation(_momentum, Hyperparameter("momentum", 0.9, CLOSED_UNIT_INTERVAL))
+    weight_decay_placement = "coupled"
+    signature = arguments(
+        "lr momentum weight_decay warmup_steps r weight_lr_power * maximize foreach differentiable",
+        lr=1.0,
+        momentum=0.9,
+        weight_decay=0.0,
+    )
+
+
+class ScheduleFreeAdamW(_ScheduleFree):
+    r"""Schedule-Free AdamW: Algorithm 1 of Defazio et al. 2024 (and the authors' current form).
+
+    Algorithm 1, lines 5-11:
+
+    .. math::
+
+        y_t &= (1 - \beta_1) z_t + \beta_1 x_t, \qquad g_t = \nabla f(y_t) \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \gamma_t &= \gamma \sqrt{1 - \beta_2^t}\, \min(1, t / T_{warmup}) \\
+        z_{t+1} &= z_t - \gamma_t\, g_t / (\sqrt{v_t} + \epsilon) - \gamma_t \lambda y_t \\
+        c_{t+1} &= \gamma_t^2 / \textstyle\sum_{i=1}^t \gamma_i^2, \qquad
+            x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1}
+
+    (``lr`` :math:`\gamma`, ``betas`` :math:`(\beta_1, \beta_2)`, ``eps``, ``weight_decay`` :math:`\lambda`
+    decoupled and evaluated at :math:`y`, ``warmup_steps``). As in :class:`ScheduleFreeSGD` the weight is
+    generalised to :math:`w_t = t^r (\max_{i\le t}\gamma_i)^p` (``r``, ``weight_lr_power``; equal to
+    :math:`\gamma_t^2` at the defaults, since :math:`\gamma_t` does not decrease), the parameters hold
+    :math:`y` in train mode and :math:`x` after ``eval()``, and the state is ``z``, ``x``, ``exp_avg_sq``
+    plus the group's ``k``, ``scheduled_lr``, ``lr_max``, ``weight_sum``, ``train_mode`` (see there for
+    ``train()`` / ``eval()`` / ``at_iterate()``, which you must call).
+
+    Variants:
+        - ``"paper"`` (default): Algorithm 1 as above; also the authors' ``AdamWScheduleFreePaper`` ("the
+          version used in the published experiments").
+        - ``"authors-code"``: the authors' ``AdamWScheduleFree`` since v1.3: the bias correction moves from
+          :math:`\gamma_t` under the root, :math:`\gamma_t = \gamma\min(1, t/T_{warmup})`,
+          :math:`z_{t+1} = z_t - \gamma_t (g_t / (\sqrt{v_t / (1 - \beta_2^t)} + \epsilon) + \lambda y_t)`,
+          and the weights use that :math:`\gamma_t`. The step direction is the paper's with eps
+          :math:`\sqrt{1-\beta_2^t}` times smaller, but at :math:`\beta_2 = 0.999` the decay is
+          :math:`1/\sqrt{1-\beta_2^t}` = 31.6x (t = 1), 10.3x (t = 10), 3.2x (t = 100), 1.26x (t = 1000)
+          stronger than the paper's, and the average weights early iterates more: without warmup
+          :math:`c_{t+1} = 1/t` there against :math:`(1-\beta_2^t)/\sum_{i\le t}(1-\beta_2^i)` = 0.18
+          (t = 10), 0.0197 (t = 100), 0.00225 (t = 1000) in the paper (1/t: 0.1, 0.01, 0.001).
+
+    Differences from the authors' package besides the variants: as for :class:`ScheduleFreeSGD` (``z`` and
+    ``x`` stored, exact round trip, train mode at the start, :math:`\beta_1 \in [0, 1)`); the bias
+    correction and warmup use the group's step count ``k`` for every parameter, as theirs do; their
+    ``inner_momentum`` (v1.4, off by default) is not offered. Defaults are theirs (``lr=0.0025``,
+    ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``weight_decay=0``, ``warmup_steps=0``, ``r=0``,
+    ``weight_lr_power=2``); the paper recommends warmup. No torch.optim class exists.
+
+    Example:
+        >>> opt = ScheduleFreeAdamW(model.parameters(), lr=2.5e-3, warmup_steps=100)  # doctest: +SKIP
+        >>> with opt.at_iterate():  # doctest: +SKIP
+        ...     validation_loss = evaluate(model)
+
+    Search space: lr (log), betas (log1m), weight_decay (log), warmup_steps.
+
+    References:
+        Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less Scheduled", NeurIPS 2024,
+        https://arxiv.org/abs/2405.15682 (Algorithm 1). Code: https://github.com/facebookresearch/schedule_free.
+    """
+
+    reference = "Defazio et al. 2024, The Road Less Scheduled (arXiv:2405.15682), Alg. 1"
+    variants = ("paper", "authors-code")
+    search_space = (
+        Float("lr", 1e-5, 1.0, "log"),
+        Float("betas[0]", 0.5, 0.99, "log1m"),
+        Float("betas[1]", 0.9, 0.9999, "log1m"),
+        Float("weight_decay", 1e-5, 0.1, "log"),
+        Int("warmup_steps", 0, 100),
+    )
+    beta = staticmethod(_beta1)
+    chain = (average_adamw,)
+    evaluation_point = _interpolation(_beta1)
+    signature = arguments(
+        "lr betas eps weight_decay warmup_steps r weight_lr_power * maximize foreach differentiable variant",
+        lr=2.5e-3,
+        weight_decay=0.0,
+    )
