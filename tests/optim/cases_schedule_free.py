@@ -14,7 +14,13 @@ from reference.schedule_free import schedule_free_adamw_step, schedule_free_sgd_
 _AVERAGING = {"warmup_steps": 0, "r": 0.0, "weight_lr_power": 2.0, "weight_decay": 0.0}
 DEFAULTS = {
     dl.ScheduleFreeSGD: {**_AVERAGING, "lr": 1.0, "momentum": 0.9},
-    dl.ScheduleFreeAdamW: {**_AVERAGING, "lr": 2.5e-3, "betas": (0.9, 0.999), "eps": 1e-8, "variant": "paper"},
+    dl.ScheduleFreeAdamW: {
+        **_AVERAGING,
+        "lr": 2.5e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "variant": "paper",
+    },
 }
 
 CASES = [

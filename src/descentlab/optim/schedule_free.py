@@ -96,7 +96,9 @@ def average_adamw(update: Update, direction: Direction) -> Direction:
     squares = update.state["exp_avg_sq"]
     ema_of_squares_(squares, direction.numerator, float(update.group["betas"][1]))
     correction = _beta2_correction(update.group) if update.group.get("variant") == "authors-code" else 1.0
-    numerator = torch._foreach_div(direction.numerator, root_plus_eps(squares, update.number("eps"), correction))
+    numerator = torch._foreach_div(
+        direction.numerator, root_plus_eps(squares, update.number("eps"), correction)
+    )
     if update.number("weight_decay") != 0:  # decoupled, evaluated at y (line 9)
         torch._foreach_add_(numerator, update.params, alpha=update.number("weight_decay"))
     return Direction(numerator)
@@ -112,7 +114,9 @@ def _clone(group: dict[str, Any], param: Tensor) -> Tensor:
     return param.detach().clone(memory_format=torch.preserve_format)
 
 
-def _interpolation(beta: Callable[[dict[str, Any]], float], *hyperparameters: Hyperparameter) -> EvaluationPoint:
+def _interpolation(
+    beta: Callable[[dict[str, Any]], float], *hyperparameters: Hyperparameter
+) -> EvaluationPoint:
     """The evaluation point ``y`` for an interpolation weight read by ``beta(group)``."""
 
     def to_iterate(update: Update) -> None:
