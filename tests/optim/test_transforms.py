@@ -203,6 +203,43 @@ def test_group_state_round_trips_through_torchs_state_dict():
     assert "distance" not in third.param_groups[0]
 
 
+@transform(
+    group_state=(
+        GroupState("steps_taken", lambda group: 0, lambda group: group["steps_taken"] + 1),
+        GroupState("twice_steps", lambda group: 0, lambda group: 2 * group["steps_taken"]),
+    )
+)
+def scale_by_steps_taken(update: Update, direction: Direction) -> Direction:
+    """A group-level count advanced once per step (Schedule-Free's k): the step is steps_taken * g."""
+    return Direction(direction.numerator, scale=float(update.group["steps_taken"]))
+
+
+class StepCounted(RuleOptimizer):
+    """Test algorithm whose group state advances once per step."""
+
+    chain = (scale_by_steps_taken,)
+    signature = arguments("lr * foreach", lr=0.1)
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_group_state_advances_once_per_step_over_all_buckets(foreach):
+    # Two dtypes and one parameter without a gradient: several buckets (one per parameter with
+    # foreach=False), and still one advance per step, in declaration order.
+    params = [torch.zeros(3, dtype=torch.float64), torch.zeros(2, dtype=torch.float32), torch.zeros(2)]
+    params = [param.requires_grad_() for param in params]
+    optimizer = StepCounted(params, foreach=foreach)
+    for step in range(1, 5):
+        for param in params[:2]:
+            param.grad = torch.ones_like(param)
+        optimizer.step()
+        assert optimizer.param_groups[0]["steps_taken"] == step
+        assert optimizer.param_groups[0]["twice_steps"] == 2 * step
+    expected = -0.1 * (1 + 2 + 3 + 4)
+    assert torch.allclose(params[0], torch.full((3,), expected, dtype=torch.float64))
+    assert torch.allclose(params[1], torch.full((2,), expected))
+    assert torch.equal(params[2], torch.zeros(2))
+
+
 @transform(hyperparameters=(Hyperparameter("decay", 0.5, UNIT_INTERVAL),))
 def scale_by_decay(update: Update, direction: Direction) -> Direction:
     return Direction(direction.numerator, scale=update.number("decay"))
