@@ -201,3 +201,28 @@ def test_compare_runs_both_through_the_cli(tmp_path, capsys):
     assert {run["optimizer"] for run in runs} == {"schedulefreesgd", "schedulefreeadamw"}
     assert {run["spec"].variant for run in runs} == {None, "authors-code"}
     assert len(runs) == 3 and all(run["outcome"] == "completed" for run in runs)
+
+
+@pytest.mark.parametrize("cls", [dl.ScheduleFreeSGD, dl.ScheduleFreeAdamW])
+def test_differentiable_steps_give_the_finite_difference_gradient(cls):
+    """d(loss at x and y after 5 steps) / d(start) with differentiable=True, vs central differences."""
+    weights = torch.arange(1.0, 4.0, dtype=torch.float64)
+
+    def final_loss(start, differentiable):
+        param = start.clone() if differentiable else start.detach().clone().requires_grad_()
+        optimizer = cls([param], lr=0.1, weight_decay=0.01, differentiable=differentiable)
+        for _ in range(5):
+            loss = (weights * (param - 1.0) ** 2).sum()
+            (param.grad,) = torch.autograd.grad(loss, param, create_graph=differentiable)
+            optimizer.step()
+        return (optimizer.state[param]["x"] ** 2).sum() + (param**2).sum()
+
+    start = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    (gradient,) = torch.autograd.grad(final_loss(start, True), start)
+    step = 1e-6
+    differences = [
+        float(final_loss(start.detach() + step * e, False) - final_loss(start.detach() - step * e, False))
+        / (2 * step)
+        for e in torch.eye(3, dtype=torch.float64)
+    ]
+    np.testing.assert_allclose(gradient.numpy(), differences, rtol=1e-6)
