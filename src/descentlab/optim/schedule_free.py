@@ -252,7 +252,10 @@ class ScheduleFreeSGD(_ScheduleFree):
     ``weight_lr_power=2``. Differences from the paper: :math:`w_t` uses :math:`\max_{i\le t}\gamma_i`
     (the authors' ``lr_max``) where the paper writes :math:`\gamma_t^2`; they differ only if a scheduler
     lowers ``lr`` (the paper needs none). ``r``, ``weight_lr_power`` and ``weight_decay`` are the authors'
-    additions. No torch.optim class exists.
+    additions. No torch.optim class exists; ``maximize``, ``foreach`` and ``differentiable`` are torch's
+    flags (a differentiable step reaches the start through :math:`z_1 = x_1`; ``lr`` is read as a float).
+    Like Nesterov's look-ahead, anything that edits the parameters between steps (a max-norm constraint)
+    edits :math:`y` only, not :math:`z` or :math:`x`.
 
     Example:
         >>> opt = ScheduleFreeSGD(model.parameters(), lr=1.0, momentum=0.9)  # doctest: +SKIP
