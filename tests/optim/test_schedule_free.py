@@ -226,3 +226,19 @@ def test_differentiable_steps_give_the_finite_difference_gradient(cls):
         for e in torch.eye(3, dtype=torch.float64)
     ]
     np.testing.assert_allclose(gradient.numpy(), differences, rtol=1e-6)
+
+
+def test_a_lowered_lr_keeps_the_authors_lr_max_weights():
+    """The documented departure: weights use max_i gamma_i (the authors' lr_max), not gamma_t^2.
+
+    Gradient 1 with gradients at x (momentum 1) and lr 1, 1, 0.5, 0.5: z_2..z_5 = -1, -2, -2.5, -3. With
+    lr_max = 1 every weight is 1, so x_5 is their mean, -2.125; the paper's gamma_t^2 would give -1.75.
+    """
+    param = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = dl.ScheduleFreeSGD([param], lr=1.0, momentum=1.0)
+    for lr in (1.0, 1.0, 0.5, 0.5):
+        optimizer.param_groups[0]["lr"] = lr
+        param.grad = torch.ones(1, dtype=torch.float64)
+        optimizer.step()
+    assert optimizer.state[param]["z"].item() == -3.0
+    assert optimizer.state[param]["x"].item() == pytest.approx(-2.125, rel=1e-15)
