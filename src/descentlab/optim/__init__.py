@@ -22,9 +22,12 @@ from descentlab.optim.sam import SAM
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
+from descentlab.optim.trust_ratio import LAMB, LARS
 from descentlab.optim.weight_averaging import WeightAveraging
 
 __all__ = [
+    "LAMB",
+    "LARS",
     "SAM",
     "SGD",
     "SVRG",
