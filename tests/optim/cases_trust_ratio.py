@@ -1,7 +1,5 @@
 """Rows for the trust-ratio optimizers torch does not have: LAMB and LARS (descentlab.optim.trust_ratio)."""
 
-import math
-
 from optim_descriptions import Case
 
 import descentlab.optim as dl
@@ -16,7 +14,8 @@ DEFAULTS = {
         "betas": (0.9, 0.999),
         "eps": 1e-6,
         "weight_decay": 0.01,
-        "phi_bounds": (0.0, math.inf),
+        "phi_min": 0.0,
+        "phi_max": None,
         "adapt": True,
         "amsgrad": False,
         "trust_coefficient": 1.0,
@@ -27,7 +26,8 @@ DEFAULTS = {
         "weight_decay": 0.0,
         "trust_coefficient": 1e-3,
         "adapt": True,
-        "phi_bounds": (0.0, math.inf),
+        "phi_min": 0.0,
+        "phi_max": None,
         "variant": "paper",
     },
 }
@@ -42,14 +42,15 @@ CASES = [
         bad=[
             ({"betas": (0.9, 1.0)}, "betas[1]"),
             ({"weight_decay": -0.1}, "weight_decay"),
-            ({"phi_bounds": (2.0, 1.0)}, "phi_bounds"),
+            ({"phi_min": 2.0, "phi_max": 1.0}, "phi_min must be <= phi_max"),
+            ({"phi_max": -1.0}, "phi_max"),
             ({"eps": 0.0}, "eps"),
         ],
     ),
     Case(
         "lamb-bounded-phi",
         dl.LAMB,
-        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1, "phi_bounds": (0.5, 2.0)},
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1, "phi_min": 0.5, "phi_max": 2.0},
         lamb_step,
         second_group={"adapt": False},
     ),

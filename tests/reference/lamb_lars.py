@@ -25,7 +25,8 @@ def lamb_step(param, grad, state, hyper, t):
         m, v = m / (1 - beta1**t), v / (1 - beta2**t)  # Alg. 2: bias corrections
     r = m / (np.sqrt(v) + hyper["eps"])  # Alg. 2: r_t = m_t / (sqrt(v_t) + eps)
     u = r + hyper["weight_decay"] * param  # Alg. 2: r_t + lambda x_t
-    low, high = hyper["phi_bounds"]
+    low, high = hyper["phi_min"], hyper["phi_max"]
+    high = np.inf if high is None else high
     phi = min(max(np.linalg.norm(param), low), high)  # sec. 3: phi(z) = min(max(z, gamma_l), gamma_u)
     ratio = _ratio(phi, np.linalg.norm(u)) if hyper["adapt"] else 1.0
     if hyper.get("trust_clip", False):
