@@ -12,6 +12,7 @@ from optim_harness import drive, mixed_params
 
 import descentlab.optim as dl
 from descentlab._cli import lab as lab_cli
+from descentlab.cli import main
 from descentlab.lab import RunStore
 from reference.lamb_lars import lamb_step
 
@@ -142,3 +143,20 @@ def test_lamb_and_lars_run_in_the_lab(tmp_path, capsys):
         assert "completed after 8 steps" in capsys.readouterr().out
     with RunStore(tmp_path) as store:
         assert {run["optimizer"] for run in store.runs(purpose="run")} == {"lamb", "lars"}
+
+
+def test_descentlab_optimizers_lists_lamb_and_lars_with_their_papers(capsys):
+    assert main(["optimizers"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "You et al. 2020" in lines["LAMB"] and "Algorithm 2" in lines["LAMB"]
+    assert "You, Gitman & Ginsburg 2017" in lines["LARS"] and "paper, timm, optax" in lines["LARS"]
+
+
+@pytest.mark.parametrize("cls", [dl.LAMB, dl.LARS])
+def test_the_step_leaves_the_gradients_unchanged(cls):
+    weight = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    grad = torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64)
+    optimizer = cls([weight], weight_decay=0.0)
+    weight.grad = grad.clone()
+    optimizer.step()
+    assert torch.equal(weight.grad, grad) and not torch.equal(weight.detach(), torch.tensor([1.0, -2.0, 0.5]))

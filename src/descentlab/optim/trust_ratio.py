@@ -41,11 +41,10 @@ ADAPT = Hyperparameter("adapt", True, Flag())
 
 
 def _materialised(direction: Direction) -> list[torch.Tensor]:
-    """``scale * numerator / denominator`` as new tensors (the trust ratio needs the direction's norm)."""
-    if direction.denominator is None:
-        values = [value.clone() for value in direction.numerator]
-    else:
-        values = torch._foreach_div(direction.numerator, direction.denominator)
+    """``scale * numerator / denominator`` as tensors (the numerator itself when that is all it is)."""
+    values = direction.numerator
+    if direction.denominator is not None:
+        values = torch._foreach_div(values, direction.denominator)
     scale = direction.scale
     if isinstance(scale, list) or scale != 1.0:
         values = torch._foreach_mul(values, scale)
@@ -94,7 +93,9 @@ def scale_by_trust_ratio(split_norm_variants: tuple[str, ...] = ()) -> Transform
         if not split:
             update_norms = torch._foreach_norm(updates)
         ratios = per_tensor(trust_ratios(param_norms, update_norms, update.group).to(updates[0].dtype))
-        if torch.is_grad_enabled():  # a differentiable step: the norm's backward reads ``updates``
+        # Never scale the incoming tensors (the gradients) in place; nor in a differentiable step, whose
+        # norm's backward reads ``updates``.
+        if updates is direction.numerator or torch.is_grad_enabled():
             return Direction(torch._foreach_mul(updates, ratios))
         torch._foreach_mul_(updates, ratios)
         return Direction(updates)
