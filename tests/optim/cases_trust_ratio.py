@@ -5,9 +5,10 @@ from optim_descriptions import Case
 import descentlab.optim as dl
 from reference.lamb_lars import lamb_step, lars_step
 
-# Documented defaults: LAMB's eps = 1e-6 and weight decay 0.01 are the paper's BERT settings (sec. 4),
-# phi the identity (sec. 3); LARS's trust coefficient 1e-3 and momentum 0.9 are the paper's (sec. 6),
-# lr = 1 (the local rate scales it) and no decay are the signature's documented choices.
+# Documented defaults: LAMB's eps = 1e-6 and weight decay 0.01 are those of apex's FusedLAMB and timm
+# (the paper's Algorithm 2 gives none), phi the identity (its experiments), lr = 1e-3 as Adam's; LARS's
+# trust coefficient 1e-3 and momentum 0.9 are the paper's experiments', lr = 1 (the local rate scales it)
+# and no decay the signature's documented choices (timm's Lars has the same).
 DEFAULTS = {
     dl.LAMB: {
         "lr": 1e-3,

@@ -138,8 +138,8 @@ class LAMB(RuleOptimizer):
         \qquad \phi(z) = \min(\max(z, \gamma_l), \gamma_u)
 
     with ``phi_min`` :math:`\gamma_l` and ``phi_max`` :math:`\gamma_u`, default 0 and ``None``
-    (:math:`\infty`): the identity the paper's
-    experiments use (sec. 3: its theory needs bounds, "in practice ... :math:`\phi(z) = z`").
+    (:math:`\infty`): :math:`\phi` is the identity, as in the paper's experiments (sec. 3 bounds
+    :math:`\phi` between :math:`\alpha_l` and :math:`\alpha_u` only for the convergence analysis).
     State: ``step``, ``exp_avg``, ``exp_avg_sq`` (torch's Adam names).
 
     Zero norms: the paper leaves :math:`\phi(0)/\lVert u \rVert` and :math:`0/0` undefined; here the ratio
@@ -162,15 +162,25 @@ class LAMB(RuleOptimizer):
       ``step()``) and by default adapt only tensors with nonzero weight decay (``use_nvlamb=False`` /
       ``always_adapt=False``): :func:`descentlab.training.weight_decay_param_groups`, then
       ``group["adapt"] = group["weight_decay"] > 0`` for each group, is that rule.
-    - Both offer ``bias_correction=False`` (arXiv v1 of the paper). Since the trust ratio normalises
-      :math:`\lVert u \rVert`, dropping the correction only reweights :math:`r_t` against
-      :math:`\lambda x` (by :math:`(1-\beta_1^t)/\sqrt{1-\beta_2^t}`, 0.32 at :math:`t=1`): 1.8e-3 here.
+    - Both offer ``bias_correction=False`` (arXiv v1 of the paper) and ``grad_averaging=False``
+      (:math:`m \leftarrow \beta_1 m + g`). The trust ratio normalises :math:`\lVert u \rVert`, so these
+      only reweight :math:`r_t` against :math:`\lambda x` (by :math:`(1-\beta_1^t)/\sqrt{1-\beta_2^t}`,
+      3.2 at :math:`t=1`, tending to 1, and by :math:`1/(1-\beta_1) = 10`): ``bias_correction=False``
+      is 1.8e-3 here.
     - timm's ``trust_clip`` (LAMBC) caps the ratio at 1: 0.26 here (a norm-1.5 tensor's steps shrink).
     - cybertronai's ``pytorch-lamb`` clamps :math:`\phi` to :math:`[0, 10]` (``phi_max=10``;
-      no change here) and timm / apex default to ``eps=1e-6``, the paper's BERT value used here
-      (``eps=1e-8``: 1.9e-7).
+      no change here); apex, timm and optax default to ``eps=1e-6``, as we do (``eps=1e-8``: 1.9e-7).
     - optax's ``lamb`` is this algorithm (ratio 1 on zero norms), with ``weight_decay=0`` by default.
     - torch.optim has no LAMB.
+
+    Defaults: ``lr=1e-3``, ``eps=1e-6`` and ``weight_decay=0.01``, as apex's ``FusedLAMB`` and timm's
+    ``Lamb`` (Algorithm 2 names no values).
+
+    Example:
+        >>> groups = weight_decay_param_groups(model, weight_decay=0.01)  # doctest: +SKIP
+        >>> for group in groups:  # doctest: +SKIP
+        ...     group["adapt"] = group["weight_decay"] > 0
+        >>> optimizer = LAMB(groups, lr=2e-3)  # doctest: +SKIP
 
     Search space: lr (log), betas (log1m), weight_decay (log).
 
@@ -246,6 +256,13 @@ class LARS(RuleOptimizer):
     constant lr and 8.6e-3 under a halving every 25 steps (tests/optim/test_trust_ratio.py checks both
     effects). Excluding biases and norms as timm does: :func:`descentlab.training.weight_decay_param_groups`
     and ``group["adapt"] = group["weight_decay"] > 0`` per group.
+
+    Defaults: ``trust_coefficient=1e-3`` (the paper's experiments), ``momentum=0.9``, ``lr=1`` (the local
+    rate is already small) and ``weight_decay=0``, as timm's ``Lars``.
+
+    Example:
+        >>> optimizer = LARS(model.parameters(), lr=2.0, weight_decay=5e-4)  # doctest: +SKIP
+        >>> scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, 100, power=2)  # doctest: +SKIP
 
     Search space: lr (log), momentum (log1m), trust_coefficient (log), weight_decay (log).
 
