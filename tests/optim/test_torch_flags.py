@@ -153,6 +153,8 @@ DIFFERENTIABLE_CASES = [
     ("adamax-lr", dl.Adamax, lambda x: {"lr": x}, 0.05),
     ("nadam-lr", dl.NAdam, lambda x: {"lr": x}, 0.05),
     ("radam-lr", dl.RAdam, lambda x: {"lr": x}, 0.05),
+    ("lamb-lr", dl.LAMB, lambda x: {"lr": x, "weight_decay": 0.1}, 0.05),
+    ("lars-lr", dl.LARS, lambda x: {"lr": x, "weight_decay": 0.1, "trust_coefficient": 0.1}, 0.5),
 ]
 
 

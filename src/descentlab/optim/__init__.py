@@ -23,9 +23,12 @@ from descentlab.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from descentlab.optim.sgd import SGD
 from descentlab.optim.svrg import SVRG, train_svrg
 from descentlab.optim.swats import SWATS
+from descentlab.optim.trust_ratio import LAMB, LARS
 from descentlab.optim.weight_averaging import WeightAveraging
 
 __all__ = [
+    "LAMB",
+    "LARS",
     "SAM",
     "SGD",
     "SVRG",
