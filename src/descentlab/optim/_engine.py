@@ -362,8 +362,8 @@ class RuleOptimizer(ValidatedOptimizer):
         decoupled = self._decoupled(group)
         for reduction in self.group_reductions:
             partials = [
-                reduction.accumulate(self._gradient_update(group, bucket, bucket.step_count(key[2]), decoupled))
-                for key, bucket in buckets.items()
+                reduction.accumulate(self._gradient_update(group, bucket, bucket.step_count(step), decoupled))
+                for (_, _, step, _), bucket in buckets.items()
             ]
             device = torch.as_tensor(partials[0][0]).device if partials[0] else None
             totals = [
