@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import RuleOptimizer, as_float
+from descentlab.optim._rules import root_plus_eps
 from descentlab.optim._transform import (
     Direction,
     GroupReduction,
@@ -33,10 +34,12 @@ class _Beta3:
 
 
 class _GrowthRate:
-    """``growth_rate``: ``inf`` (no limit, the default) or a finite factor >= 1."""
+    """``growth_rate``: ``None`` (no limit, the default; the authors write ``inf``) or a factor >= 1."""
 
     def __call__(self, name: str, value: Any) -> None:
-        if not (isinstance(value, (int, float)) and value == math.inf):
+        if value is not None and value == math.inf:
+            raise ValueError(f"{name} must be finite or None (no limit, the authors' inf), got {value!r}")
+        if value is not None:
             Real(1.0)(name, value)
 
 
@@ -100,7 +103,8 @@ def _finish(group: dict[str, Any], totals: list[Tensor]) -> None:
         if d == d0:
             d = max(d, d_hat)
         d_max = max(float(group["d_max"]), d_hat)
-        new_d = min(d_max, d * float(group["growth_rate"]))
+        growth_rate = math.inf if group["growth_rate"] is None else float(group["growth_rate"])
+        new_d = min(d_max, d * growth_rate)
     group.update(d=new_d, d_max=d_max, d_hat=d_hat, d_numerator=numerator, k=t)
 
 
@@ -113,7 +117,7 @@ def _finish(group: dict[str, Any], totals: list[Tensor]) -> None:
         Hyperparameter("safeguard_warmup", False, Flag()),
         Hyperparameter("d0", 1e-6, POSITIVE),
         Hyperparameter("d_coef", 1.0, POSITIVE),
-        Hyperparameter("growth_rate", math.inf, _GrowthRate()),
+        Hyperparameter("growth_rate", None, _GrowthRate(), "float | None"),
         Hyperparameter("slice_p", 1, Integer(1), "int"),
     ),
     state=(
@@ -151,7 +155,7 @@ def scale_by_prodigy(update: Update, direction: Direction) -> Direction | None:
     new_d = d if group["variant"] == "paper" else float(group["d"])
     step_d = d * _bias_correction(group, int(group["k"]))
     update.decay_multiplier = step_d
-    denominator = torch._foreach_add(torch._foreach_sqrt(state["exp_avg_sq"]), new_d * float(group["eps"]))
+    denominator = root_plus_eps(state["exp_avg_sq"], new_d * float(group["eps"]))
     if "exp_avg" in state:
         return Direction(state["exp_avg"], denominator, step_d)
     return Direction(grads, denominator, step_d * new_d)
@@ -175,8 +179,8 @@ class Prodigy(RuleOptimizer):
         x_{k+1} &= x_k - \gamma_k d_k\, m_{k+1} / (\sqrt{v_{k+1}} + d_{k+1}\epsilon)
                  \;(-\, \gamma_k d_k \lambda x_k \text{ when decoupled})
 
-    with :math:`c` = ``d_coef``, :math:`\rho` = ``growth_rate`` (not applied to the first increase from
-    :math:`d_0`), sums and norms over every parameter of the group. State: ``p0`` (:math:`x_0`), ``s``
+    with :math:`c` = ``d_coef``, :math:`\rho` = ``growth_rate`` (``None``: no limit, the authors'
+    ``inf``; not applied to the first increase from :math:`d_0`), sums and norms over every parameter of the group. State: ``p0`` (:math:`x_0`), ``s``
     (both flat, every ``slice_p``-th entry), ``exp_avg`` (only if :math:`\beta_1 > 0`), ``exp_avg_sq``;
     in the group: ``d``, ``d_max``, ``d_hat``, ``d_numerator`` (:math:`r`), ``d_denom``
     (:math:`\lVert s\rVert_1`), ``k`` and ``d_prev`` (the :math:`d_k` of the last step).
@@ -227,19 +231,24 @@ class Prodigy(RuleOptimizer):
     weight_decay_placement = "flag"
     signature = arguments(
         "lr betas beta3 eps weight_decay decoupled_weight_decay use_bias_correction safeguard_warmup",
-        "d0 d_coef growth_rate slice_p * foreach maximize variant",
+        "d0 d_coef growth_rate slice_p * foreach maximize differentiable variant",
         lr=1.0,
         decoupled_weight_decay=True,
     )
 
     def check_group(self, group) -> None:
         super().check_group(group)
+        if group["differentiable"]:
+            raise ValueError(
+                "Prodigy(differentiable=True) is not supported: the distance estimate d is a number read "
+                "on the host from group-wide sums (as in the authors' code); pass differentiable=False"
+            )
         if group["variant"] != "paper":
             return
         extensions = {
             "use_bias_correction": False,
             "safeguard_warmup": False,
-            "growth_rate": math.inf,
+            "growth_rate": None,
             "slice_p": 1,
         }
         for key, paper_value in extensions.items():
