@@ -240,7 +240,8 @@ def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -
         found, current = {}, optimizer
         while current is not None:
             for key, value in current.state.get(param, {}).items():
-                if torch.is_tensor(value) and value.shape == param.shape:
+                # A flat copy of the same size counts too (Prodigy's s, kept as torch's authors keep it).
+                if torch.is_tensor(value) and value.numel() == param.numel() and value.dim() > 0:
                     found[(id(current), key)] = value
             current = getattr(current, "base", None)
         return found

@@ -79,11 +79,10 @@ def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
     slice_p = group["slice_p"]
     grads = [grad.reshape(-1)[::slice_p] for grad in update.grads]
     points = [param.detach().reshape(-1)[::slice_p] for param in update.params]
-    dots = [torch.dot(g, p0 - x) for g, p0, x in zip(grads, state["p0"], points)]
+    dots = [torch.dot(g, offset) for g, offset in zip(grads, torch._foreach_sub(state["p0"], points))]
     torch._foreach_mul_(state["s"], _beta3(group))
     torch._foreach_add_(state["s"], grads, alpha=weight)
-    norms = [s.abs().sum() for s in state["s"]]
-    return torch.stack(dots).sum(), torch.stack(norms).sum()
+    return torch.stack(dots).sum(), torch.stack(torch._foreach_norm(state["s"], 1)).sum()
 
 
 def _finish(group: dict[str, Any], totals: list[Tensor]) -> None:
