@@ -233,9 +233,9 @@ def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -
     untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic. A wrapper's state
     counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds one tensor
     per step. Lookahead's slow weights change only every k-th step, so its bound is its base's; they add
-    16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle). State
-    read but never written (Prodigy's initial point ``p0``) is not counted, so such a bound is 4 bytes
-    per parameter low.
+    16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle).
+    State read but never written (Prodigy's initial point ``p0``) is not counted, so such a bound is 4
+    bytes per parameter low.
     """
 
     def tensors() -> dict[tuple[int, str], torch.Tensor]:

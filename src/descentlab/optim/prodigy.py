@@ -182,9 +182,9 @@ class Prodigy(RuleOptimizer):
     ``inf``; not applied to the first increase from :math:`d_0`), :math:`b_k` = 1 (with
     ``use_bias_correction``: :math:`\sqrt{1-\beta_2^{k+1}}/(1-\beta_1^{k+1})`), coupled decay
     :math:`g_k + \lambda x_k` when ``decoupled_weight_decay=False``, and sums and norms over every
-    parameter of the group (complex ones as real pairs). State: ``p0`` (:math:`x_0`), ``s`` (both flat, every ``slice_p``-th
-    entry), ``exp_avg`` (only if :math:`\beta_1 > 0`), ``exp_avg_sq``;
-    in the group: ``d``, ``d_max``, ``d_hat``, ``d_numerator`` (:math:`r`), ``d_denom``
+    parameter of the group (complex ones as real pairs). State: ``p0`` (:math:`x_0`), ``s`` (both
+    flat, every ``slice_p``-th entry), ``exp_avg`` (only if :math:`\beta_1 > 0`), ``exp_avg_sq``; in
+    the group: ``d``, ``d_max``, ``d_hat``, ``d_numerator`` (:math:`r`), ``d_denom``
     (:math:`\lVert s\rVert_1`), ``k`` and ``d_prev`` (the :math:`d_k` of the last step).
 
     Variants:
