@@ -234,13 +234,16 @@ def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -
     counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds one tensor
     per step. Lookahead's slow weights change only every k-th step, so its bound is its base's; they add
     16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle).
+    State read but never written (Prodigy's initial point ``p0``) is not counted, so such a bound is 4
+    bytes per parameter low.
     """
 
     def tensors() -> dict[tuple[int, str], torch.Tensor]:
         found, current = {}, optimizer
         while current is not None:
             for key, value in current.state.get(param, {}).items():
-                if torch.is_tensor(value) and value.shape == param.shape:
+                # A flat copy of the same size counts too (Prodigy's s, kept as torch's authors keep it).
+                if torch.is_tensor(value) and value.numel() == param.numel() and value.dim() > 0:
                     found[(id(current), key)] = value
             current = getattr(current, "base", None)
         return found

@@ -16,6 +16,7 @@ from descentlab.optim.momentum import Momentum, Nesterov
 from descentlab.optim.nadam import NAdam
 from descentlab.optim.newton import Newton
 from descentlab.optim.normalized_gd import NormalizedGD
+from descentlab.optim.prodigy import Prodigy
 from descentlab.optim.radam import RAdam
 from descentlab.optim.rmsprop import RMSprop
 from descentlab.optim.sam import SAM
@@ -47,6 +48,7 @@ __all__ = [
     "Nesterov",
     "Newton",
     "NormalizedGD",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "RuleOptimizer",

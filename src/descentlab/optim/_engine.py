@@ -14,6 +14,10 @@ algorithm class declares (see :mod:`descentlab.optim._transform`):
   multiplied by the schedule multiplier ``lr / initial_lr`` (Loshchilov & Hutter's :math:`\\eta_t`);
 - ``evaluation_point``: where the gradient is evaluated when that is not the iterate (Nesterov).
 
+A transform that declares a :class:`~descentlab.optim._transform.GroupReduction` makes the step of a
+group two-phase: first every bucket of the group adds its partial sums (before any parameter moves),
+the engine totals them and the reduction writes the group state; then the buckets are updated.
+
 The engine owns everything the transforms should not know about: param groups, lazy state creation from
 the declarations (and group-level state, kept in the groups so torch's ``state_dict`` carries it),
 closures, ``maximize``, weight-decay placement, the evaluation point, complex parameters (viewed as real
@@ -69,6 +73,7 @@ from descentlab.optim._transform import (
     Direction,
     Directions,
     EvaluationPoint,
+    GroupReduction,
     GroupState,
     Hyperparameter,
     Signature,
@@ -145,6 +150,7 @@ class RuleOptimizer(ValidatedOptimizer):
     elementwise: ClassVar[bool] = True
     state_declarations: ClassVar[tuple[State, ...]] = ()
     group_state_declarations: ClassVar[tuple[GroupState, ...]] = ()
+    group_reductions: ClassVar[tuple[GroupReduction, ...]] = ()
     float64_state: ClassVar[tuple[str, ...]] = ()
     # Cache blocking: elementwise chains run over slices of about this many elements at a time, so
     # params, grads, state and temporaries of one slice stay in cache across the chain's kernels instead
@@ -173,6 +179,10 @@ class RuleOptimizer(ValidatedOptimizer):
                 states.setdefault(state.name, state)  # STEP is declared by several transforms
         cls.state_declarations = tuple(states.values())
         cls.group_state_declarations = tuple(s for part in cls.chain for s in part.group_state)
+        cls.group_reductions = tuple(part.reduction for part in cls.chain if part.reduction is not None)
+        if cls.group_reductions and cls.evaluation_point is not None:
+            # Phase one would see the parameters at the evaluation point, not at the iterate.
+            raise TypeError(f"{cls.__name__}: a group reduction cannot be combined with an evaluation point")
         cls.float64_state = tuple(s.name for s in cls.state_declarations if s.float64) or cls.float64_state
         cls.elementwise = all(part.elementwise for part in parts)
         if "signature" in cls.__dict__ and cls.signature is not None:
@@ -301,7 +311,10 @@ class RuleOptimizer(ValidatedOptimizer):
                     self._run_torch_step(group, implementation)
                     continue
                 self._init_group(group)
-                for (_, _, step, _), bucket in self._buckets(group).items():
+                buckets = self._buckets(group)
+                if self.group_reductions and buckets:
+                    self._reduce_group(group, buckets)
+                for (_, _, step, _), bucket in buckets.items():
                     self._update_bucket(group, bucket, bucket.step_count(step), differentiable)
         return loss
 
@@ -348,11 +361,24 @@ class RuleOptimizer(ValidatedOptimizer):
                 if param_state:
                     self.state[param] = param_state
 
+    def _reduce_group(self, group: dict[str, Any], buckets: dict[tuple[Any, ...], _Bucket]) -> None:
+        """Phase one of a two-phase step: each reduction's sums over every bucket, then its ``finish``."""
+        decoupled = self._decoupled(group)
+        for reduction in self.group_reductions:
+            partials = [
+                reduction.accumulate(self._gradient_update(group, bucket, bucket.step_count(step), decoupled))
+                for (_, _, step, _), bucket in buckets.items()
+            ]
+            device = torch.as_tensor(partials[0][0]).device if partials[0] else None
+            totals = [
+                torch.stack([torch.as_tensor(term).to(device, torch.float64) for term in terms]).sum()
+                for terms in zip(*partials)
+            ]
+            reduction.finish(group, totals)
+
     def _update_bucket(
         self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor, differentiable: bool
     ) -> None:
-        if group.get("maximize", False):
-            bucket.grads = torch._foreach_neg(bucket.grads)
         # The differentiable step goes one parameter at a time, unblocked, as torch's: a flat slice of a
         # tensor that autograd tracks is a view whose in-place update would rewrite the graph.
         if differentiable:
@@ -431,14 +457,24 @@ class RuleOptimizer(ValidatedOptimizer):
         self.torch_step(group, bucket.params, bucket.grads, bucket.state, steps, **implementation)
         bucket.store_created_state()
 
-    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
-        """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
-        update = Update(group, bucket.params, bucket.grads, bucket.state, step)
+    def _decoupled(self, group: dict[str, Any]) -> bool:
         placement = self.weight_decay_placement
-        decoupled = placement == "decoupled" or (placement == "flag" and group["decoupled_weight_decay"])
-        if not decoupled and placement != "none":
+        return placement == "decoupled" or (placement == "flag" and group["decoupled_weight_decay"])
+
+    def _gradient_update(
+        self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor, decoupled: bool
+    ) -> Update:
+        """The :class:`Update` of ``bucket`` whose gradient is the chain's input (coupled decay added)."""
+        update = Update(group, bucket.params, bucket.grads, bucket.state, step)
+        if not decoupled and self.weight_decay_placement != "none":
             # Coupled (L2) decay belongs to the gradient, so to the point where it was evaluated.
             update.grads = add_decayed_weights(update.grads, update.params, float(group["weight_decay"]))
+        return update
+
+    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
+        """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
+        decoupled = self._decoupled(group)
+        update = self._gradient_update(group, bucket, step, decoupled)
         point = self.evaluation_point
         if point is not None:
             point.to_iterate(update)
@@ -470,7 +506,8 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def _buckets(self, group: dict[str, Any]) -> dict[tuple[Any, ...], _Bucket]:
         """Group the parameters that have gradients by device, dtype, step and state keys, creating state
-        lazily. (Whether the state is shaped like the parameters is checked where blocking needs it.)"""
+        lazily, with the gradients negated under ``maximize``. (Whether the state is shaped like the
+        parameters is checked where blocking needs it.)"""
         buckets: dict[tuple[Any, ...], _Bucket] = {}
         steps_to_increment: list[Tensor] = []
         for param in group["params"]:
@@ -500,6 +537,9 @@ class RuleOptimizer(ValidatedOptimizer):
             buckets[key].add(param, grad, param_state, is_complex)
         if steps_to_increment:
             torch._foreach_add_(steps_to_increment, 1)
+        if group.get("maximize", False):
+            for bucket in buckets.values():
+                bucket.grads = torch._foreach_neg(bucket.grads)
         return buckets
 
 

@@ -12,6 +12,9 @@ one *declares* what it needs instead of the algorithm class repeating it by hand
 - :attr:`Transform.group_state`: group-level entries (:class:`GroupState`, e.g. Prodigy's distance
   estimate ``d``), kept in the param group itself so torch's ``state_dict``/``load_state_dict`` carry
   them unchanged;
+- :attr:`Transform.reduction`: a :class:`GroupReduction`, sums over every parameter of the group that
+  the engine takes before it updates any of them (Prodigy's dot products), even when the group's
+  parameters fall into several buckets (dtypes, devices, state layouts);
 - :attr:`Transform.elementwise`: whether the update of a coordinate depends only on that coordinate's
   values; only then may the engine cut tensors into cache-sized blocks. A per-tensor reduction (a norm,
   a trust ratio, an orthogonalisation) declares ``elementwise=False``.
@@ -209,6 +212,24 @@ class GroupState:
 
 
 @dataclass(frozen=True)
+class GroupReduction:
+    """Sums over every parameter of a param group, taken in a first phase before any update.
+
+    The engine steps a group bucket by bucket (one device, dtype and state layout each), so a quantity
+    summed over the whole group (Prodigy's ``<g, x0 - x>`` and ``||s||_1``) must be complete before the
+    first bucket moves. Phase one calls ``accumulate(update)`` on each bucket, with the gradient the
+    chain will see (after ``maximize`` and coupled weight decay) and the parameters not yet moved; it
+    may update its own state in place and returns the bucket's partial sums, 0-d tensors in a fixed
+    order. The engine adds them across buckets in float64 (on the first bucket's device) and calls
+    ``finish(group, totals)`` once, which writes the group state the chain then reads in phase two.
+    A group without gradients takes neither phase.
+    """
+
+    accumulate: Callable[[Update], Sequence[Tensor]]
+    finish: Callable[[dict[str, Any], list[Tensor]], None]
+
+
+@dataclass(frozen=True)
 class Transform:
     """A named step of an algorithm's chain with its declarations (see the module docstring)."""
 
@@ -218,6 +239,7 @@ class Transform:
     state: tuple[State, ...] = ()
     group_state: tuple[GroupState, ...] = ()
     elementwise: bool = True
+    reduction: GroupReduction | None = None
 
 
 def transform(
@@ -226,12 +248,19 @@ def transform(
     state: Iterable[State] = (),
     group_state: Iterable[GroupState] = (),
     elementwise: bool = True,
+    reduction: GroupReduction | None = None,
 ) -> Callable[[Callable[[Update, Direction], Directions]], Transform]:
     """Make ``update(update, direction) -> directions`` a :class:`Transform` with these declarations."""
 
     def declare(function: Callable[[Update, Direction], Directions]) -> Transform:
         return Transform(
-            function.__name__, function, tuple(hyperparameters), tuple(state), tuple(group_state), elementwise
+            function.__name__,
+            function,
+            tuple(hyperparameters),
+            tuple(state),
+            tuple(group_state),
+            elementwise,
+            reduction,
         )
 
     return declare
