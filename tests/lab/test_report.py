@@ -258,6 +258,24 @@ def test_sweep_rings_the_chosen_rate_and_crosses_every_diverged_one(report_dir):
     assert crossed > 0  # on -100 (x^2 + y^2) the faster rates blow up within the short sweep run
 
 
+def test_sweep_axis_is_floored_at_the_float_resolution(report_dir):
+    folder, _ = report_dir
+    problem_runs, colors = _problem(folder, "tiny-bowl")
+    configuration = next(c for c in problem_runs.configurations if c.swept and c.sweep)
+    finished = [lr for lr, value in configuration.sweep.items() if value is not None]
+    configuration.sweep[max(finished, key=float)] = 1e-40  # one short run ends at a float32 denormal
+    values = [v for c in problem_runs.configurations if c.swept for v in c.sweep.values() if v is not None]
+    axes = plots.sweep_figure(problem_runs, colors).axes[0]
+    assert axes.get_yscale() == "log"
+    resolution = np.finfo(curves.run_dtype(problem_runs)).eps
+    assert axes.get_ylim()[0] == pytest.approx(resolution * max(values), rel=1e-12)
+    assert axes.get_ylim()[0] > 1e-20  # not the denormal's 1e-40
+    drawn = np.concatenate(
+        [np.asarray(line.get_ydata(), dtype=float) for line in axes.lines if len(line.get_ydata())]
+    )
+    assert drawn.min() >= axes.get_ylim()[0]
+
+
 def test_loss_axis_stops_at_the_float_resolution_not_at_a_denormal(report_dir):
     folder, _ = report_dir
     problem_runs, colors = _problem(folder, "tiny-bowl")

@@ -103,7 +103,8 @@ def loss_floor(values: np.ndarray, dtype: str | None = "float32", scale: float |
     return max(lowest, float(np.finfo(np.dtype(dtype)).eps) * scale)
 
 
-def _dtype(problem_runs: ProblemRuns) -> str:
+def run_dtype(problem_runs: ProblemRuns) -> str:
+    """The dtype whose resolution floors the problem's loss axes: the coarsest among its runs."""
     dtypes = {run["summary"].dtype for runs in problem_runs.runs.values() for run in runs}
     # the coarsest resolution among the runs decides what is rounding
     return "float16" if "float16" in dtypes else "float32" if "float32" in dtypes or not dtypes else "float64"
@@ -252,7 +253,7 @@ def curves_figures(
                 axes, problem_runs, colors, highlight, key, x_key, smooth=key == "loss" and learning
             )
             if key == "loss" and len(values):
-                floor_log_axis(axes, values, _dtype(problem_runs), start)
+                floor_log_axis(axes, values, run_dtype(problem_runs), start)
             axes.set_xlabel(x_label)
             axes.set_ylabel(title if key == "loss" else f"{metric} (validation)")
             axes.set_title(f"{problem_runs.name}: {title} vs {x_title}", fontsize=10)
@@ -294,7 +295,7 @@ def step_size_figure(
         _style(axes)
         values, start = _draw_configurations(axes, problem_runs, colors, highlight, key, "step", smooth=False)
         if len(values):
-            floor_log_axis(axes, values, _dtype(problem_runs) if resolved else None, start)
+            floor_log_axis(axes, values, run_dtype(problem_runs) if resolved else None, start)
         axes.set_xlabel("step")
         axes.set_ylabel(y_label, fontsize=9)
         axes.set_title(title, fontsize=10)

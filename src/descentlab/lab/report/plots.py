@@ -346,7 +346,11 @@ def sweep_figure(problem_runs: ProblemRuns, colors: dict[str, str]) -> Figure | 
     values = [v for c in swept for v in _draw_sweep(axes, c, colors.get(c.label, "black"), worst)]
     axes.set_xscale("log")
     if values and all(value > 0 for value in values) and not problem.higher_is_better:
-        axes.set_yscale("log")
+        # floored like every loss axis: a rate whose short run reached a float32 denormal (1e-40) would
+        # otherwise stretch the axis over 40 decades of rounding (curves imports this module)
+        from descentlab.lab.report.curves import floor_log_axis, run_dtype
+
+        floor_log_axis(axes, np.asarray(values, dtype=float), run_dtype(problem_runs))
     axes.set_xlabel("learning rate")
     # on learning problems this is the validation split; 2-D functions and textbook models have one
     axes.set_ylabel(f"{problem.metric} after the short run")
