@@ -43,7 +43,7 @@ CASES = [
         {"lr": 0.01, "d": 2.0},
         bad=[
             ({"beta2_decay": 0.5}, "beta2_decay must be <= 0"),
-            ({"eps": (-1.0, 1e-3)}, "eps[0] must be >= 0"),
+            ({"eps": (0.0, 1e-3)}, "eps[0] must be > 0"),
             ({"eps": (None, -1e-3)}, "eps[1] must be >= 0"),
             ({"eps": 1e-3}, "eps must be a pair"),
             ({"d": 0.5}, "d must be >= 1"),
@@ -58,7 +58,7 @@ CASES = [
     Case(
         "adafactor-wd-eps-decay",
         dl.Adafactor,
-        {"weight_decay": 0.5, "eps": (1e-2, 1e-2), "beta2_decay": -0.6, "d": 1.5},
+        {"lr": 0.01, "weight_decay": 0.5, "eps": (1e-2, 1e-2), "beta2_decay": -0.6, "d": 1.5},
         adafactor_step,
         torch.optim.Adafactor,
         # beta2_decay -0.5 makes Rosenbrock's run amplify rounding 3x per step after step 40
@@ -78,7 +78,7 @@ CASES = [
     Case(
         "adafactor-paper",
         dl.Adafactor,
-        {"variant": "paper"},
+        {"lr": 0.01, "variant": "paper"},
         adafactor_step,
         None,
         {"d": 1.2, "lr": 0.05},

@@ -18,7 +18,7 @@ from descentlab.optim._transform import (
     arguments,
     transform,
 )
-from descentlab.optim._validation import UNIT_INTERVAL, Real
+from descentlab.optim._validation import POSITIVE, UNIT_INTERVAL, Real
 from descentlab.optim.search_space import Float
 
 PAPER_EPS1 = 1e-30  # the hyperparameters proposed with Algorithms 4 and 5: epsilon_1 = 1e-30
@@ -29,11 +29,14 @@ class ComplexParameterError(RuntimeError, ValueError):
 
 
 def _check_eps(name: str, value: Any) -> None:
-    """``eps = (eps1, eps2)``: ``eps1`` None (the variant's default) or >= 0, ``eps2`` >= 0 (torch's rule)."""
+    """``eps = (eps1, eps2)``: ``eps1`` None (the variant's default) or > 0, ``eps2`` >= 0.
+
+    torch also accepts ``eps1 = 0``, where a coordinate whose gradients were all 0 steps by 0 / 0 = NaN.
+    """
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name} must be a pair (eps1, eps2) such as (None, 1e-3), got {value!r}")
     if value[0] is not None:
-        Real(0.0)(f"{name}[0]", value[0])
+        POSITIVE(f"{name}[0]", value[0])
     Real(0.0)(f"{name}[1]", value[1])
 
 
@@ -198,8 +201,9 @@ class Adafactor(RuleOptimizer):
     for-loop applies the step with one fused multiply-add, ours (both paths) as a product then a
     subtraction, so they agree to float rounding (about 1 ulp per step). ``eps[0]=None`` is resolved
     per parameter dtype (torch takes the first parameter's dtype for the whole group). Zero-size
-    parameters are accepted (torch divides by zero). ``beta1`` and ``variant`` are ours. Complex
-    parameters are refused at construction (torch refuses them at the first step).
+    parameters are accepted (torch divides by zero). ``eps[0] = 0`` is refused (torch accepts it, and a
+    coordinate whose gradients were all 0 then steps by 0/0 = NaN). ``beta1`` and ``variant`` are ours.
+    Complex parameters are refused at construction (torch refuses them at the first step).
 
     Example:
         >>> opt = Adafactor(model.parameters())  # doctest: +SKIP
