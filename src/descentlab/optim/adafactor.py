@@ -192,14 +192,18 @@ class Adafactor(RuleOptimizer):
     Differences from the paper (both variants): the paper fixes :math:`\rho_t`'s cap at 0.01, here it
     is ``lr`` (default 0.01, as torch); the paper has no weight decay (here torch's decoupled
     :math:`\gamma\lambda`; HF multiplies it by :math:`\alpha_t` instead) and no :math:`\beta_1` in
-    Algorithms 4/5 (its experiments also run :math:`\beta_1 = 0.9`: we follow the authors'
+    Algorithms 4/5 (its experiments compare :math:`\beta_1 = 0.9` with 0: we follow the authors'
     tensor2tensor code and HF, momentum over :math:`\alpha_t\hat U_t`). The paper does not cover
     tensors of more than two dimensions; we factor the last two, as torch, tensor2tensor and HF do (optax
-    picks the two largest dimensions).
+    picks the two largest, and factors only where both are at least 128 long). HF with an explicit
+    ``lr`` (``relative_step=False``) steps by ``lr * max(eps2, RMS(X))`` with no :math:`1/\sqrt t`;
+    here ``lr`` only caps :math:`\rho_t`.
 
     Differences from torch.optim.Adafactor: bitwise equal to its ``foreach=True`` path; its default
     for-loop applies the step with one fused multiply-add, ours (both paths) as a product then a
-    subtraction, so they agree to float rounding (about 1 ulp per step). ``eps[0]=None`` is resolved
+    subtraction, so they agree to float rounding (1.2e-7 relative after 100 float32 steps).
+    ``foreach=None`` runs our multi-tensor path, as for every descentlab optimizer (torch's default is
+    its for-loop, to save peak memory: pass ``foreach=False`` for that). ``eps[0]=None`` is resolved
     per parameter dtype (torch takes the first parameter's dtype for the whole group). Zero-size
     parameters are accepted (torch divides by zero). ``eps[0] = 0`` is refused (torch accepts it, and a
     coordinate whose gradients were all 0 then steps by 0/0 = NaN). ``beta1`` and ``variant`` are ours.
@@ -239,6 +243,7 @@ class Adafactor(RuleOptimizer):
     )
 
     def check_group(self, group: dict[str, Any]) -> None:
+        """The engine's checks, then refuse complex parameters (as torch, but at construction)."""
         super().check_group(group)
         for param in group.get("params", []):
             if isinstance(param, Tensor) and torch.is_complex(param):
