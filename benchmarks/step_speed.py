@@ -88,6 +88,7 @@ VARIANT_OPTIONS: dict[tuple[str, str], dict] = {
 EXTRA_OPTIONS: dict[str, list[dict]] = {
     "SGD": [{"momentum": 0.9}],
     "Adam": [{"amsgrad": True}],
+    "Adafactor": [{"beta1": 0.9}],  # momentum adds one parameter-shaped buffer (a 20-byte bound)
     "Lookahead": [{"base": "adam"}],
     "WeightAveraging": [{"base": "adam"}, {"average": "swa"}],
 }

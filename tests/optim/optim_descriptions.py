@@ -26,6 +26,7 @@ NOT_APPLICABLE_CHECKS = {
     "none-grad": "a parameter without a gradient on some steps is left alone on those steps",
     "param-groups": "several param groups, added at construction and by add_param_group",
     "cache-blocking": "cache-blocked updates equal whole-tensor updates",
+    "torch-zero-size": "the torch.optim class steps a zero-size parameter (the torch comparisons hold one)",
 }
 """The contract checks a row may declare not applicable, with what each checks."""
 
@@ -44,10 +45,13 @@ class Case:
     bad: list = field(default_factory=list)  # list of (kwargs, substring expected in the ValueError)
     steps: int = 100
     # "tensor": the reference steps each parameter tensor (elementwise rules); "group": it steps the flat
-    # vector of each param group (dot products, Hessians, line searches, snapshots)
+    # vector of each param group (dot products, Hessians, line searches, snapshots); "shaped": per tensor,
+    # in the parameter's shape (rows and columns: Adafactor)
     reference_scope: str = "tensor"
     not_applicable: dict = field(default_factory=dict)  # check name (NOT_APPLICABLE_CHECKS) -> why
     defaults: dict = field(default_factory=dict)  # filled from the module's DEFAULTS for ``cls``
+    # constructor arguments that torch_cls lacks, besides ``variant`` (their defaults keep torch's rule)
+    extra_arguments: tuple = ()
 
     @property
     def protocol(self) -> str:

@@ -197,21 +197,27 @@ def run_reference(
 ) -> list[np.ndarray]:
     """Run a float64 reference for ``steps`` steps; return the final parameters.
 
-    ``scope="tensor"``: ``step_fn(x, grad, state, hyper, t)`` per parameter tensor (elementwise rules).
+    ``scope="tensor"``: ``step_fn(x, grad, state, hyper, t)`` per parameter tensor (elementwise rules),
+    flat; ``scope="shaped"``: the same with ``x`` and ``grad`` in the parameter's shape (per-tensor rules
+    that see rows and columns, such as Adafactor's factored moments).
     ``scope="group"``: ``step_fn(x, oracle, state, hyper, t)`` over the flat vector of each param group,
     with a :class:`FlatOracle` for algorithms that need values, Hessians or minibatch gradients.
     """
     params = [p.astype(np.float64).copy() for p in problem.initial]
     units = []  # (parameter indices, hyperparameters) of each vector the reference updates
     for indices, hyper in zip(groups, group_hypers):
-        units.extend([([i], hyper) for i in indices] if scope == "tensor" else [(indices, hyper)])
+        units.extend([([i], hyper) for i in indices] if scope != "group" else [(indices, hyper)])
     states = [{} for _ in units]
     for t in range(1, steps + 1):
         start = [p.copy() for p in params]
         for (indices, hyper), state in zip(units, states):
             oracle = FlatOracle(problem, start, indices, (t - 1) % len(BATCH_WEIGHTS))
             x = oracle.flat(start)
-            new = step_fn(x, oracle.gradient(x) if scope == "tensor" else oracle, state, hyper, t)
+            if scope == "shaped":
+                shape = start[indices[0]].shape
+                new = step_fn(x.reshape(shape), oracle.gradient(x).reshape(shape), state, hyper, t).ravel()
+            else:
+                new = step_fn(x, oracle.gradient(x) if scope == "tensor" else oracle, state, hyper, t)
             updated = oracle.unflat(new)
             for i in indices:
                 params[i] = updated[i]
@@ -284,12 +290,14 @@ NO_GRAD_INDEX = 2  # this parameter is absent from the loss, so gets no gradient
 MIXED_BATCHES = 4  # the loss depends on step % 4: four minibatches (SVRG's full loss is their mean)
 
 
-def mixed_params(complex_param: bool = True) -> list[torch.Tensor]:
-    """Real float64 tensors of :data:`MIXED_SHAPES` and, with ``complex_param``, a complex128 one."""
+def mixed_params(complex_param: bool = True, zero_size: bool = True) -> list[torch.Tensor]:
+    """Real float64 tensors of :data:`MIXED_SHAPES` (without the zero-size one unless ``zero_size``) and,
+    with ``complex_param``, a complex128 one."""
     generator = torch.Generator().manual_seed(0)
     params = [
         torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_()
         for shape in MIXED_SHAPES
+        if zero_size or 0 not in shape
     ]
     if complex_param:
         params.append(torch.randn(5, generator=generator, dtype=torch.complex128).requires_grad_())

@@ -82,7 +82,7 @@ def _signature_defaults(cls):
 def test_signature_and_defaults_match_torch(case):
     ours, theirs = _signature_defaults(case.cls), _signature_defaults(case.torch_cls)
     extra = set(ours) - set(theirs)
-    assert extra <= {"variant"}, f"unexpected extra arguments {extra}"
+    assert extra <= {"variant", *case.extra_arguments}, f"unexpected extra arguments {extra}"
     for name, default in theirs.items():
         assert ours[name] == default, f"default of {name}: ours {ours[name]!r}, torch {default!r}"
 
@@ -99,6 +99,11 @@ def _torch_pair(case, make_params, **extra):
 
 def _mixed_params(case=None):
     return mixed_params(complex_param=case is None or case.applies("complex"))
+
+
+def _torch_params(case):
+    """The mixed parameters the row and its torch.optim class can both step."""
+    return mixed_params(complex_param=case.applies("complex"), zero_size=case.applies("torch-zero-size"))
 
 
 def _objective(case):
@@ -126,7 +131,7 @@ def _assert_same(ours_params, torch_params, ours_opt, torch_opt):
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_parity_with_torch(case, foreach, maximize):
     ours_params, torch_params, ours, theirs = _torch_pair(
-        case, _mixed_params, foreach=foreach, maximize=maximize
+        case, functools.partial(_torch_params, case), foreach=foreach, maximize=maximize
     )
     if maximize:  # keep the maximised objective bounded: maximise -loss
         for params in (ours_params, torch_params):
@@ -201,7 +206,7 @@ def test_resuming_from_a_state_dict_continues_the_run_exactly(case):
 @pytest.mark.parametrize("schedule", ["step", "onecycle"])
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_parity_under_torch_schedulers(case, schedule):
-    ours_params, torch_params, ours, theirs = _torch_pair(case, _mixed_params)
+    ours_params, torch_params, ours, theirs = _torch_pair(case, functools.partial(_torch_params, case))
     for params, optimizer in ((ours_params, ours), (torch_params, theirs)):
         if schedule == "step":
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
@@ -219,7 +224,7 @@ def test_parity_under_torch_schedulers(case, schedule):
 @pytest.mark.parametrize("direction", ["torch-to-ours", "ours-to-torch"])
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_state_dict_round_trip_mid_run(case, direction):
-    ours_params, torch_params, ours, theirs = _torch_pair(case, _mixed_params)
+    ours_params, torch_params, ours, theirs = _torch_pair(case, functools.partial(_torch_params, case))
     _drive(ours_params, ours, 10)
     _drive(torch_params, theirs, 10)
     source, target = (theirs, ours) if direction == "torch-to-ours" else (ours, theirs)
@@ -401,7 +406,20 @@ _CLAIMS = {
     "cache-blocking": lambda case: (
         getattr(case.cls, "block_numel", 0) == 0 or not getattr(case.cls, "elementwise", False)
     ),
+    "torch-zero-size": lambda case: case.torch_cls is not None and _torch_refuses_zero_size(case),
 }
+
+
+def _torch_refuses_zero_size(case) -> bool:
+    params = [torch.zeros(0, requires_grad=True), torch.ones(2, requires_grad=True)]
+    optimizer = case.torch_cls(params, **{k: v for k, v in case.hyper.items() if k != "variant"})
+    for param in params:
+        param.grad = torch.ones_like(param)
+    try:
+        optimizer.step()
+    except Exception:  # any failure of torch's step is what the claim says
+        return True
+    return False
 
 
 @pytest.mark.parametrize(

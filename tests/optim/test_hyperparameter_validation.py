@@ -49,7 +49,7 @@ def _bad_values(cls):
         elif annotation.startswith("float"):
             rows += [(name, math.inf, ValueError), (name, math.nan, ValueError), (name, "abc", TypeError)]
         elif isinstance(default, tuple) and len(default) == 2:
-            rows += [(name, (default[0], 1.5), ValueError), (name, (math.nan, default[1]), ValueError)]
+            rows += [(name, (default[0], -1.5), ValueError), (name, (math.nan, default[1]), ValueError)]
     return rows
 
 
@@ -66,8 +66,8 @@ def _param():
 
 
 def _names_the_value(name, value):
-    if isinstance(value, tuple):  # a pair is reported entry by entry: betas[1] must be ..., got 1.5
-        index = 1 if value[1] == 1.5 else 0
+    if isinstance(value, tuple):  # a pair is reported entry by entry: betas[1] must be ..., got -1.5
+        index = 1 if value[1] == -1.5 else 0
         name, value = f"{name}[{index}]", value[index]
     return re.escape(name) + ".*" + re.escape(repr(value))
 
@@ -116,11 +116,16 @@ EPS_CLASSES = [cls for cls in CLASSES if "eps" in _defaults(cls)]
 
 @pytest.mark.parametrize("cls", EPS_CLASSES, ids=lambda c: c.__name__)
 def test_eps_zero_is_refused(cls):
-    # Every eps guards a denominator that is 0 on a coordinate whose gradients were all 0 (0 / 0 = NaN).
-    with pytest.raises(ValueError, match=r"eps must be > 0, got 0"):
-        cls([_param()], eps=0.0)
-    with pytest.raises(ValueError, match=r"eps must be > 0, got 0"):
-        cls([{"params": [_param()], "eps": 0}])
+    # Every eps guards a denominator that is 0 on a coordinate whose gradients were all 0 (0 / 0 = NaN);
+    # Adafactor's eps is a pair whose first entry does (the second floors RMS(param)).
+    pair = isinstance(_defaults(cls)["eps"], tuple)
+    zero, pattern = (
+        ((0.0, 1e-3), r"eps\[0\] must be > 0, got 0") if pair else (0.0, r"eps must be > 0, got 0")
+    )
+    with pytest.raises(ValueError, match=pattern):
+        cls([_param()], eps=zero)
+    with pytest.raises(ValueError, match=pattern):
+        cls([{"params": [_param()], "eps": zero}])
 
 
 def test_the_issue_examples():

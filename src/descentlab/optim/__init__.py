@@ -6,6 +6,7 @@ into ours and back); a ``variant=`` argument reproduces the published forms wher
 
 from descentlab.optim._engine import Direction, RuleOptimizer
 from descentlab.optim.adadelta import Adadelta
+from descentlab.optim.adafactor import Adafactor
 from descentlab.optim.adagrad import Adagrad
 from descentlab.optim.adam import Adam, AdamW
 from descentlab.optim.adamax import Adamax
@@ -35,6 +36,7 @@ __all__ = [
     "SVRG",
     "SWATS",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
