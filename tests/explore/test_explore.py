@@ -173,6 +173,18 @@ def test_sharing_one_optimizer_changes_no_path(name):
             np.testing.assert_allclose(paths[row, column], expected, rtol=1e-6, atol=1e-7)
 
 
+def test_classes_with_a_per_tensor_or_group_reduction_run_alone():
+    from descentlab.optim._engine import RuleOptimizer
+
+    for name, cls in optimizer_classes().items():
+        if issubclass(cls, RuleOptimizer) and not cls.elementwise:
+            assert not shares_optimizer(cls), name
+    assert not any(
+        shares_optimizer(optimizer_classes()[n]) for n in ("lamb", "lars", "prodigy", "adafactor", "swats")
+    )
+    assert shares_optimizer(optimizer_classes()["adam"])
+
+
 def test_sliders_come_from_what_each_class_declares():
     def sliders(name):
         return [(s.key, s.values, s.values[s.default]) for s in averaging_sliders(get_optimizer_class(name))]

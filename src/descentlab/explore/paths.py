@@ -63,8 +63,12 @@ def explorable_problem(name: str) -> Problem:
 
 
 def shares_optimizer(cls: type[Optimizer]) -> bool:
-    """Whether paths of ``cls`` may share one optimizer (elementwise update, plain gradient protocol)."""
-    return step_protocol(cls) == "gradient" and getattr(cls, "block_numel", 0) > 0
+    """Whether paths of ``cls`` may share one optimizer: a plain gradient protocol and a chain that
+    declares itself elementwise (``RuleOptimizer.elementwise``, derived from its transforms). A per-tensor
+    or per-group reduction (a trust ratio, a norm, Prodigy's distance estimate, SWATS's switch test) would
+    mix the paths sharing one tensor, so those classes, and classes that declare nothing, run alone."""
+    declared = getattr(cls, "elementwise", False) is True and getattr(cls, "block_numel", 0) > 0
+    return step_protocol(cls) == "gradient" and declared
 
 
 def extended_window(bounds: Bounds) -> Bounds:
