@@ -83,7 +83,8 @@ from descentlab.optim._transform import (
     scalar_dtype,
     step_scalar,
 )
-from descentlab.optim._validation import LearningRate, ValidatedOptimizer
+from descentlab.optim._generated import run_generated
+from descentlab.optim._validation import Flag, LearningRate, ValidatedOptimizer
 
 __all__ = [
     "Direction",
@@ -114,6 +115,8 @@ class _EngineKeys:
         Hyperparameter("capturable", False),
         Hyperparameter("differentiable", False),
         Hyperparameter("fused", None),
+        # Opt-in per group: the generated one-pass kernel of an elementwise chain (_generated.py).
+        Hyperparameter("compiled", False, Flag()),
     )
 
 
@@ -366,6 +369,8 @@ class RuleOptimizer(ValidatedOptimizer):
             and not torch.compiler.is_compiling()
             and (plain := bucket.blockable())
         ):
+            if group.get("compiled") and run_generated(self, group, plain, step):
+                return
             for block in plain.blocks(self.block_numel):
                 self._apply(group, block, step)
         else:
