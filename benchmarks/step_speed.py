@@ -460,7 +460,9 @@ def run_workloads(settings: Settings) -> Iterator[Result]:
             if result.compile_s is not None:
                 versus += f"  compiled {rounds.step(COMPILED).format(1e3)} ms"
                 versus += f" fraction {rounds.fraction(COMPILED).format()}"
-                versus += f" /{best.removeprefix('torch ')} {rounds.ratio(best, COMPILED).format()}" if best else ""
+                versus += (
+                    f" /{best.removeprefix('torch ')} {rounds.ratio(best, COMPILED).format()}" if best else ""
+                )
             print(
                 f"  {workload.name:17s} {configuration.describe():42s} {rounds.count('ours'):2d}/{rounds.run}"
                 f" clean  ours {rounds.step('ours').format(1e3)} ms"
@@ -553,7 +555,13 @@ def first_step(
         **({"foreach": True} if library == "torch" else {}),
     }
     request = json.dumps(
-        {"library": library, "name": configuration.name, "options": options, "shapes": shapes, "group": group or {}}
+        {
+            "library": library,
+            "name": configuration.name,
+            "options": options,
+            "shapes": shapes,
+            "group": group or {},
+        }
     )
     source = str(Path(descentlab.__file__).resolve().parents[1])
     environment = {
@@ -847,8 +855,8 @@ def main(argv: Sequence[str] | None = None) -> str:
             "## First step with the generated kernel (compiled=True) in a fresh process (one 1024 x 1024 "
             "tensor)",
             "",
-            f"Median [IQR] over {settings.first_step_repeats} fresh processes; *ours* columns: compiled=True, "
-            "*torch* columns: our eager path on the same tensor. The first step includes dynamo's trace and "
+            f"Median [IQR] over {settings.first_step_repeats} fresh processes; *ours*: compiled=True, "
+            "*torch*: our eager path on the same tensor. The first step includes dynamo's trace and "
             "inductor's compile (or its cache load when the cache is warm).",
             "",
             *first_step_table(measure_compiled_first_steps(settings)),

@@ -64,6 +64,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from descentlab.optim._generated import run_generated
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
 from descentlab.optim._transform import (
     Direction,
@@ -83,7 +84,6 @@ from descentlab.optim._transform import (
     scalar_dtype,
     step_scalar,
 )
-from descentlab.optim._generated import run_generated
 from descentlab.optim._validation import Flag, LearningRate, ValidatedOptimizer
 
 __all__ = [
