@@ -48,8 +48,9 @@ from them stay tensors down to the final multi-tensor kernel, as in torch.optim'
 state is created before tracing, through the ``_init_group`` hook that dynamo runs eagerly for torch's
 optimizers, so the second step does not recompile either. The eager step is unchanged.
 
-A chain is the single source of each algorithm's math; a generated one-pass kernel (issue 14, sec. 4)
-can be built from the same declarations for chains that declare themselves elementwise.
+A chain is the single source of each algorithm's math. ``compiled=True`` in a param group (an opt-in,
+not an argument of the constructors) runs an elementwise chain's blocked path through the one-pass kernel
+that :mod:`descentlab.optim._generated` compiles from this engine's own update, instead of the eager chain.
 """
 
 from __future__ import annotations

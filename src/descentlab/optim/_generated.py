@@ -38,6 +38,7 @@ MIN_NUMEL = 1 << 14
 RECOMPILE_LIMIT = 256
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
+kernel_calls = 0  # chunks updated by the compiled kernel in this process (read by the tests)
 
 
 def _chunk_update(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor) -> None:
@@ -70,6 +71,8 @@ def run_generated(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Buck
         for position, chunk in enumerate(chunks):
             try:
                 _compiled_chunk_update(optimizer, traced, chunk, steps)
+                global kernel_calls
+                kernel_calls += 1
             except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
                 _unavailable.add(name)
                 warnings.warn(
