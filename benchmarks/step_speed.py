@@ -59,6 +59,7 @@ import torch
 
 import descentlab
 from descentlab.atomic import write_text
+from descentlab.optim._engine import RuleOptimizer
 from descentlab.optim.registry import optimizer_classes, step_protocol
 from descentlab.problems.registry import get_problem
 
@@ -119,8 +120,14 @@ class Configuration:
         options = ", ".join(f"{key}={value}" for key, value in self.options.items())
         return f"{self.name}({options})" if options else self.name
 
-    def build(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-        return self.cls(params, **{"lr": LEARNING_RATE, **self.options})
+    def build(self, params: list[torch.Tensor], **group: object) -> torch.optim.Optimizer:
+        """The optimizer over ``params`` in one group with extra ``group`` keys (``compiled=True``)."""
+        return self.cls([{"params": params, **group}], **{"lr": LEARNING_RATE, **self.options})
+
+    @property
+    def compilable(self) -> bool:
+        """Whether the generated one-pass kernel (``compiled=True``) applies: an elementwise chain."""
+        return issubclass(self.cls, RuleOptimizer) and self.cls.elementwise and bool(self.cls.chain)
 
 
 def configurations(names: Sequence[str] | None) -> list[Configuration]:
@@ -200,9 +207,15 @@ class Mode:
     build: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
 
-def modes_of(configuration: Configuration) -> list[Mode]:
-    """descentlab's optimizer, then torch's for-loop, foreach and fused modes where torch has them."""
+COMPILED = "ours compiled"
+
+
+def modes_of(configuration: Configuration, compiled: bool = False) -> list[Mode]:
+    """descentlab's optimizer (and with ``compiled`` its generated kernel), then torch's for-loop, foreach
+    and fused modes where torch has them."""
     modes = [Mode("ours", configuration.build)]
+    if compiled and configuration.compilable:
+        modes.append(Mode(COMPILED, lambda params: configuration.build(params, compiled=True)))
     torch_cls = configuration.torch_class
     if torch_cls is None:
         return modes
@@ -379,16 +392,16 @@ class Rounds:
     def fraction(self, label: str) -> Spread:
         return Spread.of([one[label].bound / one[label].step for one in self.clean if label in one])
 
-    def ratio(self, label: str) -> Spread:
-        """ours / ``label`` over the rounds where both samples are clean."""
+    def ratio(self, label: str, mode: str = "ours") -> Spread:
+        """``mode`` / ``label`` over the rounds where both samples are clean."""
         return Spread.of(
-            [one["ours"].step / one[label].step for one in self.clean if {"ours", label} <= set(one)]
+            [one[mode].step / one[label].step for one in self.clean if {mode, label} <= set(one)]
         )
 
     @property
     def best_torch(self) -> str | None:
         """The torch mode with the smallest median step time (``None`` without torch modes)."""
-        labels = [label for label in self.modes if label != "ours" and self.count(label)]
+        labels = [label for label in self.modes if label.startswith("torch ") and self.count(label)]
         return min(labels, key=lambda label: self.step(label).median) if labels else None
 
 
@@ -414,6 +427,7 @@ class Result:
     configuration: Configuration
     bytes_per_param: int
     rounds: Rounds
+    compile_s: float | None = None  # the generated kernel's first step (compilation included)
     load: float = field(default_factory=lambda: os.getloadavg()[0])  # 1-minute load average at the end
 
     @property
@@ -422,24 +436,37 @@ class Result:
         return Spread.of([one["ours"].bound for one in self.rounds.clean if "ours" in one])
 
 
-def measure(configuration: Configuration, workload: Workload, min_clean: int, max_rounds: int) -> Result:
-    """Rounds of ``configuration``'s modes with the probe between steps, until ``min_clean`` are clean."""
+def measure(configuration: Configuration, workload: Workload, settings: Settings) -> Result:
+    """Rounds of ``configuration``'s modes with the probe between steps, until ``min_clean`` are clean.
+
+    The generated kernel compiles in its first step, here, before the rounds (timed: ``compile_s``)."""
     params = parameters_with_gradients(workload.shapes)
-    optimizers = {mode.label: mode.build(params) for mode in modes_of(configuration)}
+    optimizers = {mode.label: mode.build(params) for mode in modes_of(configuration, settings.compiled)}
+    compile_s = None
+    if COMPILED in optimizers:
+        compile_s, _ = timed(optimizers[COMPILED].step)
     optimizers["ours"].step()  # creates the state whose updates updated_state_count counts
     state_count = updated_state_count(optimizers["ours"], params[0])
     probe = StreamingProbe([param.grad for param in params], state_count)
-    rounds = collect_rounds(lambda shift: run_round(probe, optimizers, shift), min_clean, max_rounds)
-    return Result(workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, rounds)
+    rounds = collect_rounds(
+        lambda shift: run_round(probe, optimizers, shift), settings.min_clean, settings.max_rounds
+    )
+    return Result(workload, configuration, (3 + 2 * state_count) * FLOAT32_BYTES, rounds, compile_s)
 
 
 def run_workloads(settings: Settings) -> Iterator[Result]:
     """Measure every configuration on every workload, printing one progress line per result."""
     for workload in settings.workloads:
         for configuration in settings.configurations:
-            result = measure(configuration, workload, settings.min_clean, settings.max_rounds)
+            result = measure(configuration, workload, settings)
             rounds, best = result.rounds, result.rounds.best_torch
             versus = f"  ours/{best.removeprefix('torch ')} {rounds.ratio(best).format()}" if best else ""
+            if result.compile_s is not None:
+                versus += f"  compiled {rounds.step(COMPILED).format(1e3)} ms"
+                versus += f" fraction {rounds.fraction(COMPILED).format()}"
+                versus += (
+                    f" /{best.removeprefix('torch ')} {rounds.ratio(best, COMPILED).format()}" if best else ""
+                )
             print(
                 f"  {workload.name:17s} {configuration.describe():42s} {rounds.count('ours'):2d}/{rounds.run}"
                 f" clean  ours {rounds.step('ours').format(1e3)} ms"
@@ -509,7 +536,7 @@ params = [torch.randn(shape, generator=generator).requires_grad_() for shape in 
 for param in params:
     param.grad = torch.randn(param.shape, generator=generator) * 1e-2
 begin = time.perf_counter()
-optimizer = getattr(library, request["name"])(params, **request["options"])
+optimizer = getattr(library, request["name"])([{"params": params, **request["group"]}], **request["options"])
 built = time.perf_counter()
 optimizer.step()
 first = time.perf_counter()
@@ -521,15 +548,24 @@ print(json.dumps({
 """
 
 
-def first_step(library: str, configuration: Configuration, shapes: list, repeats: int) -> dict[str, Spread]:
-    """Import, construction, first and second step times over ``repeats`` fresh processes."""
+def first_step(
+    library: str, configuration: Configuration, shapes: list, repeats: int, group: dict | None = None
+) -> dict[str, Spread]:
+    """Import, construction, first and second step times over ``repeats`` fresh processes (``group``:
+    extra param-group keys, e.g. ``compiled=True``)."""
     options = {
         "lr": LEARNING_RATE,
         **configuration.options,
         **({"foreach": True} if library == "torch" else {}),
     }
     request = json.dumps(
-        {"library": library, "name": configuration.name, "options": options, "shapes": shapes}
+        {
+            "library": library,
+            "name": configuration.name,
+            "options": options,
+            "shapes": shapes,
+            "group": group or {},
+        }
     )
     source = str(Path(descentlab.__file__).resolve().parents[1])
     environment = {
@@ -590,8 +626,8 @@ def main_table(results: list[Result]) -> list[str]:
     lines = [
         "| workload | optimizer | B/param | clean / rounds | probe ms | ours ms | ours fraction "
         "| torch for-loop ms | torch foreach ms | torch fused ms | best torch | best torch fraction "
-        "| ours / best torch | load |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| ours / best torch | compiled ms | compiled fraction | compiled / best torch | compile s | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         rounds, best = result.rounds, result.rounds.best_torch
@@ -607,6 +643,10 @@ def main_table(results: list[Result]) -> list[str]:
             best.removeprefix("torch ") if best else "-",
             rounds.fraction(best).format() if best else "-",
             rounds.ratio(best).format() if best else "-",
+            rounds.step(COMPILED).format(1e3),
+            rounds.fraction(COMPILED).format(),
+            rounds.ratio(best, COMPILED).format() if best else "-",
+            f"{result.compile_s:.1f}" if result.compile_s is not None else "-",
             f"{result.load:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -664,6 +704,7 @@ class Settings:
     first_step_repeats: int
     threads: int
     output: Path
+    compiled: bool = False
 
 
 def parse_arguments(argv: Sequence[str] | None) -> Settings:
@@ -680,6 +721,11 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         type=int,
         default=torch.get_num_threads(),
         help=f"torch intra-op threads (default {torch.get_num_threads()}; 1 is steadier on a busy machine)",
+    )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also run the generated one-pass kernel (compiled=True; compiles once per configuration)",
     )
     parser.add_argument(
         "--output", type=Path, default=RESULTS_PATH, help=f"markdown file (default {RESULTS_PATH})"
@@ -707,6 +753,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         first_step_repeats=1 if arguments.quick else 3,
         threads=arguments.threads,
         output=arguments.output,
+        compiled=arguments.compiled,
     )
 
 
@@ -721,6 +768,25 @@ def measure_first_steps(settings: Settings, shapes: list) -> list[FirstStep]:
             theirs = first_step("torch", configuration, shapes, settings.first_step_repeats)
         rows.append((configuration, ours, theirs))
     return rows
+
+
+# One tensor large enough for the generated kernel (the lab's tiny models take the eager path).
+COMPILED_FIRST_STEP_SHAPES = [(1024, 1024)]
+
+
+def measure_compiled_first_steps(settings: Settings) -> list[FirstStep]:
+    """Fresh-process first steps with ``compiled=True`` (each class's default configuration, --quick: the
+    first), beside ours eager on the same tensor; the first process may meet a cold inductor cache."""
+    defaults = [c for c in settings.configurations if not c.options and c.compilable]
+    shapes = COMPILED_FIRST_STEP_SHAPES
+    return [
+        (
+            configuration,
+            first_step("descentlab", configuration, shapes, settings.first_step_repeats, {"compiled": True}),
+            first_step("descentlab", configuration, shapes, settings.first_step_repeats),
+        )
+        for configuration in (defaults[:1] if settings.quick else defaults)
+    ]
 
 
 def header(settings: Settings, load_at_start: float, seconds: float) -> list[str]:
@@ -787,6 +853,18 @@ def main(argv: Sequence[str] | None = None) -> str:
     lines = header(settings, load_at_start, time.perf_counter() - started)
     lines += ["## Step time and fraction of the bandwidth bound", "", *main_table(results), ""]
     lines += tiny_sections(settings, overheads, first_steps)
+    if settings.compiled:
+        lines += [
+            "",
+            "## First step with the generated kernel (compiled=True) in a fresh process (one 1024 x 1024 "
+            "tensor)",
+            "",
+            f"Median [IQR] over {settings.first_step_repeats} fresh processes; *ours*: compiled=True, "
+            "*torch*: our eager path on the same tensor. The first step includes dynamo's trace and "
+            "inductor's compile (or its cache load when the cache is warm).",
+            "",
+            *first_step_table(measure_compiled_first_steps(settings)),
+        ]
     report = "\n".join(lines) + "\n"
     print(report)
     write_text(settings.output, report, parents=True)

@@ -52,8 +52,9 @@ from them stay tensors down to the final multi-tensor kernel, as in torch.optim'
 state is created before tracing, through the ``_init_group`` hook that dynamo runs eagerly for torch's
 optimizers, so the second step does not recompile either. The eager step is unchanged.
 
-A chain is the single source of each algorithm's math; a generated one-pass kernel (issue 14, sec. 4)
-can be built from the same declarations for chains that declare themselves elementwise.
+A chain is the single source of each algorithm's math. ``compiled=True`` in a param group (an opt-in,
+not an argument of the constructors) runs an elementwise chain's blocked path through the one-pass kernel
+that :mod:`descentlab.optim._generated` compiles from this engine's own update, instead of the eager chain.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from descentlab.optim._generated import run_generated
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
 from descentlab.optim._transform import (
     Direction,
@@ -88,7 +90,7 @@ from descentlab.optim._transform import (
     scalar_dtype,
     step_scalar,
 )
-from descentlab.optim._validation import LearningRate, ValidatedOptimizer
+from descentlab.optim._validation import Flag, LearningRate, ValidatedOptimizer
 
 __all__ = [
     "Direction",
@@ -119,6 +121,8 @@ class _EngineKeys:
         Hyperparameter("capturable", False),
         Hyperparameter("differentiable", False),
         Hyperparameter("fused", None),
+        # Opt-in per group: the generated one-pass kernel of an elementwise chain (_generated.py).
+        Hyperparameter("compiled", False, Flag()),
     )
 
 
@@ -396,6 +400,8 @@ class RuleOptimizer(ValidatedOptimizer):
             and not torch.compiler.is_compiling()
             and (plain := bucket.blockable())
         ):
+            if group.get("compiled") and run_generated(self, group, plain, step):
+                return
             for block in plain.blocks(self.block_numel):
                 self._apply(group, block, step)
         else:
