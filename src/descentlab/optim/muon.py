@@ -25,7 +25,7 @@ from descentlab.optim._transform import (
     transform,
 )
 from descentlab.optim._transforms import FIRST_MOMENT, SECOND_MOMENT, scale_by_adam
-from descentlab.optim._validation import POSITIVE, UNIT_INTERVAL, Choice, Flag, Pair, Real
+from descentlab.optim._validation import POSITIVE, UNIT_INTERVAL, Choice, Flag, Integer, Pair, Real
 from descentlab.optim.search_space import Float
 
 # Keller Jordan's quintic coefficients (chosen to maximise the slope at 0; torch.optim.Muon's too).
@@ -41,7 +41,8 @@ def _check_coefficients(name: str, value: Any) -> None:
 
 
 def _check_ns_steps(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100:
+    Integer(0)(name, value)
+    if value >= 100:
         raise ValueError(f"{name} must be an integer in [0, 100) (torch.optim.Muon's bound), got {value!r}")
 
 
@@ -65,10 +66,8 @@ def newton_schulz(
     x = update.reshape(update.shape[0], math.prod(update.shape[1:])).to(dtype)
     wide = x.size(0) <= x.size(1)
     x = x if wide else x.T
-    if form == "reference":
-        x = x / (x.norm(dim=(-2, -1), keepdim=True) + eps)
-    else:
-        x = x / x.norm().clamp(min=eps)
+    norm = x.norm(dim=(-2, -1), keepdim=True) + eps if form == "reference" else x.norm().clamp(min=eps)
+    x = x / norm
     for _ in range(steps):
         gram = x @ x.T
         if form == "reference":
@@ -269,6 +268,7 @@ class Muon(RuleOptimizer):
     signature = arguments(
         "lr weight_decay momentum nesterov ns_coefficients eps ns_steps adjust_lr_fn",
         "* use_muon adam_betas adam_eps ns_dtype foreach maximize variant",
+        fixed={"differentiable": False},  # torch's load_state_dict writes it into every group
         lr=1e-3,
         weight_decay=0.1,
     )
@@ -277,7 +277,7 @@ class Muon(RuleOptimizer):
         """Refuse parameters Muon's step cannot take: a vector flagged ``use_muon``, a complex matrix."""
         super().check_group(group)
         for index, param in enumerate(group.get("params", [])):
-            if not uses_muon(group, param):
+            if not isinstance(param, Tensor) or not uses_muon(group, param):  # a saved group holds ids
                 continue
             if param.ndim < 2:
                 raise ValueError(
