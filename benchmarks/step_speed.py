@@ -94,6 +94,8 @@ EXTRA_OPTIONS: dict[str, list[dict]] = {
     "WeightAveraging": [{"base": "adam"}, {"average": "swa"}],
 }
 TORCH_MODES = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+# torch.optim classes that cannot step these workloads: no peer row (the reason is the class's docstring).
+NO_TORCH_PEER = {"Muon": "torch.optim.Muon refuses non-2-D parameters and takes no foreach/fused flag"}
 
 
 # --- what is measured -----------------------------------------------------------------------------
@@ -112,7 +114,9 @@ class Configuration:
     def torch_class(self) -> type[torch.optim.Optimizer] | None:
         """torch.optim's class of the same name when this configuration is torch's algorithm."""
         torch_cls = getattr(torch.optim, self.name, None)
-        if not (isinstance(torch_cls, type) and issubclass(torch_cls, torch.optim.Optimizer)):
+        if self.name in NO_TORCH_PEER or not (
+            isinstance(torch_cls, type) and issubclass(torch_cls, torch.optim.Optimizer)
+        ):
             return None
         return torch_cls if self.options.get("variant", "torch") == "torch" else None
 

@@ -227,3 +227,12 @@ def test_a_closed_pipe_ends_quietly():
     command = f"'{sys.executable}' -m descentlab problems | head -n 1"
     finished = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, check=False)
     assert finished.stdout.startswith("problem") and finished.stderr == ""
+
+
+def test_compare_runs_muon_on_a_vector_and_a_matrix_problem(tmp_path, capsys):
+    """Muon in the lab: tiny-bowl's point takes its AdamW fallback, tiny-logreg's weights its matrix step."""
+    argv = ["compare", "--optimizers", "muon", "--problems", "tiny-bowl,tiny-logreg", "--seeds", "0"]
+    assert run_cli([*argv, "--out", str(tmp_path)]) == 0
+    assert "2 runs trained, 0 already stored, 0 diverged" in capsys.readouterr().err
+    with RunStore(tmp_path) as store:
+        assert {run["optimizer"] for run in store.runs()} == {"muon"}

@@ -391,3 +391,18 @@ def test_generated_constructor_keeps_torchs_positional_order(name):
     assert positional(getattr(dl, name)) == positional(getattr(torch.optim, name))
     ours = getattr(dl, name)([torch.zeros(2, requires_grad=True)], 0.5)  # lr given positionally
     assert ours.param_groups[0]["lr"] == 0.5
+
+
+def test_per_tensor_step_sizes_round_once_as_torchs_add_with_alpha():
+    """A direction with one scale per tensor (Muon's shape factors) moves each parameter as torch's
+    ``param.add_(x, alpha=-lr * scale)`` does, one rounding (a product then a sum rounds twice)."""
+    from descentlab.optim._engine import apply_update
+
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.randn(shape, generator=generator) for shape in [(300,), (40, 7), (300,)]]
+    numerators = [torch.randn(p.shape, generator=generator) for p in params]
+    scales, lr = [1.7320508075688772, 1.0, 1.7320508075688772], 0.0123456
+    expected = [p.clone().add_(n, alpha=-lr * s) for p, n, s in zip(params, numerators, scales)]
+    apply_update(params, Direction(numerators, scale=scales), lr)
+    for ours, torchs in zip(params, expected):
+        assert torch.equal(ours, torchs)

@@ -14,6 +14,7 @@ from descentlab.optim.line_search import LineSearchGD
 from descentlab.optim.lion import Lion
 from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.momentum import Momentum, Nesterov
+from descentlab.optim.muon import Muon
 from descentlab.optim.nadam import NAdam
 from descentlab.optim.newton import Newton
 from descentlab.optim.normalized_gd import NormalizedGD
@@ -46,6 +47,7 @@ __all__ = [
     "Lion",
     "Lookahead",
     "Momentum",
+    "Muon",
     "NAdam",
     "Nesterov",
     "Newton",

@@ -565,11 +565,24 @@ def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor)
     alpha: float | list[float] = [-lr * s for s in scale] if isinstance(scale, list) else -lr * scale
     if direction.denominator is None:
         if isinstance(alpha, list):
-            torch._foreach_add_(params, torch._foreach_mul(direction.numerator, alpha))
+            _add_scaled_(params, direction.numerator, alpha)
         else:
             torch._foreach_add_(params, direction.numerator, alpha=alpha)
     else:
         torch._foreach_addcdiv_(params, direction.numerator, direction.denominator, alpha)
+
+
+def _add_scaled_(params: list[Tensor], numerators: list[Tensor], alphas: list[float]) -> None:
+    """``param += alpha * numerator`` with one ``alpha`` per tensor, one kernel per distinct value.
+
+    One rounding per element, as torch's ``param.add_(x, alpha=a)`` (a fused multiply-add on the CPU),
+    where a product then a sum would round twice (torch.optim.Muon's per-matrix step sizes, bit for bit).
+    """
+    indices_by_alpha: dict[float, list[int]] = defaultdict(list)
+    for index, alpha in enumerate(alphas):
+        indices_by_alpha[alpha].append(index)
+    for alpha, indices in indices_by_alpha.items():
+        torch._foreach_add_([params[i] for i in indices], [numerators[i] for i in indices], alpha=alpha)
 
 
 def _apply_differentiable(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
