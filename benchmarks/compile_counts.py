@@ -5,6 +5,10 @@ Run from the repository root::
     PYTHONPATH=src python benchmarks/compile_counts.py               # -> benchmarks/results/compile_counts.md
     PYTHONPATH=src python benchmarks/compile_counts.py --only Adam,SGD --backend inductor
     PYTHONPATH=src python benchmarks/compile_counts.py --first-step Adam,SGD   # + fresh-process first steps
+    PYTHONPATH=src python benchmarks/compile_counts.py --only Lion,RMSprop-graves --out /tmp/counts.md
+
+Rows are torch.optim's classes (:data:`OPTIMIZERS`, ours beside torch's) and descentlab's own classes and
+variants (:data:`OWN_ROWS`, ours only); ``--only`` takes row names from both.
 
 Method (torch's "Compiling the optimizer" + "LR scheduler with compiled optimizer" recipes). Each
 optimizer gets ``lr=torch.tensor(0.01)`` and an ``ExponentialLR`` that rewrites that tensor in place
@@ -52,9 +56,46 @@ from descentlab.atomic import write_text
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compile_counts.md"
 OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta")
 EXTRA_KWARGS: dict[str, dict] = {"SGD": {"momentum": 0.9}}  # plain SGD has no state to compile
+# descentlab's classes and variants that torch.optim lacks: row name -> (class, keyword options). Zeiler's
+# AdaDelta has no learning rate (lr must stay 1, so its scheduler multiplies by 1); Graves's RMSprop is the
+# centred form with momentum.
+OWN_ROWS: dict[str, tuple[str, dict]] = {
+    "Lion": ("Lion", {}),
+    "Momentum": ("Momentum", {}),
+    "Nesterov": ("Nesterov", {}),
+    "SWATS": ("SWATS", {}),
+    "SWATS-per-tensor": ("SWATS", {"variant": "per-tensor"}),
+    "SVRG": ("SVRG", {"snapshot_every": 3}),
+    "Adadelta-zeiler": ("Adadelta", {"variant": "zeiler", "lr": 1.0}),
+    "RMSprop-graves": ("RMSprop", {"variant": "graves", "centered": True, "momentum": 0.9}),
+    # The other variants and forms (each a different path through its transforms).
+    "NormalizedGD": ("NormalizedGD", {}),
+    "SGD-nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "SGD-ema": ("SGD", {"variant": "ema", "momentum": 0.9}),
+    "Adam-amsgrad": ("Adam", {"amsgrad": True}),
+    "Adam-efficient-eps": ("Adam", {"variant": "efficient-eps"}),
+    "Adam-amsgrad-paper": ("Adam", {"variant": "amsgrad-paper", "amsgrad": True}),
+    "AdamW-paper": ("AdamW", {"variant": "paper"}),
+    "Adamax-paper": ("Adamax", {"variant": "paper"}),
+    "Adamax-keras": ("Adamax", {"variant": "keras"}),
+    "NAdam-paper": ("NAdam", {"variant": "paper"}),
+    "RAdam-paper": ("RAdam", {"variant": "paper"}),
+    "RAdam-authors-code": ("RAdam", {"variant": "authors-code"}),
+    "RAdam-authors-code-sgd": ("RAdam", {"variant": "authors-code-sgd"}),
+    "Adagrad-eps_inside": ("Adagrad", {"variant": "eps_inside"}),
+    "RMSprop-eps_inside": ("RMSprop", {"variant": "eps_inside"}),
+    "RMSprop-centered-momentum": ("RMSprop", {"centered": True, "momentum": 0.9}),
+    "Adadelta-scaled_accumulator": ("Adadelta", {"variant": "scaled_accumulator"}),
+}
 BREAK_LOCATION = re.compile(r"Graph break .*?in user code at (?P<file>[^\n]+?):(?P<line>\d+)")
 # Where the breaks that surround every compiled step live (see the module docstring).
-AROUND_STEP = ("torch/_dynamo/external_utils.py", "torch/optim/lr_scheduler.py", "torch/optim/optimizer.py")
+# SVRG's closure (run_step, in this file) calls backward, which dynamo does not trace.
+AROUND_STEP = (
+    "torch/_dynamo/external_utils.py",
+    "torch/optim/lr_scheduler.py",
+    "torch/optim/optimizer.py",
+    "benchmarks/compile_counts.py",
+)
 
 
 @dataclass
@@ -103,7 +144,7 @@ class _DynamoRecords(logging.Handler):
 
 
 def _short_path(path: str) -> str:
-    for root in ("torch/", "descentlab/"):
+    for root in ("torch/", "descentlab/", "benchmarks/"):
         if f"/{root}" in path:
             return root + path.split(f"/{root}", 1)[1]
     return path
@@ -149,22 +190,65 @@ def make_problem(seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[tor
     return model, torch.randn(16, 4, generator=generator, dtype=dtype)
 
 
+def row_options(name: str) -> tuple[str, dict]:
+    """The class name and keyword options of row ``name`` (a torch.optim class name or an own row)."""
+    if name in OWN_ROWS:
+        return OWN_ROWS[name]
+    if name in OPTIMIZERS:
+        return name, EXTRA_KWARGS.get(name, {})
+    raise SystemExit(f"--only: unknown row {name!r}; choose from {', '.join([*OPTIMIZERS, *OWN_ROWS])}")
+
+
 def make_optimizer(name: str, implementation: str, params, **kwargs) -> torch.optim.Optimizer:
-    """``ours.<name>`` or ``torch.optim.<name>`` with a tensor lr and the extra kwargs of the table.
+    """``ours.<class>`` or ``torch.optim.<class>`` of row ``name`` with a tensor lr and the row's options.
 
     The lr tensor has the parameters' dtype: torch's eager step computes its step sizes in the lr's
     dtype, so a float32 lr would make a float64 run of torch.optim float32-accurate only.
     """
     params = list(params)
-    cls = getattr(ours if implementation == "ours" else torch.optim, name)
-    lr = torch.tensor(0.01, dtype=params[0].dtype)
-    return cls(params, lr=lr, **{**EXTRA_KWARGS.get(name, {}), **kwargs})
+    class_name, options = row_options(name)
+    cls = getattr(ours if implementation == "ours" else torch.optim, class_name)
+    options = {**options, **kwargs}
+    lr = torch.tensor(options.pop("lr", 0.01), dtype=params[0].dtype)
+    return cls(params, lr=lr, **options)
+
+
+def has_torch_row(name: str) -> bool:
+    """Whether torch.optim has row ``name`` (the torch.optim classes in their torch form)."""
+    return name in OPTIMIZERS
 
 
 def fill_gradients(model: torch.nn.Module, inputs: Tensor, step: int) -> None:
     """Gradients of a loss that changes with ``step``, so every step sees new gradient values."""
     model.zero_grad(set_to_none=False)
     (model(inputs * (1.0 + 0.1 * step)).pow(2).mean()).backward()
+
+
+def run_step(optimizer, step: Callable, model: torch.nn.Module, inputs: Tensor, index: int) -> None:
+    """One (possibly compiled) ``step`` as the optimizer's protocol asks: after backward, or SVRG's.
+
+    SVRG's step evaluates a minibatch closure at the iterate and at the snapshot; the snapshot itself is
+    taken eagerly when due (it is not part of ``step``). The closure's backward is a graph break in the
+    closure (dynamo does not trace ``backward``), which the table counts as around the step.
+    """
+    if getattr(optimizer, "step_protocol", "gradient") != "svrg":
+        fill_gradients(model, inputs, index)
+        step()
+        return
+    if optimizer.needs_snapshot:
+        optimizer.take_snapshot(lambda: fill_gradients(model, inputs, 0))
+
+    # The closure holds tensors only: a Python int in its cells would be guarded, so each new value
+    # would recompile the step (not what a training loop's closure over its batch does).
+    batch = inputs * (1.0 + 0.1 * index)
+
+    def closure() -> Tensor:
+        model.zero_grad(set_to_none=False)
+        loss = model(batch).pow(2).mean()
+        loss.backward()
+        return loss
+
+    step(closure)
 
 
 def measure(
@@ -181,7 +265,9 @@ def measure(
     torch._dynamo.reset()
     model, inputs = make_problem(dtype=dtype)
     optimizer = make_optimizer(name, implementation, model.parameters())
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+    # Zeiler's AdaDelta must keep lr = 1: its scheduler rewrites the tensor with the same value.
+    gamma = 1.0 if optimizer.param_groups[0].get("variant") == "zeiler" else 0.9
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     graphs: list[int] = []
     step = optimizer.step
     if backend is not None:
@@ -189,9 +275,8 @@ def measure(
     counts = CompileCounts()
     with dynamo_records() as records:
         for index in range(steps):
-            fill_gradients(model, inputs, index)
             compiled_before = len(graphs)
-            step()
+            run_step(optimizer, step, model, inputs, index)
             scheduler.step()
             counts.graphs_per_step.append(len(graphs) - compiled_before)
     counts.recompiles = records.recompiles
@@ -211,8 +296,15 @@ def table(names: list[str], backend: str, steps: int) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        for implementation in ("ours", "torch"):
-            counts = measure(name, implementation, backend, steps)
+        for implementation in ("ours", "torch") if has_torch_row(name) else ("ours",):
+            try:
+                counts = measure(name, implementation, backend, steps)
+            except Exception as error:  # a compiled step that fails is a row too, not the end of the table
+                message = str(error).strip().splitlines()[0][:120].replace("|", "/")
+                failure = f"fails: {type(error).__name__}: {message}"
+                lines.append(f"| {name} | {implementation} | {failure} | | | | | |")
+                print(lines[-1], flush=True)
+                continue
             inside = counts.breaks_in_step
             around = len(counts.break_locations) - len(inside)
             lines.append(
@@ -254,7 +346,7 @@ def first_step_table(names: list[str]) -> str:
     lines = ["| optimizer | impl | first step, cold cache (s) | first step, warm cache (s) |"]
     lines.append("|---|---|---|---|")
     for name in names:
-        for implementation in ("ours", "torch"):
+        for implementation in ("ours", "torch") if has_torch_row(name) else ("ours",):
             with tempfile.TemporaryDirectory(prefix="descentlab-inductor-") as cache_dir:
                 cold = first_step_seconds(name, implementation, cache_dir)
                 warm = first_step_seconds(name, implementation, cache_dir)

@@ -314,7 +314,10 @@ class RuleOptimizer(ValidatedOptimizer):
                 if implementation is not None:
                     self._run_torch_step(group, implementation)
                     continue
-                self._init_group(group)
+                if self.state_declarations or self.group_state_declarations:
+                    # Nothing to create otherwise; and under torch.compile, dynamo breaks the graph at an
+                    # _init_group call that follows writes to the parameters (SVRG's closure evaluations).
+                    self._init_group(group)
                 buckets = self._buckets(group)
                 if self.group_reductions and buckets:
                     self._reduce_group(group, buckets)
@@ -507,8 +510,11 @@ class RuleOptimizer(ValidatedOptimizer):
         """
         if group.get("variant") not in self.schedule_multiplier_variants:
             return hyperparameter(group, "lr")
-        initial_lr = as_float(group.get("initial_lr", 0.0))
-        return as_float(group["lr"]) / initial_lr if initial_lr > 0 else 1.0
+        # A compiled step keeps tensor rates tensors (see step_scalar) and chooses without a host read.
+        lr, initial_lr = step_scalar(group["lr"]), step_scalar(group.get("initial_lr", 0.0))
+        if isinstance(initial_lr, Tensor):
+            return torch.where(initial_lr > 0, lr / initial_lr, 1.0)
+        return lr / initial_lr if initial_lr > 0 else 1.0
 
     def _buckets(self, group: dict[str, Any]) -> dict[tuple[Any, ...], _Bucket]:
         """Group the parameters that have gradients by device, dtype, step and state keys, creating state

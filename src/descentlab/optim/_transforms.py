@@ -44,6 +44,7 @@ from descentlab.optim._transform import (
     Update,
     as_float,
     scalar_dtype,
+    step_scalar,
     transform,
 )
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, NON_NEGATIVE, UNIT_INTERVAL
@@ -264,9 +265,14 @@ def trace_quotient(update: Update, direction: Direction) -> Direction:
     torch._foreach_mul_(buffers, momentum)
     if _variant(update) == "graves":
         # Graves's eq. (40) scales by the learning rate inside the buffer, so lr changes act gradually.
-        torch._foreach_addcdiv_(
-            buffers, direction.numerator, direction.denominator, value=as_float(update.group["lr"])
-        )
+        lr = step_scalar(update.group["lr"])
+        if isinstance(lr, torch.Tensor):  # compiled: addcdiv's value must be a number, so one more kernel
+            torch._foreach_add_(
+                buffers,
+                torch._foreach_mul(torch._foreach_div(direction.numerator, direction.denominator), lr),
+            )
+        else:
+            torch._foreach_addcdiv_(buffers, direction.numerator, direction.denominator, value=lr)
         return Direction(buffers, lr_scaled=False)
     torch._foreach_addcdiv_(buffers, direction.numerator, direction.denominator)
     return Direction(buffers)
@@ -274,6 +280,8 @@ def trace_quotient(update: Update, direction: Direction) -> Direction:
 
 def check_zeiler_lr(group: dict[str, Any]) -> None:
     """Zeiler's AdaDelta has no learning rate: refuse any lr but 1 (also one a scheduler wrote)."""
+    if torch.compiler.is_compiling():  # the check would read a tensor lr on the host; eager steps check
+        return
     if group.get("variant") == "zeiler" and as_float(group["lr"]) != 1.0:
         raise ValueError(
             f"Adadelta variant='zeiler' has no learning rate (Zeiler 2012, Algorithm 1), so lr must be 1, "
@@ -298,7 +306,7 @@ def scale_by_adadelta(update: Update, direction: Direction) -> Direction:
         torch._foreach_div_(deltas, gradient_rms)
         torch._foreach_mul_(deltas, grads)
     if _variant(update) == "scaled_accumulator":
-        torch._foreach_mul_(deltas, as_float(update.group["lr"]))
+        torch._foreach_mul_(deltas, step_scalar(update.group["lr"]))
         ema_of_squares_(state["acc_delta"], deltas, rho)
         return Direction(deltas, lr_scaled=False)
     ema_of_squares_(state["acc_delta"], deltas, rho)
@@ -359,8 +367,17 @@ def _zero_offset(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
 
 
 def _from_lookahead(update: Update) -> None:
-    """``phi = psi + c m``: back from the look-ahead point to the iterate, with the offset last used."""
+    """``phi = psi + c m``: back from the look-ahead point to the iterate, with the offset last used.
+
+    A compiled step adds ``c m`` with the offsets as tensors (reading them would break the graph).
+    """
     params, buffers = update.params, update.state["momentum_buffer"]
+    if torch.compiler.is_compiling():
+        offsets = [
+            offset.to(buffer.dtype) for offset, buffer in zip(update.state["lookahead_offset"], buffers)
+        ]
+        torch._foreach_add_(params, torch._foreach_mul(buffers, offsets))
+        return
     previous = [float(offset) for offset in update.state["lookahead_offset"]]
     if all(value == previous[0] for value in previous):
         if previous[0] != 0.0:
@@ -373,8 +390,15 @@ def _from_lookahead(update: Update) -> None:
 def _to_lookahead(update: Update, directions: Directions) -> Directions:
     """``psi' = phi - lr m' - lr beta m'``: one kernel, the look-ahead folded into the momentum step."""
     momentum = update.number("momentum")
-    for tensor in update.state["lookahead_offset"]:
-        tensor.fill_(as_float(update.group["lr"]) * momentum)
+    offset = step_scalar(update.group["lr"]) * momentum
+    offsets = update.state["lookahead_offset"]
+    if isinstance(offset, torch.Tensor):
+        # Compiled: a float64 tensor. torch 2.13's dynamo drops a per-tensor fill_ / copy_ of captured
+        # state when it restarts its analysis for a Python float (the momentum); the multi-tensor copy stays.
+        torch._foreach_copy_(offsets, [offset] * len(offsets))
+    else:
+        for tensor in offsets:
+            tensor.fill_(offset)
     assert isinstance(directions, Direction)
     return Direction(directions.numerator, directions.denominator, directions.scale + momentum)
 

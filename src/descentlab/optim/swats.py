@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from descentlab.optim._engine import RuleOptimizer, as_float
-from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, root_plus_eps, trace_
+from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, per_tensor, root_plus_eps, trace_
 from descentlab.optim._transform import STEP, Direction, Hyperparameter, State, Update, arguments, transform
 from descentlab.optim._transforms import BETAS, FIRST_MOMENT, SECOND_MOMENT
 from descentlab.optim._validation import POSITIVE
@@ -58,7 +58,7 @@ def _switch_step(update: Update, all_grads: list, all_state: dict, part: slice) 
     denominator = root_plus_eps(state["exp_avg_sq"], group["eps"])
     scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
     adam_step = torch._foreach_div(state["exp_avg"], denominator)
-    torch._foreach_mul_(adam_step, scale)
+    torch._foreach_mul_(adam_step, per_tensor(scale))
     _test_switch(update, grads, state, adam_step, beta2, lr)
     return Direction(adam_step, scale=-1.0, lr_scaled=False)
 
