@@ -43,6 +43,7 @@ shapes), against torch's foreach mode.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -118,7 +119,11 @@ class Configuration:
             isinstance(torch_cls, type) and issubclass(torch_cls, torch.optim.Optimizer)
         ):
             return None
-        return torch_cls if self.options.get("variant", "torch") == "torch" else None
+        if self.options.get("variant", "torch") != "torch":
+            return None
+        # a form torch's constructor cannot express (Adafactor's beta1 momentum) has no torch peer
+        accepted = inspect.signature(torch_cls).parameters
+        return torch_cls if all(key in accepted for key in self.options if key != "variant") else None
 
     def describe(self) -> str:
         options = ", ".join(f"{key}={value}" for key, value in self.options.items())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -63,13 +65,15 @@ def test_quick_run_covers_every_variant_with_finite_cells(tmp_path):
         if int(clean) > 0:  # a loaded machine may leave a row without clean rounds; it must say so
             assert _median(row[5]) > 0 and _median(row[6]) > 0
         name = row[1].split("(")[0]
+        options = re.findall(r"(\w+)=", row[1])
         if (
             "variant" not in row[1]
             and hasattr(torch.optim, name)
+            and all(key in inspect.signature(getattr(torch.optim, name)).parameters for key in options)
             and name not in benchmark.NO_TORCH_PEER
             and int(clean) > 0
         ):
-            assert row[10] in {"for-loop", "foreach", "fused"}
+            assert row[10] in {"for-loop", "foreach", "fused"}, row
             assert row[12] == "-" or _median(row[12]) > 0  # "-": no round with both steps clean
     assert {row[0] for row in overheads} == {"bowl", "digits-mlp"}
     assert len(first_steps) == 1 and _median(first_steps[0][1]) > 0

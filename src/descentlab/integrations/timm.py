@@ -35,7 +35,8 @@ def timm_descriptions() -> list[dict[str, Any]]:
                 "name": PREFIX + cls.__name__.lower(),
                 "opt_class": cls,
                 "description": f"descentlab {cls.__name__}: {cls.reference}",
-                "has_eps": "eps" in parameters,
+                # timm passes one number as eps; Adafactor's eps is torch's pair (eps1, eps2)
+                "has_eps": "eps" in parameters and not isinstance(parameters["eps"].default, tuple),
                 "has_momentum": "momentum" in parameters,
                 "has_betas": "betas" in parameters,
             }
