@@ -1,4 +1,4 @@
-"""LAMB (You et al. 2020, Algorithm 2) and LARS (You, Gitman & Ginsburg 2017, Algorithm 1, eq. 6).
+"""LAMB (You et al. 2020, Algorithm 2) and LARS (You, Gitman & Ginsburg 2017, Algorithm 1; eqs. 5-6).
 
 Float64 loops written from the papers, one tensor (the papers' "layer") at a time. Both papers leave a
 zero norm undefined; these oracles use ratio 1 there, the rule the library documents (and apex, timm
@@ -39,9 +39,9 @@ def lars_step(param, grad, state, hyper, t):
     beta, eta, variant = hyper["weight_decay"], hyper["trust_coefficient"], hyper["variant"]
     w_norm = np.linalg.norm(param)
     decayed = grad + beta * param
-    # eq. 6's denominator ||g|| + beta ||w||; optax's is ||g + beta w||
+    # Algorithm 1's local-rate denominator ||g|| + beta ||w|| (eq. 6 with decay); optax's is ||g + beta w||
     denominator = np.linalg.norm(decayed) if variant == "optax" else np.linalg.norm(grad) + beta * w_norm
-    # eq. 6: lambda = eta ||w|| / (||g|| + beta ||w||); 1 where undefined or not adapted
+    # Alg. 1: lambda = eta ||w|| / (||g|| + beta ||w||) (eq. 6 if beta = 0); 1 if undefined or not adapted
     local_lr = _ratio(eta * w_norm, denominator) if hyper["adapt"] else 1.0
     gamma, momentum = hyper["lr"], hyper["momentum"]
     if variant == "timm":  # b <- m b + lambda (g + beta w); w <- w - gamma b

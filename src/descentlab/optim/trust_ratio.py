@@ -69,7 +69,8 @@ def scale_by_trust_ratio(split_norm_variants: tuple[str, ...] = ()) -> Transform
     """The shared trust-ratio transform: ``u = d + lambda w``, then ``u * c phi(||w||) / ||u||``.
 
     For the variants in ``split_norm_variants`` the norm is LARS's ``||d|| + lambda ||w||`` (You, Gitman
-    & Ginsburg, eq. 6) instead of ``||d + lambda w||``. With ``adapt=False`` the ratio is 1.
+    & Ginsburg, the local-rate line of Algorithm 1; eq. 6 is its form without decay) instead of
+    ``||d + lambda w||``. With ``adapt=False`` the ratio is 1.
     """
 
     @transform(
@@ -220,7 +221,8 @@ class LAMB(RuleOptimizer):
 class LARS(RuleOptimizer):
     r"""LARS: SGD with momentum whose step is rescaled per tensor by a local learning rate.
 
-    You, Gitman & Ginsburg 2017, Algorithm 1 (eq. 6 for the local rate), for each tensor :math:`w`:
+    You, Gitman & Ginsburg 2017, Algorithm 1 (its local rate is eq. 6 with the decay term added to the
+    denominator), for each tensor :math:`w`:
 
     .. math::
 
