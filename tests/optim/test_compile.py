@@ -59,6 +59,17 @@ counter = _load_counter()
         pytest.param("AdamW-paper", torch.float64, "aot_eager", marks=slow),  # lr / initial_lr multiplier
         pytest.param("Lion", torch.float32, "aot_eager", marks=slow),
         pytest.param("RMSprop", torch.float64, "aot_eager", marks=slow),
+        # SWATS in both phases (a torch.where switch), SVRG's two closure evaluations.
+        ("SWATS-switch", torch.float64, "aot_eager"),
+        ("SVRG", torch.float64, "aot_eager"),
+        pytest.param("SWATS", torch.float32, "aot_eager", marks=slow),
+        pytest.param("SWATS-per-tensor-switch", torch.float64, "aot_eager", marks=slow),
+        # issue 13's algorithms and wrappers that compile without breaks (the table lists the others).
+        ("LAMB", torch.float32, "aot_eager"),
+        pytest.param("LARS", torch.float64, "aot_eager", marks=slow),
+        pytest.param("Adafactor", torch.float32, "aot_eager", marks=slow),
+        pytest.param("Adafactor-beta1", torch.float64, "aot_eager", marks=slow),
+        pytest.param("Muon", torch.float32, "aot_eager", marks=slow),
         pytest.param("Adam", torch.float32, "inductor", marks=[slow, needs_compiler]),
         pytest.param("NAdam", torch.float32, "inductor", marks=[slow, needs_compiler]),
     ],
@@ -94,3 +105,15 @@ def test_counter_sees_a_graph_break_and_a_recompile():
             compiled(optimizer)
     assert any("test_compile.py" in where for where in records.breaks), records.breaks
     assert records.recompiles >= 1
+
+
+@pytest.mark.parametrize("name", ["SWATS-switch", "SWATS-per-tensor-switch"])
+def test_swats_rows_switch_before_the_last_compiled_step(name):
+    # Eager: the rows above exercise SWATS's SGD phase only if the switch comes before the last step.
+    model, inputs = counter.make_problem(dtype=torch.float64)
+    optimizer = counter.make_optimizer(name, "ours", model.parameters())
+    for index in range(STEPS - 1):
+        counter.run_step(optimizer, optimizer.step, model, inputs, index)
+    (switched,) = optimizer.switch_steps()
+    steps = list(switched.values()) if isinstance(switched, dict) else [switched]
+    assert any(step is not None for step in steps), steps

@@ -90,6 +90,17 @@ class SAM(OptimizerWrapper):
         own = dict(sam_rho=sam_rho, sam_variant=sam_variant, sam_eta=sam_eta)
         super().__init__(params, base, own, base_hyperparameters)
 
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Refuse a differentiable base: the perturbation is applied outside autograd."""
+        super().check_group(group)
+        if group.get("differentiable"):
+            raise ValueError(
+                "SAM cannot wrap a differentiable base (differentiable=True): it moves the parameters to "
+                "w + epsilon and back outside autograd, with epsilon's scale rho / ||g|| read on the host, "
+                "so derivatives through the step (with respect to lr or the start) would be wrong; pass "
+                "differentiable=False"
+            )
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Evaluate at w, perturb to w + epsilon, evaluate again, restore w and step the base."""
         if closure is None:

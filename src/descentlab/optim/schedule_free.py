@@ -28,6 +28,7 @@ from descentlab.optim._transform import (
     State,
     Update,
     arguments,
+    is_graph_tensor,
     transform,
 )
 from descentlab.optim._transforms import BETAS, EPS
@@ -197,6 +198,8 @@ class _ScheduleFree(RuleOptimizer):
                 "not the point y where gradients belong; call optimizer.train() before training (and "
                 "optimizer.eval() before evaluating)"
             )
+        for group in self.param_groups:
+            _refuse_graph_hyperparameters(type(self).__name__, group)
         return super().step(closure)
 
     def _sequences(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -209,6 +212,26 @@ class _ScheduleFree(RuleOptimizer):
         return tuple(
             [torch.view_as_real(t) if torch.is_complex(t) else t for t in column] for column in zip(*triples)
         ) or ([], [], [])
+
+
+def _refuse_graph_hyperparameters(name: str, group: dict[str, Any]) -> None:
+    """A differentiable step cannot differentiate with respect to lr, betas or momentum: refuse them.
+
+    They reach the step through the group-level state (``scheduled_lr``, ``lr_max``, ``weight_sum``, the
+    averaging weights), which holds Python numbers advanced once per step, so a tensor that requires
+    grad would be read as a float and its gradient would silently be 0.
+    """
+    if not group.get("differentiable"):
+        return
+    for key in ("lr", "betas", "momentum", "weight_decay"):
+        values = group.get(key)
+        if any(is_graph_tensor(value) for value in (values if isinstance(values, tuple) else (values,))):
+            raise ValueError(
+                f"{name}(differentiable=True) differentiates with respect to the starting point only: "
+                f"{key} is a tensor that requires grad, but it enters the step through the group's "
+                "Python-number state (scheduled_lr, lr_max, weight_sum), so its gradient would be 0; "
+                f"pass {key} as a float or a tensor that does not require grad"
+            )
 
 
 class ScheduleFreeSGD(_ScheduleFree):
