@@ -200,7 +200,7 @@ class _ScheduleFree(RuleOptimizer):
             )
         for group in self.param_groups:
             _refuse_graph_hyperparameters(type(self).__name__, group)
-        return super().step(closure)
+        return _eager_step(self, closure)
 
     def _sequences(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The params with state and their ``z``, ``x`` (complex ones as real views)."""
@@ -212,6 +212,20 @@ class _ScheduleFree(RuleOptimizer):
         return tuple(
             [torch.view_as_real(t) if torch.is_complex(t) else t for t in column] for column in zip(*triples)
         ) or ([], [], [])
+
+
+@torch.compiler.disable(
+    reason="Schedule-Free's group-level state (k, scheduled_lr, lr_max, weight_sum) advances on the host"
+)
+def _eager_step(optimizer: RuleOptimizer, closure: Callable[[], Any] | None) -> Any:
+    """The engine's step, always eager: a break under ``torch.compile``, but the right result.
+
+    The group-level state advances in ``_init_group``, which dynamo runs eagerly while it traces the rest
+    against its own earlier view of the group: the first compiled step fails inside dynamo (a ``KeyError``
+    for the state not yet created), and frames compiled afterwards gave parameters 2-4% away from the
+    eager step's after 6 steps (benchmarks/compile_counts.py, before this fallback).
+    """
+    return RuleOptimizer.step(optimizer, closure)
 
 
 def _refuse_graph_hyperparameters(name: str, group: dict[str, Any]) -> None:

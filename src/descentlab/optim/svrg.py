@@ -46,7 +46,9 @@ class SVRG(RuleOptimizer):
 
     State per parameter: ``snapshot`` (:math:`\tilde w`), ``full_grad`` (:math:`\tilde\mu`), and with
     option II ``candidate``. Weight decay (coupled L2, default 0) is added to the corrected gradient.
-    torch has no SVRG.
+    torch has no SVRG. ``torch.compile(optimizer.step)`` compiles without a break inside the step or a
+    recompile (the closure's ``backward`` breaks the closure itself): the corrected gradient is written
+    into the ``.grad`` tensors in place and the step counters are tensors.
 
     Search space: lr, SGD's range (SVRG is SGD with a variance-reduced gradient).
 

@@ -209,6 +209,10 @@ class SWATS(RuleOptimizer):
     Every parameter in a group must share device and dtype and have a gradient at every step (the
     switch test is a function of the whole group); otherwise ``step`` raises ``ValueError``.
 
+    Under ``torch.compile`` the step computes both phases and the switch test as tensors and selects with
+    ``torch.where`` (no host read: no graph break, no recompile when the phase changes); the eager step
+    branches on the host as before, so its results are unchanged bit for bit.
+
     Search space: Adam's ranges (the SGD phase takes its rate from the Adam phase).
 
     References:
