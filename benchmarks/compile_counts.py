@@ -22,7 +22,11 @@ a small MLP. dynamo reports every graph break and every recompile through its ``
   skip list, so the wrapper runs eagerly and the real ``step`` becomes its own frame) and torch's two
   deliberate ``graph_break()`` calls in ``Optimizer``'s no-grad wrapper;
 - *graphs*: graphs handed to the backend on the first step, and on the later steps;
-- *recompiles*: "Recompiling function" records (a guard of a cached graph failed), over all steps.
+- *recompiles*: "Recompiling function" records (a guard of a cached graph failed), over all steps;
+- *vs eager*: the largest relative difference of the parameters after the last step from the same
+  implementation's eager run (a row can be free of breaks and still compute something else).
+
+``--why`` prints each break location and the source line of each recompile's failed guard.
 
 The default backend ``aot_eager`` goes through dynamo and AOTAutograd exactly as inductor does but
 skips C++ code generation, so counting takes seconds; ``--backend inductor`` measures the real thing.
