@@ -76,6 +76,7 @@ OWN_ROWS: dict[str, tuple[str, dict]] = {
     "SWATS-switch": ("SWATS", {"eps": 0.1}),
     "SWATS-per-tensor-switch": ("SWATS", {"variant": "per-tensor", "switch_rtol": 0.5}),
     "SVRG": ("SVRG", {"snapshot_every": 3}),
+    "SVRG-II": ("SVRG", {"snapshot_every": 3, "option": "II"}),
     "Adadelta-zeiler": ("Adadelta", {"variant": "zeiler", "lr": 1.0}),
     "RMSprop-graves": ("RMSprop", {"variant": "graves", "centered": True, "momentum": 0.9}),
     # The other variants and forms (each a different path through its transforms).

@@ -63,6 +63,7 @@ counter = _load_counter()
         # SWATS in both phases (a torch.where switch), SVRG's two closure evaluations.
         ("SWATS-switch", torch.float64, "aot_eager"),
         ("SVRG", torch.float64, "aot_eager"),
+        pytest.param("SVRG-II", torch.float64, "aot_eager", marks=slow),  # option II's candidate select
         pytest.param("SWATS", torch.float32, "aot_eager", marks=slow),
         pytest.param("SWATS-per-tensor-switch", torch.float64, "aot_eager", marks=slow),
         # issue 13's algorithms and wrappers that compile without breaks (the table lists the others).

@@ -228,3 +228,8 @@ def test_prodigy_refuses_differentiable_naming_its_host_side_estimate():
 def test_sam_refuses_a_differentiable_base():
     with pytest.raises(ValueError, match=r"SAM cannot wrap a differentiable base.*outside autograd"):
         dl.SAM([torch.zeros(3, requires_grad=True).clone()], base="adam", differentiable=True)
+
+
+def test_swats_refuses_a_graph_lr_its_host_side_switch_reads_as_a_float():
+    with pytest.raises(ValueError, match=r"SWATS\(differentiable=True\).*host-side decision"):
+        _loss_after_steps(dl.SWATS, lambda x: {"lr": x}, _differentiable_lr(), steps=1)

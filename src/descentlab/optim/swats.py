@@ -15,6 +15,7 @@ from descentlab.optim._transform import (
     State,
     Update,
     arguments,
+    is_graph_tensor,
     step_scalar,
     transform,
 )
@@ -259,6 +260,14 @@ class SWATS(RuleOptimizer):
                     )
             elif group["variant"] == "paper":  # foreach=False written into the group after check_group
                 raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
+            hyperparameters = [group["lr"], *group["betas"]]
+            if group.get("differentiable") and any(is_graph_tensor(value) for value in hyperparameters):
+                raise ValueError(
+                    "SWATS(differentiable=True) cannot differentiate with respect to lr or betas: the switch "
+                    "to SGD is a host-side decision on Adam's projected learning rate, and both phases read "
+                    "lr and betas as floats, so their gradient would be 0; pass them as floats or tensors "
+                    "that do not require grad (the step stays differentiable in the parameters)"
+                )
         super().step()
         return loss
 
