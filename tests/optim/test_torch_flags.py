@@ -164,6 +164,10 @@ DIFFERENTIABLE_CASES = [
     ("adafactor-lr", dl.Adafactor, lambda x: {"lr": x, "weight_decay": 0.1}, 0.05),
     ("adafactor-matrix-lr", dl.Adafactor, lambda x: {"lr": x, "beta1": 0.9}, 0.05),
     ("adafactor-matrix-paper-lr", dl.Adafactor, lambda x: {"lr": x, "variant": "paper"}, 0.05),
+    ("adafactor-matrix-beta1", dl.Adafactor, lambda x: {"lr": 0.05, "beta1": x}, 0.9),
+    ("lamb-beta1", dl.LAMB, lambda x: {"lr": 0.05, "betas": (x, _tensor(0.999))}, 0.9),
+    ("lamb-beta2", dl.LAMB, lambda x: {"lr": 0.05, "betas": (_tensor(0.9), x)}, 0.99),
+    ("muon-adam-beta1", dl.Muon, lambda x: {"lr": 0.05, "adam_betas": (x, _tensor(0.95))}, 0.9),
     # nesterov=False: with the look-ahead this 2 x 2 problem is so curved that central differences only
     # settle below h = 1e-7 (the analytic gradient agrees with them there).
     ("muon-matrix-lr", dl.Muon, lambda x: {"lr": x, "ns_dtype": "param", "nesterov": False}, 0.05),

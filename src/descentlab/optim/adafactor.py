@@ -175,8 +175,8 @@ def clip_and_scale_relative(update: Update, direction: Direction) -> Direction:
 )
 def trace_scaled_update(update: Update, direction: Direction) -> Direction:
     """Optional momentum over the clipped, relatively scaled update (the authors' tensor2tensor code)."""
-    beta1 = update.number("beta1")
-    if beta1 == 0:
+    beta1 = update.hyper("beta1")  # a tensor in a differentiable step (beta1 that requires grad)
+    if not isinstance(beta1, Tensor) and beta1 == 0:
         return direction
     if "exp_avg" not in update.state:
         raise RuntimeError(
