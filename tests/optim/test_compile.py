@@ -7,7 +7,9 @@ after the last step with torch.optim's eager step and with ours (float rounding 
 
 The default cases use the ``aot_eager`` backend: dynamo and AOTAutograd trace exactly as for inductor,
 so breaks and recompiles are the same, without inductor's C++ build (a few seconds per case instead of
-10-50 s). The inductor cases run with ``DESCENTLAB_SLOW_TESTS=1``.
+10-50 s). The inductor cases, and most rows of descentlab's own classes, run with
+``DESCENTLAB_SLOW_TESTS=1``; benchmarks/results/compile_counts.md lists every row, with the reasons
+for those that miss the target (Prodigy, Schedule-Free, Lookahead, WeightAveraging).
 """
 
 from __future__ import annotations
