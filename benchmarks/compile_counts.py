@@ -22,7 +22,11 @@ a small MLP. dynamo reports every graph break and every recompile through its ``
   skip list, so the wrapper runs eagerly and the real ``step`` becomes its own frame) and torch's two
   deliberate ``graph_break()`` calls in ``Optimizer``'s no-grad wrapper;
 - *graphs*: graphs handed to the backend on the first step, and on the later steps;
-- *recompiles*: "Recompiling function" records (a guard of a cached graph failed), over all steps.
+- *recompiles*: "Recompiling function" records (a guard of a cached graph failed), over all steps;
+- *vs eager*: the largest relative difference of the parameters after the last step from the same
+  implementation's eager run (a row can be free of breaks and still compute something else).
+
+``--why`` prints each break location and the source line of each recompile's failed guard.
 
 The default backend ``aot_eager`` goes through dynamo and AOTAutograd exactly as inductor does but
 skips C++ code generation, so counting takes seconds; ``--backend inductor`` measures the real thing.
@@ -38,10 +42,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import platform
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +72,11 @@ OWN_ROWS: dict[str, tuple[str, dict]] = {
     "Nesterov": ("Nesterov", {}),
     "SWATS": ("SWATS", {}),
     "SWATS-per-tensor": ("SWATS", {"variant": "per-tensor"}),
+    # Tolerances under which SWATS switches to SGD within a few steps, so both phases run compiled.
+    "SWATS-switch": ("SWATS", {"eps": 0.1}),
+    "SWATS-per-tensor-switch": ("SWATS", {"variant": "per-tensor", "switch_rtol": 0.5}),
     "SVRG": ("SVRG", {"snapshot_every": 3}),
+    "SVRG-II": ("SVRG", {"snapshot_every": 3, "option": "II"}),
     "Adadelta-zeiler": ("Adadelta", {"variant": "zeiler", "lr": 1.0}),
     "RMSprop-graves": ("RMSprop", {"variant": "graves", "centered": True, "momentum": 0.9}),
     # The other variants and forms (each a different path through its transforms).
@@ -86,6 +97,19 @@ OWN_ROWS: dict[str, tuple[str, dict]] = {
     "RMSprop-eps_inside": ("RMSprop", {"variant": "eps_inside"}),
     "RMSprop-centered-momentum": ("RMSprop", {"centered": True, "momentum": 0.9}),
     "Adadelta-scaled_accumulator": ("Adadelta", {"variant": "scaled_accumulator"}),
+    # The algorithms of issue 13 and the wrappers (over Adam; Lookahead synchronises every second step and
+    # SAM takes its two gradients through the closure, so 6 steps cross their branches).
+    "Adafactor": ("Adafactor", {}),
+    "Adafactor-beta1": ("Adafactor", {"beta1": 0.9}),
+    "Muon": ("Muon", {}),
+    "LAMB": ("LAMB", {}),
+    "LARS": ("LARS", {}),
+    "Prodigy": ("Prodigy", {}),
+    "ScheduleFreeSGD": ("ScheduleFreeSGD", {}),
+    "ScheduleFreeAdamW": ("ScheduleFreeAdamW", {}),
+    "Lookahead": ("Lookahead", {"base": "adam", "lookahead_k": 2}),
+    "SAM": ("SAM", {"base": "adam"}),
+    "WeightAveraging": ("WeightAveraging", {"base": "adam", "ema_decay": 0.9}),
 }
 BREAK_LOCATION = re.compile(r"Graph break .*?in user code at (?P<file>[^\n]+?):(?P<line>\d+)")
 # Where the breaks that surround every compiled step live (see the module docstring).
@@ -107,6 +131,7 @@ class CompileCounts:
 
     graphs_per_step: list[int] = field(default_factory=list)
     recompiles: int = 0
+    recompile_reasons: list[str] = field(default_factory=list)
     break_locations: list[str] = field(default_factory=list)
     parameters: list[Tensor] = field(default_factory=list)
 
@@ -133,6 +158,7 @@ class _DynamoRecords(logging.Handler):
         super().__init__()
         self.breaks: list[str] = []
         self.recompiles = 0
+        self.recompile_reasons: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -141,6 +167,9 @@ class _DynamoRecords(logging.Handler):
             self.breaks.append(f"{_short_path(path)}:{match.group('line')}")
         elif record.name.endswith("__recompiles") and "Recompiling function" in message:
             self.recompiles += 1
+            # The first failed guard, after dynamo's "triggered by the following guard failure(s):".
+            reasons = [line.strip(" -") for line in message.splitlines()[1:] if line.strip(" -")]
+            self.recompile_reasons.append(reasons[-1] if reasons else message.splitlines()[0])
 
 
 def _short_path(path: str) -> str:
@@ -225,17 +254,19 @@ def fill_gradients(model: torch.nn.Module, inputs: Tensor, step: int) -> None:
 
 
 def run_step(optimizer, step: Callable, model: torch.nn.Module, inputs: Tensor, index: int) -> None:
-    """One (possibly compiled) ``step`` as the optimizer's protocol asks: after backward, or SVRG's.
+    """One (possibly compiled) ``step`` as the optimizer's protocol asks: after backward, or with a closure.
 
     SVRG's step evaluates a minibatch closure at the iterate and at the snapshot; the snapshot itself is
-    taken eagerly when due (it is not part of ``step``). The closure's backward is a graph break in the
-    closure (dynamo does not trace ``backward``), which the table counts as around the step.
+    taken eagerly when due (it is not part of ``step``). SAM's (protocol ``"closure"``) evaluates it at
+    the iterate and at the perturbed point. The closure's backward is a graph break in the closure
+    (dynamo does not trace ``backward``), which the table counts as around the step.
     """
-    if getattr(optimizer, "step_protocol", "gradient") != "svrg":
+    protocol = getattr(optimizer, "step_protocol", "gradient")
+    if protocol not in ("svrg", "closure"):
         fill_gradients(model, inputs, index)
         step()
         return
-    if optimizer.needs_snapshot:
+    if protocol == "svrg" and optimizer.needs_snapshot:
         optimizer.take_snapshot(lambda: fill_gradients(model, inputs, 0))
 
     # The closure holds tensors only: a Python int in its cells would be guarded, so each new value
@@ -280,39 +311,72 @@ def measure(
             scheduler.step()
             counts.graphs_per_step.append(len(graphs) - compiled_before)
     counts.recompiles = records.recompiles
+    counts.recompile_reasons = records.recompile_reasons
     counts.break_locations = records.breaks
     counts.parameters = [param.detach().clone() for param in model.parameters()]
     return counts
 
 
-def table(names: list[str], backend: str, steps: int) -> str:
-    """The markdown table: one row per optimizer, ours next to torch's."""
+def relative_difference(got: list[Tensor], expected: list[Tensor]) -> float:
+    """The largest ``max|got - expected| / max|expected|`` over the parameters (0 when bit for bit)."""
+    return max(
+        float((a - b).abs().max() / b.abs().max().clamp(min=torch.finfo(b.dtype).tiny))
+        for a, b in zip(got, expected, strict=True)
+    )
+
+
+def table(names: list[str], backend: str, steps: int, why: bool = False) -> str:
+    """The markdown table: one row per optimizer, ours next to torch's.
+
+    *vs eager* is :func:`relative_difference` of the compiled run's parameters after the last step from
+    the same implementation's eager run (float32; a row may be clean of breaks and still wrong).
+    """
     lines = [
         f"backend `{backend}`, {steps} steps, tensor lr with ExponentialLR stepped after every step; "
-        f"torch {torch.__version__}",
+        f"float32. Machine: {machine_line()}",
         "",
         "| optimizer | impl | breaks in step | breaks around | graphs step 1 | graphs later | recompiles "
-        "| break locations in step |",
-        "|---|---|---|---|---|---|---|---|",
+        "| vs eager | break locations in step |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for implementation in ("ours", "torch") if has_torch_row(name) else ("ours",):
             try:
                 counts = measure(name, implementation, backend, steps)
+                eager = measure(name, implementation, None, steps)
             except Exception as error:  # a compiled step that fails is a row too, not the end of the table
                 message = str(error).strip().splitlines()[0][:120].replace("|", "/")
                 failure = f"fails: {type(error).__name__}: {message}"
-                lines.append(f"| {name} | {implementation} | {failure} | | | | | |")
+                lines.append(f"| {name} | {implementation} | {failure} | | | | | | |")
                 print(lines[-1], flush=True)
                 continue
             inside = counts.breaks_in_step
             around = len(counts.break_locations) - len(inside)
+            difference = relative_difference(counts.parameters, eager.parameters)
             lines.append(
                 f"| {name} | {implementation} | {len(inside)} | {around} | {counts.graphs_first_step} | "
-                f"{counts.graphs_later_steps} | {counts.recompiles} | {', '.join(sorted(set(inside)))} |"
+                f"{counts.graphs_later_steps} | {counts.recompiles} | {difference:.1e} | "
+                f"{', '.join(sorted(set(inside)))} |"
             )
             print(lines[-1], flush=True)
+            if why:  # what dynamo said, for finding the cause (not written to the table)
+                for where in counts.break_locations:
+                    print(f"    break at {where}", flush=True)
+                for reason in counts.recompile_reasons:
+                    print(f"    recompile: {reason}", flush=True)
     return "\n".join(lines) + "\n"
+
+
+def machine_line() -> str:
+    """The machine (step_speed.py's description where it is importable) and the time of the run."""
+    try:
+        from step_speed import machine_description  # benchmarks/ is on sys.path when run as a script
+
+        machine = machine_description()
+    except ImportError:
+        machine = f"{platform.machine()}; {os.cpu_count()} logical cores; torch {torch.__version__}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{machine}; load average {load:.2f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
 
 
 FIRST_STEP_SCRIPT = """
@@ -363,10 +427,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=6, help="compiled steps per optimizer (default 6)")
     parser.add_argument("--first-step", default="", help="optimizers to time first steps of")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="markdown file (default: results/)")
+    parser.add_argument("--why", action="store_true", help="print each break location and recompile reason")
     args = parser.parse_args()
     names = args.only.split(",")
     torch._dynamo.config.recompile_limit = 64  # count every recompile instead of giving up at 8
-    report = table(names, args.backend, args.steps)
+    report = table(names, args.backend, args.steps, args.why)
     if args.first_step:
         report += "\n" + first_step_table(args.first_step.split(","))
     write_text(args.out, report, parents=True)

@@ -53,7 +53,7 @@ CASES = [
             ({"variant": "hf"}, "variant"),
         ],
         not_applicable=_TORCH_NOT_APPLICABLE,
-        extra_arguments=("beta1",),
+        extra_arguments=("beta1", "differentiable"),
     ),
     Case(
         "adafactor-wd-eps-decay",
@@ -64,7 +64,7 @@ CASES = [
         # beta2_decay -0.5 makes Rosenbrock's run amplify rounding 3x per step after step 40
         {"weight_decay": 0.0, "beta2_decay": -1.0},
         not_applicable=_TORCH_NOT_APPLICABLE,
-        extra_arguments=("beta1",),
+        extra_arguments=("beta1", "differentiable"),
     ),
     Case(
         "adafactor-torch-momentum",

@@ -101,7 +101,16 @@ def test_signature_extends_torch_muon_with_keyword_only_extras():
     for name, parameter in theirs.items():
         assert ours[name].default == parameter.default, name
     extras = {name: p.kind for name, p in ours.items() if name not in theirs}
-    assert set(extras) == {"use_muon", "adam_betas", "adam_eps", "ns_dtype", "foreach", "maximize", "variant"}
+    assert set(extras) == {
+        "use_muon",
+        "adam_betas",
+        "adam_eps",
+        "ns_dtype",
+        "foreach",
+        "maximize",
+        "differentiable",
+        "variant",
+    }
     assert set(extras.values()) == {inspect.Parameter.KEYWORD_ONLY}
 
 

@@ -122,15 +122,20 @@ def _tensor(value):
     return torch.tensor(value, dtype=torch.float64)
 
 
-def _loss_after_steps(cls, make_hyper, value, steps=5):
-    """Least squares after ``steps`` differentiable steps from a fixed start, as a function of ``value``."""
-    weights = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64, requires_grad=True).clone()
+def _loss_after_steps(cls, make_hyper, value, steps=5, shape=(4,)):
+    """Least squares after ``steps`` differentiable steps from a fixed start, as a function of ``value``.
+
+    ``shape`` (4,) is a vector parameter; (2, 2) the same four weights as a matrix (Muon's orthogonalised
+    step, Adafactor's factored moments).
+    """
+    start = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64, requires_grad=True)
+    weights = start.clone().reshape(shape)
     optimizer = cls([weights], differentiable=True, **make_hyper(value))
     for _ in range(steps):
-        loss = (TARGET @ weights - OFFSET).pow(2).sum()
+        loss = (TARGET @ weights.reshape(-1) - OFFSET).pow(2).sum()
         (weights.grad,) = torch.autograd.grad(loss, weights, create_graph=True)
         optimizer.step()
-    return (TARGET @ weights - OFFSET).pow(2).sum()
+    return (TARGET @ weights.reshape(-1) - OFFSET).pow(2).sum()
 
 
 DIFFERENTIABLE_CASES = [
@@ -155,6 +160,20 @@ DIFFERENTIABLE_CASES = [
     ("radam-lr", dl.RAdam, lambda x: {"lr": x}, 0.05),
     ("lamb-lr", dl.LAMB, lambda x: {"lr": x, "weight_decay": 0.1}, 0.05),
     ("lars-lr", dl.LARS, lambda x: {"lr": x, "weight_decay": 0.1, "trust_coefficient": 0.1}, 0.5),
+    # issue 13's algorithms and wrappers ("-matrix": the parameter is a 2 x 2 matrix).
+    ("adafactor-lr", dl.Adafactor, lambda x: {"lr": x, "weight_decay": 0.1}, 0.05),
+    ("adafactor-matrix-lr", dl.Adafactor, lambda x: {"lr": x, "beta1": 0.9}, 0.05),
+    ("adafactor-matrix-paper-lr", dl.Adafactor, lambda x: {"lr": x, "variant": "paper"}, 0.05),
+    ("adafactor-matrix-beta1", dl.Adafactor, lambda x: {"lr": 0.05, "beta1": x}, 0.9),
+    ("lamb-beta1", dl.LAMB, lambda x: {"lr": 0.05, "betas": (x, _tensor(0.999))}, 0.9),
+    ("lamb-beta2", dl.LAMB, lambda x: {"lr": 0.05, "betas": (_tensor(0.9), x)}, 0.99),
+    ("muon-adam-beta1", dl.Muon, lambda x: {"lr": 0.05, "adam_betas": (x, _tensor(0.95))}, 0.9),
+    # nesterov=False: with the look-ahead this 2 x 2 problem is so curved that central differences only
+    # settle below h = 1e-7 (the analytic gradient agrees with them there).
+    ("muon-matrix-lr", dl.Muon, lambda x: {"lr": x, "ns_dtype": "param", "nesterov": False}, 0.05),
+    ("muon-adamw-lr", dl.Muon, lambda x: {"lr": x}, 0.05),  # a vector takes the AdamW fallback
+    ("lookahead-lr", dl.Lookahead, lambda x: {"base": "adam", "lr": x, "lookahead_k": 2}, 0.05),
+    ("weight-averaging-lr", dl.WeightAveraging, lambda x: {"base": "adam", "lr": x, "ema_decay": 0.5}, 0.05),
 ]
 
 
@@ -162,11 +181,13 @@ DIFFERENTIABLE_CASES = [
     ("name", "cls", "make_hyper", "value"), DIFFERENTIABLE_CASES, ids=[c[0] for c in DIFFERENTIABLE_CASES]
 )
 def test_differentiable_step_gradient_matches_finite_differences(name, cls, make_hyper, value):
+    shape = (2, 2) if "-matrix" in name else (4,)
     hyperparameter = torch.tensor(value, dtype=torch.float64, requires_grad=True)
-    (gradient,) = torch.autograd.grad(_loss_after_steps(cls, make_hyper, hyperparameter), hyperparameter)
+    loss = _loss_after_steps(cls, make_hyper, hyperparameter, shape=shape)
+    (gradient,) = torch.autograd.grad(loss, hyperparameter)
     h = 1e-6
-    above = _loss_after_steps(cls, make_hyper, _tensor(value + h)).item()
-    below = _loss_after_steps(cls, make_hyper, _tensor(value - h)).item()
+    above = _loss_after_steps(cls, make_hyper, _tensor(value + h), shape=shape).item()
+    below = _loss_after_steps(cls, make_hyper, _tensor(value - h), shape=shape).item()
     central_difference = (above - below) / (2 * h)
     assert abs(central_difference) > 1e-3  # the loss depends on the hyperparameter: the test can fail
     assert gradient.item() == pytest.approx(central_difference, rel=1e-6)
@@ -185,3 +206,34 @@ def test_differentiable_step_takes_the_same_steps(name, cls, make_hyper, value):
     _drive(plain, plain_params)
     _drive(graph, graph.param_groups[0]["params"])
     torch.testing.assert_close(graph.param_groups[0]["params"], plain_params, rtol=1e-14, atol=1e-15)
+
+
+def _differentiable_lr():
+    return torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("cls", [dl.ScheduleFreeSGD, dl.ScheduleFreeAdamW], ids=lambda c: c.__name__)
+def test_schedule_free_refuses_a_graph_lr_whose_gradient_it_would_drop(cls):
+    # lr reaches the step through the group's Python-number state: its gradient would silently be 0.
+    with pytest.raises(ValueError, match=r"lr is a tensor that requires grad.*scheduled_lr"):
+        _loss_after_steps(cls, lambda x: {"lr": x}, _differentiable_lr(), steps=1)
+
+
+def test_schedule_free_differentiable_with_a_float_lr_still_steps():
+    loss = _loss_after_steps(dl.ScheduleFreeSGD, lambda x: {"lr": x}, 0.05, steps=2)
+    assert loss.requires_grad  # the graph reaches the start (z_1 = x_1 = y_1)
+
+
+def test_prodigy_refuses_differentiable_naming_its_host_side_estimate():
+    with pytest.raises(ValueError, match="distance estimate d is a number read on the host"):
+        dl.Prodigy([torch.zeros(3, requires_grad=True).clone()], differentiable=True)
+
+
+def test_sam_refuses_a_differentiable_base():
+    with pytest.raises(ValueError, match=r"SAM cannot wrap a differentiable base.*outside autograd"):
+        dl.SAM([torch.zeros(3, requires_grad=True).clone()], base="adam", differentiable=True)
+
+
+def test_swats_refuses_a_graph_lr_its_host_side_switch_reads_as_a_float():
+    with pytest.raises(ValueError, match=r"SWATS\(differentiable=True\).*host-side decision"):
+        _loss_after_steps(dl.SWATS, lambda x: {"lr": x}, _differentiable_lr(), steps=1)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import RuleOptimizer, as_float
-from descentlab.optim._rules import ema_, nonvanishing_eps
+from descentlab.optim._rules import ema_, nonvanishing_eps, per_tensor
 from descentlab.optim._transform import (
     STEP,
     Direction,
@@ -66,27 +66,34 @@ def _mean_of_squares(grad: Tensor, dim: int, eps1: float, paper: bool) -> Tensor
     size = max(grad.size(dim), 1)
     if paper:
         return (grad * grad + eps1).sum(dim=dim, keepdim=True).div_(size)
-    # torch's own sequence of kernels (bitwise parity): ||g||^2 / size without materialising g^2.
-    return torch.norm(grad, dim=dim, keepdim=True).square_().div_(size)
+    # torch's own sequence of kernels (bitwise parity): ||g||^2 / size without materialising g^2. The
+    # square is a new (row- or column-sized) tensor: a differentiable step's norm backward reads the norm.
+    return torch.norm(grad, dim=dim, keepdim=True).square().div_(size)
 
 
-def _scaled_gradient(update: Update, index: int, weight: float, eps1: float, paper: bool) -> Tensor:
-    """``U = G / sqrt(V_hat)`` for parameter ``index``, updating its second-moment state in place."""
-    grad, state = update.grads[index], update.state
+def _scaled_gradient(update: Update, index: int, weight: float | Tensor, eps1: float, paper: bool) -> Tensor:
+    """``U = G / sqrt(V_hat)`` for parameter ``index``, updating its second-moment state in place.
+
+    The estimate is updated in place, except in a differentiable step (autograd on), whose backward
+    reads each intermediate (same kernels, same values).
+    """
+    grad, state, in_place = update.grads[index], update.state, not torch.is_grad_enabled()
     if "row_var" in state:  # a bucket holds one state layout: all factored or none
         row, col = state["row_var"][index], state["col_var"][index]
         row.lerp_(_mean_of_squares(grad, -1, eps1, paper), weight)  # Alg. 4: R_t (a mean, not a sum)
         col.lerp_(_mean_of_squares(grad, -2, eps1, paper), weight)  # Alg. 4: C_t
         estimate = row @ col  # the rank-1 outer product R_t C_t, batched over leading dimensions
         row_mean = row.mean(dim=-2, keepdim=True)
-        estimate.div_(row_mean if paper else row_mean.clamp_(min=eps1))  # Alg. 4: V_hat_t
+        divisor = row_mean if paper else row_mean.clamp(min=eps1)
+        estimate = estimate.div_(divisor) if in_place else estimate / divisor  # Alg. 4: V_hat_t
     else:
         variance = state["variance"][index]
         variance.lerp_(grad * grad + eps1 if paper else grad * grad, weight)  # Alg. 5: V_hat_t
         estimate = variance.clone()
-    if not paper:
-        estimate.clamp_(min=eps1 * eps1)  # torch's eps1: a floor under V_hat, not a term in g^2
-    return estimate.rsqrt_().mul_(grad)  # Alg. 4 / 5: U_t = G_t / sqrt(V_hat_t)
+    if not paper:  # torch's eps1: a floor under V_hat, not a term in g^2
+        estimate = estimate.clamp_(min=eps1 * eps1) if in_place else estimate.clamp(min=eps1 * eps1)
+    # Alg. 4 / 5: U_t = G_t / sqrt(V_hat_t)
+    return estimate.rsqrt_().mul_(grad) if in_place else estimate.rsqrt() * grad
 
 
 @transform(
@@ -105,12 +112,31 @@ def _scaled_gradient(update: Update, index: int, weight: float, eps1: float, pap
 def scale_by_factored_rms(update: Update, direction: Direction) -> Direction:
     """Adafactor's second moments (factored for matrices, full for vectors): ``G / sqrt(V_hat)``."""
     weight = update.step ** update.number("beta2_decay")  # 1 - beta2_t = t^(-0.8) (sec. 6)
+    # A compiled step's counts are a tensor, one per parameter: lerp takes its weight in the state's dtype.
+    weights = per_tensor(weight) if isinstance(weight, Tensor) else [weight] * len(update.params)
     eps1, paper = _eps1(update), update.group["variant"] == "paper"
-    return Direction([_scaled_gradient(update, i, weight, eps1, paper) for i in range(len(update.params))])
+    return Direction(
+        [
+            _scaled_gradient(update, i, _in_dtype(weights[i], update.grads[i]), eps1, paper)
+            for i in range(len(update.params))
+        ]
+    )
 
 
-def _root_mean_squares(tensors: list[Tensor]) -> list[float]:
-    """RMS of each tensor, ``||x||_2 / sqrt(n)`` as torch.optim.Adafactor computes it; 0 for an empty one."""
+def _in_dtype(factor: float | Tensor, like: Tensor) -> float | Tensor:
+    """A float as it is; a tensor factor (a compiled step) in ``like``'s dtype, as lerp's weight must be."""
+    return factor.to(like.dtype) if isinstance(factor, Tensor) else factor
+
+
+def _root_mean_squares(tensors: list[Tensor], as_tensor: bool) -> list[float] | Tensor:
+    """RMS of each tensor, ``||x||_2 / sqrt(n)`` as torch.optim.Adafactor computes it; 0 for an empty one.
+
+    Floats read on the host, or (``as_tensor``: a compiled or differentiable step) one float64 tensor
+    with the same float64 arithmetic on the same norms: reading them would break the graph.
+    """
+    if as_tensor:
+        sizes = torch.tensor([max(tensor.numel(), 1) ** 0.5 for tensor in tensors], dtype=torch.float64)
+        return torch.stack(torch._foreach_norm(tensors)).to(torch.float64) / sizes  # empty: 0 / 1
     norms = torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
     return [norm / tensor.numel() ** 0.5 if tensor.numel() else 0.0 for norm, tensor in zip(norms, tensors)]
 
@@ -118,17 +144,29 @@ def _root_mean_squares(tensors: list[Tensor]) -> list[float]:
 @transform(hyperparameters=(Hyperparameter("d", 1.0, Real(1.0)),), elementwise=False)
 def clip_and_scale_relative(update: Update, direction: Direction) -> Direction:
     """Update clipping (sec. 5) and the relative step size (sec. 7): ``alpha_t U / max(1, RMS(U) / d)``."""
-    rho = min(as_float(update.group["lr"]), 1 / (update.step**0.5))  # rho_t = min(lr, 1/sqrt(t))
     eps2, threshold = float(update.group["eps"][1]), update.number("d")
-    scales = [
-        max(eps2, param_rms) * rho / max(1.0, update_rms / threshold)
-        for param_rms, update_rms in zip(
-            _root_mean_squares(update.params), _root_mean_squares(direction.numerator)
-        )
-    ]
-    # Per-tensor products, then a plain subtraction: torch's foreach kernels, the same with foreach=False.
-    torch._foreach_mul_(direction.numerator, scales)
-    return Direction(direction.numerator, lr_scaled=False)
+    if not (torch.compiler.is_compiling() or torch.is_grad_enabled()):
+        rho = min(as_float(update.group["lr"]), 1 / (update.step**0.5))  # rho_t = min(lr, 1/sqrt(t))
+        scales = [
+            max(eps2, param_rms) * rho / max(1.0, update_rms / threshold)
+            for param_rms, update_rms in zip(
+                _root_mean_squares(update.params, False), _root_mean_squares(direction.numerator, False)
+            )
+        ]
+        # Per-tensor products, then a plain subtraction: torch's foreach kernels, also with foreach=False.
+        torch._foreach_mul_(direction.numerator, scales)
+        return Direction(direction.numerator, lr_scaled=False)
+    # The same formula on tensors: lr, the counts and the RMS stay on the graph (compiled: no host read;
+    # differentiable: lr and the norms carry gradients). The parameters are copied, since the engine
+    # updates them in place after the chain and the norm's backward reads them.
+    lr = torch.as_tensor(update.hyper("lr"), dtype=torch.float64)
+    step = torch.as_tensor(update.step, dtype=torch.float64)
+    params = [param.clone() for param in update.params] if torch.is_grad_enabled() else update.params
+    param_rms = _root_mean_squares(params, True)
+    update_rms = _root_mean_squares(direction.numerator, True)
+    rho = torch.minimum(lr, 1 / (step**0.5))
+    scales = per_tensor(param_rms.clamp(min=eps2) * rho / (update_rms / threshold).clamp(min=1.0))
+    return Direction(torch._foreach_mul(direction.numerator, scales), lr_scaled=False)
 
 
 @transform(
@@ -137,8 +175,8 @@ def clip_and_scale_relative(update: Update, direction: Direction) -> Direction:
 )
 def trace_scaled_update(update: Update, direction: Direction) -> Direction:
     """Optional momentum over the clipped, relatively scaled update (the authors' tensor2tensor code)."""
-    beta1 = update.number("beta1")
-    if beta1 == 0:
+    beta1 = update.hyper("beta1")  # a tensor in a differentiable step (beta1 that requires grad)
+    if not isinstance(beta1, Tensor) and beta1 == 0:
         return direction
     if "exp_avg" not in update.state:
         raise RuntimeError(
@@ -206,8 +244,9 @@ class Adafactor(RuleOptimizer):
     its for-loop, to save peak memory: pass ``foreach=False`` for that). ``eps[0]=None`` is resolved
     per parameter dtype (torch takes the first parameter's dtype for the whole group). Zero-size
     parameters are accepted (torch divides by zero). ``eps[0] = 0`` is refused (torch accepts it, and a
-    coordinate whose gradients were all 0 then steps by 0/0 = NaN). ``beta1`` and ``variant`` are ours.
-    Complex parameters are refused at construction (torch refuses them at the first step).
+    coordinate whose gradients were all 0 then steps by 0/0 = NaN). ``beta1``, ``variant`` and
+    ``differentiable`` (torch's Adafactor has no such flag; the RMS factors then stay on the autograd
+    graph) are ours. Complex parameters are refused at construction (torch refuses them at the first step).
 
     Example:
         >>> opt = Adafactor(model.parameters())  # doctest: +SKIP
@@ -234,12 +273,9 @@ class Adafactor(RuleOptimizer):
     block_numel = 0
     weight_decay_placement = "decoupled"  # torch's (1 - lr * weight_decay); RMS(X) is read before it
     signature = arguments(
-        "lr beta2_decay eps d weight_decay * foreach maximize beta1 variant",
+        "lr beta2_decay eps d weight_decay * foreach maximize differentiable beta1 variant",
         lr=1e-2,
         weight_decay=0.0,
-        # Not differentiable (the step reads norms on the host); kept in the groups, so a copy or a
-        # loaded state_dict (where torch adds it) has the same groups as the original.
-        fixed={"differentiable": False},
     )
 
     def check_group(self, group: dict[str, Any]) -> None:

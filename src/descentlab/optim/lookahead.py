@@ -22,6 +22,12 @@ ANCHORS: dict[str, Callable[[int], int]] = {
 }
 
 
+def _slow_copy(param: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
+    """The slow weights' first value, a copy of ``param``; on the graph when the base is differentiable."""
+    with torch.set_grad_enabled(bool(group.get("differentiable"))):
+        return param.clone() if group.get("differentiable") else param.detach().clone()
+
+
 class Lookahead(OptimizerWrapper):
     r"""Lookahead: the base optimizer takes k fast steps, then the slow weights move towards them.
 
@@ -65,6 +71,9 @@ class Lookahead(OptimizerWrapper):
     late, and a group added later starts its own cycle. timm counts per group and skips parameters without
     gradient at its synchronisation; torch-optimizer counts per group and moves every parameter. torch.optim
     has no Lookahead. The slow-weight update is one ``lerp`` (:math:`\phi + \alpha(\theta - \phi)`).
+    With a differentiable base (``differentiable=True``) the slow weights and the synchronisation are
+    on the autograd graph too, so a loss after k steps differentiates through them (with respect to
+    ``lr``, the start, ...).
 
     Search space: lr (log, the base's), lookahead_k (2-20, log), lookahead_alpha (0.1-1).
 
@@ -108,7 +117,7 @@ class Lookahead(OptimizerWrapper):
             if ANCHORS[group["lookahead_variant"]](group["lookahead_k"]) == 0:
                 for param in group["params"]:
                     if param.requires_grad and param not in self.state:  # phi_0 = theta_0
-                        self.state[param] = {"fast_steps": 0, "slow_param": param.detach().clone()}
+                        self.state[param] = {"fast_steps": 0, "slow_param": _slow_copy(param, group)}
         with torch.enable_grad():
             loss = self.base.step(closure)
         for group in self.param_groups:
@@ -125,13 +134,25 @@ class Lookahead(OptimizerWrapper):
             state["fast_steps"] += 1
             steps = state["fast_steps"]
             if steps == anchor:
-                state["slow_param"] = param.detach().clone()
+                state["slow_param"] = _slow_copy(param, group)
             elif steps > anchor and (steps - anchor) % k == 0:
-                slow.append(real_view(state["slow_param"]))
-                fast.append(real_view(param.detach()))
-        if slow:
-            torch._foreach_lerp_(slow, fast, float(group["lookahead_alpha"]))  # phi += alpha (theta - phi)
-            torch._foreach_copy_(fast, slow)  # theta_{t+1,0} <- phi_t
+                slow.append(state)
+                fast.append(param)
+        if not slow:
+            return
+        alpha = float(group["lookahead_alpha"])
+        if group.get("differentiable"):
+            # A differentiable base: the synchronisation goes on the graph too (new slow weights, and a
+            # recorded copy into the fast ones), so the loss after it is a function of lr and the start.
+            with torch.enable_grad():
+                for state, param in zip(slow, fast):
+                    state["slow_param"] = torch.lerp(state["slow_param"], param, alpha)
+                    param.copy_(state["slow_param"])
+            return
+        slow = [real_view(state["slow_param"]) for state in slow]
+        fast = [real_view(param.detach()) for param in fast]
+        torch._foreach_lerp_(slow, fast, alpha)  # phi += alpha (theta - phi)
+        torch._foreach_copy_(fast, slow)  # theta_{t+1,0} <- phi_t
 
     def at_iterate(self) -> contextlib.AbstractContextManager:
         """A block in which the parameters hold the slow weights phi (Algorithm 1's output)."""

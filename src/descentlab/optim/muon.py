@@ -230,7 +230,9 @@ class Muon(RuleOptimizer):
     Differences from torch.optim.Muon (``"torch"``): torch refuses any parameter that is not 2-D; here
     those take the AdamW fallback (or, with >= 3 dimensions, Muon's step on the ``shape[0] x rest``
     view), so ``Muon(model.parameters())`` works; the extra keyword-only arguments ``use_muon``,
-    ``adam_betas``, ``adam_eps``, ``ns_dtype``, ``foreach``, ``maximize`` and ``variant``; ``momentum``
+    ``adam_betas``, ``adam_eps``, ``ns_dtype``, ``foreach``, ``maximize``, ``differentiable`` (the
+    step as a function of ``lr``, the state and the gradients; with ``ns_dtype="param"`` for float64
+    derivatives) and ``variant``; ``momentum``
     must be in [0, 1) (torch accepts any ``momentum >= 0``; its lerp diverges from 1 on), ``eps`` > 0;
     complex matrices are refused at construction (torch at the first step); torch's NS divides a bfloat16
     update in place, so with a bfloat16 parameter and ``nesterov=False`` it rescales the momentum buffer
@@ -268,8 +270,7 @@ class Muon(RuleOptimizer):
     weight_decay_placement = "decoupled"
     signature = arguments(
         "lr weight_decay momentum nesterov ns_coefficients eps ns_steps adjust_lr_fn",
-        "* use_muon adam_betas adam_eps ns_dtype foreach maximize variant",
-        fixed={"differentiable": False},  # torch's load_state_dict writes it into every group
+        "* use_muon adam_betas adam_eps ns_dtype foreach maximize differentiable variant",
         lr=1e-3,
         weight_decay=0.1,
     )

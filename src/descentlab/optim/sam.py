@@ -58,6 +58,10 @@ class SAM(OptimizerWrapper):
     :math:`T_w` to weights only, leaving biases with :math:`T = 1` (it selects them by name, which an
     optimizer cannot see); here every parameter of the groups is scaled. torch.optim has no SAM.
 
+    Under ``torch.compile`` the norm stays a tensor (the perturbation's factor is ``torch.where(norm > 0,
+    rho / norm, 0)``), so the step has no graph break of its own; a base with ``differentiable=True`` is
+    refused (the perturbation is applied outside autograd).
+
     Search space: lr (log, the base's), sam_rho (0.005-2, log; the papers searched 0.01-0.5 for SAM and
     0.5-2 for ASAM).
 
@@ -90,6 +94,17 @@ class SAM(OptimizerWrapper):
         own = dict(sam_rho=sam_rho, sam_variant=sam_variant, sam_eta=sam_eta)
         super().__init__(params, base, own, base_hyperparameters)
 
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Refuse a differentiable base: the perturbation is applied outside autograd."""
+        super().check_group(group)
+        if group.get("differentiable"):
+            raise ValueError(
+                "SAM cannot wrap a differentiable base (differentiable=True): it moves the parameters to "
+                "w + epsilon and back outside autograd, with epsilon's scale rho / ||g|| read on the host, "
+                "so derivatives through the step (with respect to lr or the start) would be wrong; pass "
+                "differentiable=False"
+            )
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Evaluate at w, perturb to w + epsilon, evaluate again, restore w and step the base."""
         if closure is None:
@@ -103,9 +118,9 @@ class SAM(OptimizerWrapper):
             originals = self._perturb()
         with torch.enable_grad():
             closure()
-        with torch.no_grad():
-            for param, original in originals:
-                param.copy_(original)
+        if originals:
+            with torch.no_grad():  # one multi-tensor copy (dynamo may drop per-tensor copies into params)
+                torch._foreach_copy_([param for param, _ in originals], [value for _, value in originals])
         self.base.step()
         return loss
 
@@ -134,15 +149,19 @@ class SAM(OptimizerWrapper):
             groups.append((group, params, weights, directions))
         if not groups:
             return []
-        norm = float(
-            torch.linalg.vector_norm(
-                torch.stack([n.to(device="cpu", dtype=torch.float64) for n in scaled_norms])
-            )
+        norm = torch.linalg.vector_norm(
+            torch.stack([n.to(device="cpu", dtype=torch.float64) for n in scaled_norms])
         )
+        compiled = torch.compiler.is_compiling()
+        if not compiled:
+            norm = float(norm)
         originals = []
         for group, params, weights, directions in groups:
             originals.extend((p, p.detach().clone()) for p in params)
-            if norm > 0:
-                sign = -1.0 if group.get("maximize", False) else 1.0
-                torch._foreach_add_(weights, directions, alpha=sign * float(group["sam_rho"]) / norm)
+            rho = (-1.0 if group.get("maximize", False) else 1.0) * float(group["sam_rho"])
+            if compiled:  # no host read of the norm: the factor is a tensor, 0 where g = 0
+                factor = torch.where(norm > 0, rho / norm, 0.0)
+                torch._foreach_add_(weights, torch._foreach_mul(directions, factor.to(weights[0].device)))
+            elif norm > 0:
+                torch._foreach_add_(weights, directions, alpha=rho / norm)
         return originals

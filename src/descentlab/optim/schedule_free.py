@@ -28,6 +28,7 @@ from descentlab.optim._transform import (
     State,
     Update,
     arguments,
+    is_graph_tensor,
     transform,
 )
 from descentlab.optim._transforms import BETAS, EPS
@@ -197,7 +198,9 @@ class _ScheduleFree(RuleOptimizer):
                 "not the point y where gradients belong; call optimizer.train() before training (and "
                 "optimizer.eval() before evaluating)"
             )
-        return super().step(closure)
+        for group in self.param_groups:
+            _refuse_graph_hyperparameters(type(self).__name__, group)
+        return _eager_step(self, closure)
 
     def _sequences(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The params with state and their ``z``, ``x`` (complex ones as real views)."""
@@ -209,6 +212,40 @@ class _ScheduleFree(RuleOptimizer):
         return tuple(
             [torch.view_as_real(t) if torch.is_complex(t) else t for t in column] for column in zip(*triples)
         ) or ([], [], [])
+
+
+@torch.compiler.disable(
+    reason="Schedule-Free's group-level state (k, scheduled_lr, lr_max, weight_sum) advances on the host"
+)
+def _eager_step(optimizer: RuleOptimizer, closure: Callable[[], Any] | None) -> Any:
+    """The engine's step, always eager: a break under ``torch.compile``, but the right result.
+
+    The group-level state advances in ``_init_group``, which dynamo runs eagerly while it traces the rest
+    against its own earlier view of the group: the first compiled step fails inside dynamo (a ``KeyError``
+    for the state not yet created), and frames compiled afterwards gave parameters 2-4% away from the
+    eager step's after 6 steps (benchmarks/compile_counts.py, before this fallback).
+    """
+    return RuleOptimizer.step(optimizer, closure)
+
+
+def _refuse_graph_hyperparameters(name: str, group: dict[str, Any]) -> None:
+    """A differentiable step cannot differentiate with respect to lr, betas or momentum: refuse them.
+
+    They reach the step through the group-level state (``scheduled_lr``, ``lr_max``, ``weight_sum``, the
+    averaging weights), which holds Python numbers advanced once per step, so a tensor that requires
+    grad would be read as a float and its gradient would silently be 0.
+    """
+    if not group.get("differentiable"):
+        return
+    for key in ("lr", "betas", "momentum", "weight_decay"):
+        values = group.get(key)
+        if any(is_graph_tensor(value) for value in (values if isinstance(values, tuple) else (values,))):
+            raise ValueError(
+                f"{name}(differentiable=True) differentiates with respect to the starting point only: "
+                f"{key} is a tensor that requires grad, but it enters the step through the group's "
+                "Python-number state (scheduled_lr, lr_max, weight_sum), so its gradient would be 0; "
+                f"pass {key} as a float or a tensor that does not require grad"
+            )
 
 
 class ScheduleFreeSGD(_ScheduleFree):

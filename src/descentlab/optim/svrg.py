@@ -46,7 +46,9 @@ class SVRG(RuleOptimizer):
 
     State per parameter: ``snapshot`` (:math:`\tilde w`), ``full_grad`` (:math:`\tilde\mu`), and with
     option II ``candidate``. Weight decay (coupled L2, default 0) is added to the corrected gradient.
-    torch has no SVRG.
+    torch has no SVRG. ``torch.compile(optimizer.step)`` compiles without a break inside the step or a
+    recompile (the closure's ``backward`` breaks the closure itself): the corrected gradient is written
+    into the ``.grad`` tensors in place and the step counters are tensors.
 
     Search space: lr, SGD's range (SVRG is SGD with a variance-reduced gradient).
 
@@ -89,9 +91,21 @@ class SVRG(RuleOptimizer):
         )
         super().__init__(params, defaults)
         self.option = option
-        self.inner_steps = 0
+        # The counters are tensors that step() updates in place: a compiled step traces them as inputs,
+        # whereas dynamo drops an increment of a Python int attribute in a resumed frame (measured: it
+        # stayed 0, so no second snapshot was ever taken) and would recompile for each new value.
+        self._inner = torch.zeros((), dtype=torch.int64)
+        self._candidate = torch.zeros((), dtype=torch.int64)
         self._generator = torch.Generator().manual_seed(seed)
-        self._candidate_step = 0
+
+    @property
+    def inner_steps(self) -> int:
+        """Steps taken since the last snapshot (the paper's inner-loop counter)."""
+        return int(self._inner)
+
+    @inner_steps.setter
+    def inner_steps(self, value: int) -> None:
+        self._inner.fill_(value)
 
     @property
     def needs_snapshot(self) -> bool:
@@ -129,7 +143,7 @@ class SVRG(RuleOptimizer):
                 param_state["candidate"] = param.detach().clone()
         self.inner_steps = 0
         every = self.param_groups[0]["snapshot_every"]
-        self._candidate_step = int(torch.randint(every, (1,), generator=self._generator))
+        self._candidate.fill_(int(torch.randint(every, (1,), generator=self._generator)))
         return loss
 
     @torch.no_grad()
@@ -142,32 +156,37 @@ class SVRG(RuleOptimizer):
         if not self._has_snapshot():
             raise ValueError("SVRG has no snapshot yet: call optimizer.take_snapshot(full_closure) first")
         params = self._params()
-        if self.option == "II" and self.inner_steps == self._candidate_step:
-            for param in params:
-                self.state[param]["candidate"].copy_(param)
+        if self.option == "II":  # keep w_t as the candidate at the drawn step (a select: no host read)
+            candidates = [self.state[param]["candidate"] for param in params]
+            drawn = self._inner == self._candidate
+            torch._foreach_copy_(candidates, [torch.where(drawn, p, c) for p, c in zip(params, candidates)])
         with torch.enable_grad():
             loss = closure()
-        current_grads = [None if p.grad is None else p.grad.clone() for p in params]
-        current_values = [p.detach().clone() for p in params]
-        for param in params:
-            param.copy_(self.state[param]["snapshot"])
+        has_grad = [param.grad is not None for param in params]
+        at_iterate = [param for param, present in zip(params, has_grad) if present]
+        current_grads = [param.grad.clone() for param in at_iterate]
+        current_values = [param.detach().clone() for param in params]
+        torch._foreach_copy_(params, [self.state[param]["snapshot"] for param in params])
         with torch.enable_grad():
             closure()
-        for param, value, grad in zip(params, current_values, current_grads):
-            param.copy_(value)
-            if grad is None:
+        torch._foreach_copy_(params, current_values)
+        for param, present in zip(params, has_grad):
+            if not present:  # no gradient at the iterate: no step for this parameter
                 param.grad = None
-                continue
-            # g_i(w) - g_i(w~) + mu~, written into .grad so the engine applies the step.
-            param.grad = grad.sub_(param.grad).add_(self.state[param]["full_grad"])
+        if at_iterate:
+            # g_i(w) - g_i(w~) + mu~, written into the .grad tensors in place: a compiled step then sees
+            # the same gradient tensors at every step (a new .grad fails a guard: a recompile per step).
+            corrected = torch._foreach_sub(current_grads, [param.grad for param in at_iterate])
+            torch._foreach_add_(corrected, [self.state[param]["full_grad"] for param in at_iterate])
+            torch._foreach_copy_([param.grad for param in at_iterate], corrected)
         super().step()
-        self.inner_steps += 1
+        torch._foreach_add_([self._inner], 1)
         return loss
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles (and deep-copies) only defaults, state and param_groups; the snapshot schedule
         # and option II's draw live in attributes, without which a copy cannot step.
-        extra = ("option", "inner_steps", "_generator", "_candidate_step")
+        extra = ("option", "_inner", "_candidate", "_generator")
         return {**super().__getstate__(), **{name: self.__dict__[name] for name in extra}}
 
     def state_dict(self) -> dict[str, Any]:

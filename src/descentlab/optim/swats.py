@@ -8,7 +8,17 @@ import torch
 
 from descentlab.optim._engine import RuleOptimizer, as_float
 from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, per_tensor, root_plus_eps, trace_
-from descentlab.optim._transform import STEP, Direction, Hyperparameter, State, Update, arguments, transform
+from descentlab.optim._transform import (
+    STEP,
+    Direction,
+    Hyperparameter,
+    State,
+    Update,
+    arguments,
+    is_graph_tensor,
+    step_scalar,
+    transform,
+)
 from descentlab.optim._transforms import BETAS, FIRST_MOMENT, SECOND_MOMENT
 from descentlab.optim._validation import POSITIVE
 from descentlab.optim.adam import Adam
@@ -47,8 +57,10 @@ def swats_switch(update: Update, direction: Direction) -> Direction:
 def _switch_step(update: Update, all_grads: list, all_state: dict, part: slice) -> Direction:
     """The step of the tensors ``part`` that switch together (a whole group, or one tensor)."""
     beta1, beta2 = (float(beta) for beta in update.group["betas"])
-    lr, step, group = as_float(update.group["lr"]), update.step, update.group
     grads, state = all_grads[part], {name: values[part] for name, values in all_state.items()}
+    if torch.compiler.is_compiling():
+        return _compiled_switch_step(update, grads, state, update.step[part], beta1, beta2)
+    lr, step, group = as_float(update.group["lr"]), update.step, update.group
     if state["phase"][0].item() == SGD_PHASE:
         trace_(state["momentum_buffer"], grads, beta1)
         sgd_lr = state["sgd_lr"][0].item() * lr / state["switch_lr"][0].item()
@@ -86,6 +98,71 @@ def _test_switch(update: Update, grads: list, state: dict, adam_step: list, beta
             state["switch_step"][index].fill_(step)
             state["switch_lr"][index].fill_(lr)
             state["momentum_buffer"][index].zero_()
+
+
+def _compiled_switch_step(
+    update: Update, grads: list, state: dict, steps: torch.Tensor, beta1: float, beta2: float
+) -> Direction:
+    """:func:`_switch_step` of a compiled step: both phases computed, ``torch.where`` choosing by phase.
+
+    Branching on the phase, on ``p^T g = 0`` or on the switch test would read tensors on the host (a
+    graph break each); so the SGD and the Adam candidates, the new moments, the switch test and every
+    state write are computed as tensors and selected, as torch's capturable optimizers select. The eager
+    step keeps its host branches (and its bits). ``steps`` holds one count per tensor of the part; the
+    part's tensors step together (a group steps as a whole), so the first count is the part's.
+    """
+    group, step, lr = update.group, steps[0], step_scalar(update.group["lr"])
+    in_sgd = state["phase"][0] == SGD_PHASE
+    # SGD phase: v <- beta1 v + g (trace_), step -(1 - beta1) Lambda lr / lr_switch v.
+    traced = torch._foreach_mul(state["momentum_buffer"], beta1)
+    torch._foreach_add_(traced, grads)
+    sgd_factor = -(1.0 - beta1) * (state["sgd_lr"][0] * lr / state["switch_lr"][0])
+    # Adam phase: the moments (ema_, ema_of_squares_ out of place) and p = -lr sqrt(bc2)/bc1 m/(sqrt(a)+eps).
+    exp_avg = torch._foreach_lerp(state["exp_avg"], grads, 1.0 - beta1)
+    exp_avg_sq = torch._foreach_mul(state["exp_avg_sq"], beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1.0 - beta2)
+    adam_step = torch._foreach_div(exp_avg, root_plus_eps(exp_avg_sq, group["eps"]))
+    torch._foreach_mul_(adam_step, -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step))
+    # The switch test of _test_switch on this Adam step, taken only in the Adam phase and where p^T g != 0.
+    step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
+    step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
+    tested = (step_dot_grad != 0) & ~in_sgd
+    projected_lr = step_dot_step / -torch.where(tested, step_dot_grad, 1.0)
+    lambda_avg = beta2 * state["lambda_avg"][0] + (1.0 - beta2) * projected_lr
+    corrected = lambda_avg / bias_correction(beta2, step)
+    if group["variant"] == "per-tensor":
+        tolerance = group["switch_rtol"] * projected_lr.abs()
+        passes = (corrected > 0) & ((corrected - projected_lr).abs() < tolerance)
+    else:
+        passes = (corrected - projected_lr).abs() < group["eps"]
+    switch = tested & (step > 1) & passes
+    # State writes as multi-tensor copies (torch 2.13's dynamo can drop a per-tensor copy_ into state).
+    _select_(state["lambda_avg"], tested, lambda_avg)
+    _select_(state["phase"], switch, SGD_PHASE)
+    _select_(state["sgd_lr"], switch, corrected)
+    _select_(state["switch_step"], switch, step)
+    _select_(state["switch_lr"], switch, lr)
+    buffers = [
+        torch.where(in_sgd, new, torch.where(switch, 0.0, old))
+        for new, old in zip(traced, state["momentum_buffer"])
+    ]
+    torch._foreach_copy_(state["momentum_buffer"], buffers)
+    torch._foreach_copy_(
+        state["exp_avg"], [torch.where(in_sgd, old, new) for new, old in zip(exp_avg, state["exp_avg"])]
+    )
+    torch._foreach_copy_(
+        state["exp_avg_sq"],
+        [torch.where(in_sgd, old, new) for new, old in zip(exp_avg_sq, state["exp_avg_sq"])],
+    )
+    sgd_step = torch._foreach_mul(traced, sgd_factor)
+    numerators = [torch.where(in_sgd, sgd, adam) for sgd, adam in zip(sgd_step, adam_step)]
+    return Direction(numerators, scale=-1.0, lr_scaled=False)
+
+
+def _select_(scalars: list, condition: torch.Tensor, value: torch.Tensor | float) -> None:
+    """Each float64 state scalar becomes ``value`` where ``condition`` holds (kept otherwise)."""
+    chosen = [torch.where(condition, value, old) for old in scalars]
+    torch._foreach_copy_(scalars, chosen)
 
 
 class SWATS(RuleOptimizer):
@@ -133,6 +210,10 @@ class SWATS(RuleOptimizer):
     Every parameter in a group must share device and dtype and have a gradient at every step (the
     switch test is a function of the whole group); otherwise ``step`` raises ``ValueError``.
 
+    Under ``torch.compile`` the step computes both phases and the switch test as tensors and selects with
+    ``torch.where`` (no host read: no graph break, no recompile when the phase changes); the eager step
+    branches on the host as before, so its results are unchanged bit for bit.
+
     Search space: Adam's ranges (the SGD phase takes its rate from the Adam phase).
 
     References:
@@ -179,6 +260,14 @@ class SWATS(RuleOptimizer):
                     )
             elif group["variant"] == "paper":  # foreach=False written into the group after check_group
                 raise ValueError("SWATS variant 'paper' tests the whole group at once; use foreach=None")
+            hyperparameters = [group["lr"], *group["betas"]]
+            if group.get("differentiable") and any(is_graph_tensor(value) for value in hyperparameters):
+                raise ValueError(
+                    "SWATS(differentiable=True) cannot differentiate with respect to lr or betas: the switch "
+                    "to SGD is a host-side decision on Adam's projected learning rate, and both phases read "
+                    "lr and betas as floats, so their gradient would be 0; pass them as floats or tensors "
+                    "that do not require grad (the step stays differentiable in the parameters)"
+                )
         super().step()
         return loss
 

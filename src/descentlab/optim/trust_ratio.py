@@ -46,7 +46,9 @@ def _materialised(direction: Direction) -> list[torch.Tensor]:
     if direction.denominator is not None:
         values = torch._foreach_div(values, direction.denominator)
     scale = direction.scale
-    if isinstance(scale, list) or scale != 1.0:
+    if isinstance(scale, torch.Tensor):  # a compiled step's factors (one per tensor): never read on the host
+        values = torch._foreach_mul(values, per_tensor(scale))
+    elif isinstance(scale, list) or scale != 1.0:
         values = torch._foreach_mul(values, scale)
     return values
 
