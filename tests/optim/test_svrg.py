@@ -106,3 +106,27 @@ def test_protocol_errors_are_clear():
         SVRG([w], snapshot_every=0)
     with pytest.raises(ValueError, match="option"):
         SVRG([w], option="III")
+
+
+def test_a_pickle_from_before_tensor_counters_still_loads():
+    """Older pickles held the inner-loop counter and option II's draw as ints (``inner_steps``,
+    ``_candidate_step``); they must load with the same schedule."""
+    w, loss_on = _setup()
+    optimizer = SVRG([w], lr=0.1, snapshot_every=5, option="II")
+
+    def full_closure():
+        optimizer.zero_grad()
+        loss = loss_on(np.arange(24))
+        loss.backward()
+        return loss
+
+    optimizer.take_snapshot(full_closure)
+    for _ in range(3):
+        optimizer.step(lambda: (optimizer.zero_grad(), loss_on(np.arange(8)).backward()))
+    state = optimizer.__getstate__()
+    state["inner_steps"] = int(state.pop("_inner"))
+    state["_candidate_step"] = int(state.pop("_candidate"))
+    restored = SVRG.__new__(SVRG)
+    restored.__setstate__(state)
+    assert restored.inner_steps == 3 and int(restored._candidate) == int(optimizer._candidate)
+    assert restored.needs_snapshot is False

@@ -189,6 +189,13 @@ class SVRG(RuleOptimizer):
         extra = ("option", "_inner", "_candidate", "_generator")
         return {**super().__getstate__(), **{name: self.__dict__[name] for name in extra}}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickles written before the counters became tensors hold them as Python ints.
+        for old, new in (("inner_steps", "_inner"), ("_candidate_step", "_candidate")):
+            if old in state and new not in state:
+                state[new] = torch.tensor(state.pop(old), dtype=torch.int64)
+        super().__setstate__(state)
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["svrg"] = {"inner_steps": self.inner_steps, "option": self.option}
