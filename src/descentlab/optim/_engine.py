@@ -514,7 +514,9 @@ class RuleOptimizer(ValidatedOptimizer):
         update = Update(group, bucket.params, bucket.grads, bucket.state, step)
         if not decoupled and self.weight_decay_placement != "none":
             # Coupled (L2) decay belongs to the gradient, so to the point where it was evaluated.
-            update.grads = add_decayed_weights(update.grads, update.params, float(group["weight_decay"]))
+            weight_decay = float(group["weight_decay"])
+            if weight_decay != 0:
+                update.grads = add_decayed_weights(update.grads, update.params, weight_decay)
         return update
 
     def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
@@ -731,22 +733,13 @@ class _Bucket:
         self.state: dict[str, list[Any]] = defaultdict(list)
         self.owners: list[dict[str, Any]] = []
         self.complex_flags: list[bool] = []
-        # Facts :meth:`add` gathers for the step's choices: a ``None`` state value (created on first
-        # use, to store back), the largest parameter, and whether all are plain tensors (no DTensor).
-        self.created_on_use = False
-        self.largest = 0
-        self.plain = True
+        self.created_on_use = False  # a state value is None: created on first use, to store back
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
         self.grads.append(grad)
         self.owners.append(param_state)
         self.complex_flags.append(is_complex)
-        numel = param.numel()
-        if numel > self.largest:
-            self.largest = numel
-        if type(param) is not Tensor and type(param) is not torch.nn.Parameter:
-            self.plain = False
         state = self.state
         for name, value in param_state.items():
             if name == "step":
@@ -760,10 +753,16 @@ class _Bucket:
             state[name].append(value)
 
     def needs_blocks(self, block_numel: int) -> bool:
-        """Whether cutting into blocks can change how this bucket runs: a tensor over ``block_numel``
-        elements, or one that is not a plain tensor (:meth:`blockable` takes a DTensor's local shard).
-        Otherwise the blocked path is one block of the whole tensors, which the unblocked path runs."""
-        return self.largest > block_numel or not self.plain
+        """Whether cutting into blocks can change how this bucket runs: it has state (see
+        :meth:`blockable`) and a tensor over ``block_numel`` elements, or one that is not a plain tensor
+        (:meth:`blockable` takes a DTensor's local shard). Otherwise the blocked path is one block of the
+        whole tensors, which the unblocked path runs the same, without building the block."""
+        if not self.state:
+            return False
+        for param in self.params:
+            if param.numel() > block_numel or not _is_plain(param):
+                return True
+        return False
 
     def step_count(self, step: int) -> int | Tensor:
         """The ``step`` argument of ``direction``: the bucket's key, or its parameters' counts (compiled).
