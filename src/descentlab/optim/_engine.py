@@ -68,6 +68,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
 
 from descentlab.optim._generated import run_generated
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
@@ -450,7 +451,8 @@ class RuleOptimizer(ValidatedOptimizer):
             if not self.sparse_gradients:
                 return None  # a sparse gradient meets _buckets's refusal
             for param in group["params"]:
-                if param.grad is not None and param.grad.is_sparse:
+                grad = param.grad
+                if grad is not None and grad.is_sparse:
                     return self._sparse_implementation(group)
             return None
         stepped = [param for param in group["params"] if param.grad is not None]
@@ -760,7 +762,7 @@ class _Bucket:
         if not self.state:
             return False
         for param in self.params:
-            if param.numel() > block_numel or not _is_plain(param):
+            if param.numel() > block_numel or (type(param) is not Tensor and type(param) is not Parameter):
                 return True
         return False
 
