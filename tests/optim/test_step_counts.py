@@ -50,18 +50,20 @@ def _assert_same(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer) -> 
         assert torch.equal(ours.state[mine]["step"], theirs.state[torchs]["step"])
 
 
-@pytest.mark.parametrize("change", ["fill_", "add_", "copy_"])
+CHANGES = {
+    "fill_": lambda step: step.fill_(7.0),
+    "add_": lambda step: step.add_(5),
+    "copy_": lambda step: step.copy_(step * 2),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_a_step_count_changed_in_place_between_steps_is_read_from_the_tensor(change):
     ours, theirs = _pair()
     _steps((ours, theirs), 0, 3)
     for optimizer in (ours, theirs):
         for param in optimizer.param_groups[0]["params"]:
-            step = optimizer.state[param]["step"]
-            {
-                "fill_": lambda: step.fill_(7.0),
-                "add_": lambda: step.add_(5),
-                "copy_": lambda: step.copy_(step * 2),
-            }[change]()
+            CHANGES[change](optimizer.state[param]["step"])
     _steps((ours, theirs), 3, 3)
     _assert_same(ours, theirs)
 
