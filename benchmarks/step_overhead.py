@@ -18,6 +18,10 @@ ways:
   step's work, and time spent descheduled by other jobs on a shared machine is left out (wall-clock
   rounds that keep their core, as ``step_speed.py`` takes them, are rare there under load).
 
+torch runs with one intra-op thread (``--threads``): a parallel kernel makes the calling thread wait,
+spinning, for a worker that another job may hold off its core for a scheduler tick (a step of the
+digits MLP then costs 4 ms of CPU time, in every mode alike), and tensors this small gain nothing.
+
 ``--baseline SRC`` imports a second copy of descentlab from the source folder ``SRC`` (e.g. an older commit
 unpacked with ``git archive``) under its own modules, so the "before" engine runs interleaved with the
 current one in the same process and conditions.
@@ -174,10 +178,12 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ste
     )
     parser.add_argument("--optimizers", default="", help="comma-separated optimizer names (default: all)")
     parser.add_argument("--quick", action="store_true", help="few rounds and steps (smoke test)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help=f"markdown file ({RESULTS_PATH})")
     arguments = parser.parse_args(argv)
     passed = ["--optimizers", arguments.optimizers] if arguments.optimizers else []
-    settings = step_speed.parse_arguments([*passed, *(["--quick"] if arguments.quick else [])])
+    passed += ["--threads", str(arguments.threads), *(["--quick"] if arguments.quick else [])]
+    settings = step_speed.parse_arguments(passed)
     return arguments, settings
 
 
@@ -185,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     """Measure every torch-equivalent configuration on both tiny models; print and write the report."""
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     arguments, settings = parse_arguments(argv)
+    torch.set_num_threads(settings.threads)
     baseline = load_baseline(arguments.baseline.resolve()) if arguments.baseline else None
     configurations = [c for c in settings.configurations if c.torch_class is not None]
     rows = []
