@@ -176,6 +176,9 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, ste
     parser.add_argument(
         "--baseline", type=Path, default=None, help="source folder of a descentlab to compare"
     )
+    parser.add_argument(
+        "--baseline-label", default=None, help="what the baseline is, for the report (e.g. a commit)"
+    )
     parser.add_argument("--optimizers", default="", help="comma-separated optimizer names (default: all)")
     parser.add_argument("--quick", action="store_true", help="few rounds and steps (smoke test)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         "",
         f"Machine: {step_speed.machine_description()}.",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/step_overhead.py"
-        f"{' --baseline ...' if baseline else ''}` in {(time.perf_counter() - started) / 60:.1f} min; "
+        f"{' --baseline SRC' if baseline else ''}` in {(time.perf_counter() - started) / 60:.1f} min; "
         f"1-minute load average {load_at_start:.2f} at the start and {os.getloadavg()[0]:.2f} at the end "
         "(2 cores shared with other jobs).",
         "",
@@ -213,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         f"{settings.overhead_steps} steps per sample, {settings.overhead_rounds} samples per mode, modes "
         "interleaved in rotated order; median [IQR]; ratios paired round by round (see the script's "
         "docstring).",
+        *(
+            [f"*{BASELINE}*: descentlab from {arguments.baseline_label or arguments.baseline}, interleaved."]
+            if baseline
+            else []
+        ),
         "",
         *table(rows, baseline is not None),
     ]

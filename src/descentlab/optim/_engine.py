@@ -41,8 +41,10 @@ torch.optim's implementation flags, accepted wherever torch accepts them:
   of the state, so the graph reaches back through every step to the gradients, the state and the tensor
   hyperparameters that require grad (``lr``, ``betas``; see :func:`hyperparameter`). As in torch, the
   parameters are updated in place: optimise non-leaf tensors (clones of the leaves).
-- ``capturable=True`` is accepted (state dicts of captured runs load), but the eager step reads the step
-  count on the host, so it is not CUDA-graph capturable.
+- ``capturable=True`` is accepted (state dicts of captured runs load), but the eager step computes with
+  the step count on the host, so it is not CUDA-graph capturable. (It keeps each count in Python while
+  the ``step`` tensor's version counter shows that only its own increment touched it, and reads the
+  tensor otherwise: after ``load_state_dict`` or any in-place change.)
 
 Under ``torch.compile`` (``torch.compiler.is_compiling()``) the step reads nothing on the host: the step
 counts of a bucket reach the transforms as one float64 tensor (one entry per parameter), tensor
