@@ -568,6 +568,8 @@ class RuleOptimizer(ValidatedOptimizer):
         An eager step creates missing state here, in its one pass over the parameters (a compiled step
         had :meth:`_init_group` create it), and reads each step count from :attr:`_step_counts` where
         the count it last wrote still stands, instead of reading the tensor on the host (``.item()``).
+        It is one function on purpose: on the lab's tiny models a helper call per parameter costs about
+        what it would save (``benchmarks/step_overhead.py``).
         """
         buckets: dict[tuple[Any, ...], _Bucket] = {}
         steps_to_increment: list[Tensor] = []
