@@ -5,6 +5,7 @@ Run from the repository root::
     PYTHONPATH=src python benchmarks/step_speed.py              # full run -> benchmarks/results/step_speed.md
     PYTHONPATH=src python benchmarks/step_speed.py --quick      # seconds-long smoke run
     PYTHONPATH=src python benchmarks/step_speed.py --optimizers adam,sgd --workload 4-tensors-100M
+    PYTHONPATH=src python benchmarks/step_speed.py --overhead-only --output /tmp/overhead.md  # tiny models
 
 Configurations. Every optimizer of :func:`descentlab.optim.registry.optimizer_classes` driven by plain
 gradients (closure-driven line search, Newton, SVRG and SAM have no per-step kernel to compare; SAM is its
@@ -714,6 +715,7 @@ class Settings:
     threads: int
     output: Path
     compiled: bool = False
+    overhead_only: bool = False  # only the tiny models' per-step overhead (no workloads, no first steps)
 
 
 def parse_arguments(argv: Sequence[str] | None) -> Settings:
@@ -735,6 +737,11 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         "--compiled",
         action="store_true",
         help="also run the generated one-pass kernel (compiled=True; compiles once per configuration)",
+    )
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the per-step overhead on the lab's tiny models (skips the workloads and first steps)",
     )
     parser.add_argument(
         "--output", type=Path, default=RESULTS_PATH, help=f"markdown file (default {RESULTS_PATH})"
@@ -763,6 +770,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         threads=arguments.threads,
         output=arguments.output,
         compiled=arguments.compiled,
+        overhead_only=arguments.overhead_only,
     )
 
 
@@ -825,9 +833,8 @@ def header(settings: Settings, load_at_start: float, seconds: float) -> list[str
     ]
 
 
-def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: list[FirstStep]) -> list[str]:
-    """The tiny-model overhead and fresh-process first-step sections of the report."""
-    import_time = Spread.of([ours["import"].median for _, ours, _ in first_steps])
+def overhead_section(settings: Settings, overheads: list[Overhead]) -> list[str]:
+    """The tiny-model per-step overhead section of the report."""
     return [
         "## Per-step overhead on the lab's tiny models (Python overhead dominates)",
         "",
@@ -836,6 +843,14 @@ def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: li
         f"a core for under {MIN_CPU_SHARE:.0%} of the time); *ours / foreach* is paired round by round.",
         "",
         *overhead_table(overheads),
+    ]
+
+
+def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: list[FirstStep]) -> list[str]:
+    """The tiny-model overhead and fresh-process first-step sections of the report."""
+    import_time = Spread.of([ours["import"].median for _, ours, _ in first_steps])
+    return [
+        *overhead_section(settings, overheads),
         "",
         "## Construction and first step in a fresh process (digits-mlp parameters)",
         "",
@@ -846,18 +861,39 @@ def tiny_sections(settings: Settings, overheads: list[Overhead], first_steps: li
     ]
 
 
+def overhead_report(
+    settings: Settings, overheads: list[Overhead], load_at_start: float, started: float
+) -> list[str]:
+    """The report of an ``--overhead-only`` run: machine and load, then the overhead section."""
+    return [
+        "# Per-step optimizer overhead on the lab's tiny models: descentlab vs torch.optim",
+        "",
+        f"Machine: {machine_description()}.",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/step_speed.py "
+        f"--overhead-only` in {(time.perf_counter() - started) / 60:.1f} min; 1-minute load average "
+        f"{load_at_start:.2f} at the start and {os.getloadavg()[0]:.2f} at the end.",
+        "",
+        *overhead_section(settings, overheads),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the benchmark, print the markdown report, write it atomically; returns the report."""
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     settings = parse_arguments(argv)
     torch.set_num_threads(settings.threads)
-    results = list(run_workloads(settings))
+    results = [] if settings.overhead_only else list(run_workloads(settings))
     models = tiny_models()
     overheads = [
         measure_overhead(model, shapes, configuration, settings)
         for model, shapes in models
         for configuration in settings.configurations
     ]
+    if settings.overhead_only:
+        report = "\n".join(overhead_report(settings, overheads, load_at_start, started)) + "\n"
+        print(report)
+        write_text(settings.output, report, parents=True)
+        return report
     first_steps = measure_first_steps(settings, dict(models)["digits-mlp"])
     lines = header(settings, load_at_start, time.perf_counter() - started)
     lines += ["## Step time and fraction of the bandwidth bound", "", *main_table(results), ""]

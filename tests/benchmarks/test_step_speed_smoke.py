@@ -146,3 +146,12 @@ def test_full_transformer_workload_reaches_the_blocking_path():
     assert len(transformer.shapes) == 196
     assert 9.5e6 < transformer.parameter_count < 10.5e6
     assert max(math.prod(shape) for shape in transformer.shapes) > RuleOptimizer.block_numel
+
+
+def test_overhead_only_run_has_just_the_tiny_model_table(tmp_path):
+    output = tmp_path / "overhead.md"
+    report = benchmark.main(["--quick", "--overhead-only", "--optimizers", "sgd", "--output", str(output)])
+    assert output.read_text() == report and "load average" in report
+    (overheads,) = _tables(report)
+    assert {row[0] for row in overheads} == {"bowl", "digits-mlp"}
+    assert {row[1] for row in overheads} == {"SGD", "SGD(momentum=0.9)", "SGD(variant=ema, momentum=0.9)"}

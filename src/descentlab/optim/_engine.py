@@ -41,8 +41,10 @@ torch.optim's implementation flags, accepted wherever torch accepts them:
   of the state, so the graph reaches back through every step to the gradients, the state and the tensor
   hyperparameters that require grad (``lr``, ``betas``; see :func:`hyperparameter`). As in torch, the
   parameters are updated in place: optimise non-leaf tensors (clones of the leaves).
-- ``capturable=True`` is accepted (state dicts of captured runs load), but the eager step reads the step
-  count on the host, so it is not CUDA-graph capturable.
+- ``capturable=True`` is accepted (state dicts of captured runs load), but the eager step computes with
+  the step count on the host, so it is not CUDA-graph capturable. (It keeps each count in Python while
+  the ``step`` tensor's version counter shows that only its own increment touched it, and reads the
+  tensor otherwise: after ``load_state_dict`` or any in-place change.)
 
 Under ``torch.compile`` (``torch.compiler.is_compiling()``) the step reads nothing on the host: the step
 counts of a bucket reach the transforms as one float64 tensor (one entry per parameter), tensor
@@ -68,6 +70,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
 
 from descentlab.optim._generated import run_generated
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
@@ -101,6 +104,12 @@ __all__ = [
     "scalar_dtype",
     "step_scalar",
 ]
+
+
+# The eager step counts steps in Python (see RuleOptimizer._buckets) for step tensors of these dtypes,
+# below the count where a float32 tensor stops holding every integer (there the tensor's own value rules).
+_COUNTED_DTYPES = frozenset({torch.float32, torch.float64})
+_MAX_COUNTED_STEP = 1 << 24
 
 
 class FlagError(RuntimeError, ValueError):
@@ -156,6 +165,9 @@ class RuleOptimizer(ValidatedOptimizer):
     group_state_declarations: ClassVar[tuple[GroupState, ...]] = ()
     group_reductions: ClassVar[tuple[GroupReduction, ...]] = ()
     float64_state: ClassVar[tuple[str, ...]] = ()
+    # The group conditions of the state entries when every entry exists only under one (plain SGD has no
+    # state unless momentum != 0): the eager step then asks them once, not each parameter its state.
+    state_conditions: ClassVar[tuple[Callable[[dict[str, Any]], bool], ...]] = ()
     # Cache blocking: elementwise chains run over slices of about this many elements at a time, so
     # params, grads, state and temporaries of one slice stay in cache across the chain's kernels instead
     # of streaming every full-size tensor through memory once per kernel (benchmarks/step_speed.py).
@@ -188,12 +200,15 @@ class RuleOptimizer(ValidatedOptimizer):
             # Phase one would see the parameters at the evaluation point, not at the iterate.
             raise TypeError(f"{cls.__name__}: a group reduction cannot be combined with an evaluation point")
         cls.float64_state = tuple(s.name for s in cls.state_declarations if s.float64) or cls.float64_state
+        conditional = all(s.when_group is not None and s.when is None for s in cls.state_declarations)
+        cls.state_conditions = tuple(s.when_group for s in cls.state_declarations) if conditional else ()
         cls.elementwise = all(part.elementwise for part in parts)
         if "signature" in cls.__dict__ and cls.signature is not None:
             cls.__init__ = build_init(cls, declared, cls.signature)  # type: ignore[method-assign]
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
+        self._step_counts: dict[int, tuple[Tensor, int, int]] = {}  # see _buckets
         if self.eager_state:
             for group in self.param_groups:
                 for param in group["params"]:
@@ -229,14 +244,18 @@ class RuleOptimizer(ValidatedOptimizer):
     def init_state(self, group: dict[str, Any], param: Tensor) -> dict[str, Any]:
         """The fresh state of ``param``: every declared entry whose ``when`` holds for ``group``."""
         fresh = {}
-        for state in self.state_declarations:  # a loop, not a comprehension: stateless SGD asks every step
-            if state.when is None or state.when(group, param):
+        for state in self.state_declarations:
+            if (state.when_group is None or state.when_group(group)) and (
+                state.when is None or state.when(group, param)
+            ):
                 fresh[state.name] = state.init(group, param)
         return fresh
 
     def directions(self, update: Update) -> Directions:
         """Run the chain on ``update``: the gradient in, the directions to apply out."""
         result: Directions = Direction(update.grads)
+        if len(self.chain) == 1:  # most algorithms: nothing can follow a chain's end
+            return self.chain[0].update(update, result)
         for index, part in enumerate(self.chain):
             if not isinstance(result, Direction):
                 raise TypeError(f"{part.name} follows {self.chain[index - 1].name}, which ends a chain")
@@ -260,6 +279,7 @@ class RuleOptimizer(ValidatedOptimizer):
     # --- torch.optim.Optimizer protocol ---------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._step_counts = {}
         # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys; a
         # class's fixed keys hold whatever was saved (an Adam state_dict loaded into AdamW is decoupled,
         # as torch.optim.AdamW forces it).
@@ -308,21 +328,26 @@ class RuleOptimizer(ValidatedOptimizer):
         differentiable = bool(self.defaults.get("differentiable", False))
         if differentiable:
             self._check_differentiable_params()
+        compiling = torch.compiler.is_compiling()
         with torch.set_grad_enabled(differentiable):
             for group in self.param_groups:
                 implementation = self._torch_implementation(group)
                 if implementation is not None:
                     self._run_torch_step(group, implementation)
                     continue
-                if self.state_declarations or self.group_state_declarations:
+                if compiling and (self.state_declarations or self.group_state_declarations):
                     # Nothing to create otherwise; and under torch.compile, dynamo breaks the graph at an
                     # _init_group call that follows writes to the parameters (SVRG's closure evaluations).
                     self._init_group(group)
-                buckets = self._buckets(group)
+                elif self.group_state_declarations:
+                    self._init_group_state(group)  # the eager step creates parameter state in _buckets
+                buckets = self._buckets(group, compiling)
                 if self.group_reductions and buckets:
                     self._reduce_group(group, buckets)
                 for (_, _, step, _), bucket in buckets.items():
-                    self._update_bucket(group, bucket, bucket.step_count(step), differentiable)
+                    self._update_bucket(
+                        group, bucket, bucket.step_count(step) if compiling else step, differentiable
+                    )
         return loss
 
     def _check_differentiable_params(self) -> None:
@@ -355,18 +380,22 @@ class RuleOptimizer(ValidatedOptimizer):
         creation, and the second does not recompile for the state it finds. It also advances the
         group-level entries that declare ``advance`` (once per group and step).
         """
-        for declaration in self.group_state_declarations:
-            if declaration.name not in group:
-                group[declaration.name] = declaration.init(group)
-        for declaration in self.group_state_declarations:
-            if declaration.advance is not None:  # once per group and step, before its buckets
-                group[declaration.name] = declaration.advance(group)
+        self._init_group_state(group)
         for param in group["params"]:
             if param.grad is not None and not self.state.get(param):
                 param_state = self.init_state(group, param)
                 # Parameters without state (plain SGD) get no entry at all, as in torch.optim.
                 if param_state:
                     self.state[param] = param_state
+
+    def _init_group_state(self, group: dict[str, Any]) -> None:
+        """Create the missing group-level entries of ``group``, then advance those that declare it."""
+        for declaration in self.group_state_declarations:
+            if declaration.name not in group:
+                group[declaration.name] = declaration.init(group)
+        for declaration in self.group_state_declarations:
+            if declaration.advance is not None:  # once per group and step, before its buckets
+                group[declaration.name] = declaration.advance(group)
 
     def _reduce_group(self, group: dict[str, Any], buckets: dict[tuple[Any, ...], _Bucket]) -> None:
         """Phase one of a two-phase step: each reduction's sums over every bucket, then its ``finish``."""
@@ -400,6 +429,7 @@ class RuleOptimizer(ValidatedOptimizer):
         elif (
             self.block_numel
             and self.elementwise
+            and (group.get("compiled") or bucket.needs_blocks(self.block_numel))
             and not torch.compiler.is_compiling()
             and (plain := bucket.blockable())
         ):
@@ -419,20 +449,31 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def _torch_implementation(self, group: dict[str, Any]) -> dict[str, Any] | None:
         """The flags for :meth:`torch_step` when ``group`` is stepped by torch's code, else ``None``."""
+        if not group.get("fused"):
+            if not self.sparse_gradients:
+                return None  # a sparse gradient meets _buckets's refusal
+            for param in group["params"]:
+                grad = param.grad
+                if grad is not None and grad.is_sparse:
+                    return self._sparse_implementation(group)
+            return None
         stepped = [param for param in group["params"] if param.grad is not None]
         if any(param.grad.is_sparse for param in stepped):
-            self._check_sparse_supported(group)
-            return {"has_sparse_grad": True, "foreach": False}
-        if group.get("fused"):
-            for param in stepped:
-                _check_fused_param(param, self.fused_devices)
-            if stepped and self._runs_fused_kernel(group):
-                return {
-                    "fused": True,
-                    "grad_scale": getattr(self, "grad_scale", None),
-                    "found_inf": getattr(self, "found_inf", None),
-                }
+            return self._sparse_implementation(group)
+        for param in stepped:
+            _check_fused_param(param, self.fused_devices)
+        if stepped and self._runs_fused_kernel(group):
+            return {
+                "fused": True,
+                "grad_scale": getattr(self, "grad_scale", None),
+                "found_inf": getattr(self, "found_inf", None),
+            }
         return None
+
+    def _sparse_implementation(self, group: dict[str, Any]) -> dict[str, Any]:
+        """torch's sparse update for ``group`` (which has a sparse gradient), or the error that refuses it."""
+        self._check_sparse_supported(group)
+        return {"has_sparse_grad": True, "foreach": False}
 
     def _check_sparse_supported(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -477,7 +518,9 @@ class RuleOptimizer(ValidatedOptimizer):
         update = Update(group, bucket.params, bucket.grads, bucket.state, step)
         if not decoupled and self.weight_decay_placement != "none":
             # Coupled (L2) decay belongs to the gradient, so to the point where it was evaluated.
-            update.grads = add_decayed_weights(update.grads, update.params, float(group["weight_decay"]))
+            weight_decay = float(group["weight_decay"])
+            if weight_decay != 0:
+                update.grads = add_decayed_weights(update.grads, update.params, weight_decay)
         return update
 
     def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
@@ -488,7 +531,8 @@ class RuleOptimizer(ValidatedOptimizer):
         if point is not None:
             point.to_iterate(update)
         directions = self.directions(update)
-        bucket.store_created_state()
+        if bucket.created_on_use:
+            bucket.store_created_state()
         if decoupled:
             # The chain's directions never read the parameters, so shrinking them after the chain ran is
             # torch's "decay first" exactly.
@@ -516,37 +560,73 @@ class RuleOptimizer(ValidatedOptimizer):
             return torch.where(initial_lr > 0, lr / initial_lr, 1.0)
         return lr / initial_lr if initial_lr > 0 else 1.0
 
-    def _buckets(self, group: dict[str, Any]) -> dict[tuple[Any, ...], _Bucket]:
+    def _buckets(self, group: dict[str, Any], compiling: bool = False) -> dict[tuple[Any, ...], _Bucket]:
         """Group the parameters that have gradients by device, dtype, step and state keys, creating state
         lazily, with the gradients negated under ``maximize``. (Whether the state is shaped like the
-        parameters is checked where blocking needs it.)"""
+        parameters is checked where blocking needs it.)
+
+        An eager step creates missing state here, in its one pass over the parameters (a compiled step
+        had :meth:`_init_group` create it), and reads each step count from :attr:`_step_counts` where
+        the count it last wrote still stands, instead of reading the tensor on the host (``.item()``).
+        It is one function on purpose: on the lab's tiny models a helper call per parameter costs about
+        what it would save (``benchmarks/step_overhead.py``).
+        """
         buckets: dict[tuple[Any, ...], _Bucket] = {}
         steps_to_increment: list[Tensor] = []
+        state, counts = self.state, self._step_counts
+        conditions = self.state_conditions
+        create = (
+            not compiling
+            and bool(self.state_declarations)
+            and (not conditions or any(condition(group) for condition in conditions))
+        )
         for param in group["params"]:
             grad = param.grad
             if grad is None:
                 continue
             if grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients; use torch.optim.SparseAdam "
-                    "for sparse embeddings or pass sparse=False to nn.Embedding"
-                )
-            param_state = self.state.get(param, {})
+                self._check_sparse_supported(group)  # raises: a supported one took _torch_implementation
+                raise RuntimeError(f"{type(self).__name__}: sparse gradients reached the dense step")
+            param_state = state.get(param)
+            if not param_state:
+                fresh = self.init_state(group, param) if create else None
+                if fresh:  # parameters without state (plain SGD) get no entry at all, as in torch.optim
+                    state[param] = fresh
+                param_state = fresh or param_state or {}
             step = 0
             if "step" in param_state:
-                steps_to_increment.append(param_state["step"])
+                step_tensor = param_state["step"]
+                steps_to_increment.append(step_tensor)
                 # A compiled step keeps one bucket per device and dtype (see _Bucket.step_count).
-                if not torch.compiler.is_compiling():
-                    step = int(param_state["step"].item()) + 1
-            is_complex = torch.is_complex(param)
+                if not compiling:
+                    try:
+                        version = step_tensor._version
+                    except RuntimeError:  # an inference-mode tensor has no version counter
+                        version = -1
+                    # Keyed by id: a tensor's own hash is a Python call. An id reused by a new parameter
+                    # cannot match, since the entry holds the old step tensor alive.
+                    cached = counts.get(id(param))
+                    if cached is not None and cached[0] is step_tensor and cached[1] == version:
+                        step = cached[2] + 1
+                    else:
+                        step = int(step_tensor.item()) + 1
+                        if step_tensor.dtype not in _COUNTED_DTYPES:
+                            version = -1
+                    if version >= 0 and step < _MAX_COUNTED_STEP:
+                        # Valid while the tensor is the one the increment below bumps by one version.
+                        counts[id(param)] = (step_tensor, version + 1, step)
+            dtype = param.dtype
+            is_complex = dtype.is_complex
             if is_complex:
                 param, grad = torch.view_as_real(param), torch.view_as_real(grad)
+                dtype = param.dtype
             # The state's keys: parameters whose state differs (a factored moment for a matrix, a full
             # one for a vector) never share a bucket, so every list a transform receives is aligned.
-            key = (param.device, param.dtype, step, tuple(param_state))
-            if key not in buckets:
-                buckets[key] = _Bucket()
-            buckets[key].add(param, grad, param_state, is_complex)
+            key = (param.device, dtype, step, tuple(param_state))
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = _Bucket()
+            bucket.add(param, grad, param_state, is_complex)
         if steps_to_increment:
             torch._foreach_add_(steps_to_increment, 1)
         if group.get("maximize", False):
@@ -561,10 +641,17 @@ def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor)
     ``lr`` is the group's value (a float or a tensor). Factors that autograd tracks go through
     :func:`_apply_differentiable`, tensor factors of a compiled step through :func:`_apply_tensor_factors`.
     """
-    if is_graph_tensor(lr) or is_graph_tensor(direction.scale):
+    scale = direction.scale
+    if type(lr) is float and type(scale) is float:  # the common case, decided without further calls
+        if direction.denominator is None:
+            torch._foreach_add_(params, direction.numerator, alpha=-lr * scale)
+        else:
+            torch._foreach_addcdiv_(params, direction.numerator, direction.denominator, -lr * scale)
+        return
+    if is_graph_tensor(lr) or is_graph_tensor(scale):
         _apply_differentiable(params, direction, lr)
         return
-    lr, scale = step_scalar(lr), direction.scale
+    lr = step_scalar(lr)
     if isinstance(lr, Tensor) or isinstance(scale, Tensor):
         _apply_tensor_factors(params, direction, lr)
         return
@@ -652,18 +739,36 @@ class _Bucket:
         self.state: dict[str, list[Any]] = defaultdict(list)
         self.owners: list[dict[str, Any]] = []
         self.complex_flags: list[bool] = []
+        self.created_on_use = False  # a state value is None: created on first use, to store back
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
         self.grads.append(grad)
         self.owners.append(param_state)
         self.complex_flags.append(is_complex)
+        state = self.state
         for name, value in param_state.items():
             if name == "step":
                 continue
-            if isinstance(value, Tensor) and torch.is_complex(value):
+            if value is None:
+                self.created_on_use = True
+            # State is created like its parameter and load_state_dict casts it to the parameter's dtype,
+            # so only a complex parameter has complex state.
+            elif is_complex and isinstance(value, Tensor) and torch.is_complex(value):
                 value = torch.view_as_real(value)
-            self.state[name].append(value)
+            state[name].append(value)
+
+    def needs_blocks(self, block_numel: int) -> bool:
+        """Whether cutting into blocks can change how this bucket runs: it has state (see
+        :meth:`blockable`) and a tensor over ``block_numel`` elements, or one that is not a plain tensor
+        (:meth:`blockable` takes a DTensor's local shard). Otherwise the blocked path is one block of the
+        whole tensors, which the unblocked path runs the same, without building the block."""
+        if not self.state:
+            return False
+        for param in self.params:
+            if param.numel() > block_numel or (type(param) is not Tensor and type(param) is not Parameter):
+                return True
+        return False
 
     def step_count(self, step: int) -> int | Tensor:
         """The ``step`` argument of ``direction``: the bucket's key, or its parameters' counts (compiled).
@@ -685,6 +790,7 @@ class _Bucket:
         single.state = {name: [values[index]] for name, values in self.state.items()}
         single.owners = [self.owners[index]]
         single.complex_flags = [self.complex_flags[index]]
+        single.created_on_use = self.created_on_use
         return single
 
     def blockable(self) -> _Bucket | None:

@@ -58,6 +58,11 @@ def hyperparameter(group: dict[str, Any], key: str) -> Any:
     break the graph and bake its value in. Everywhere else it is read as a float, as torch.optim reads it.
     """
     value = group[key]
+    kind = type(value)
+    if kind is float:  # what most groups hold: no further calls (a step reads several per bucket)
+        return value
+    if kind is tuple and len(value) == 2 and type(value[0]) is float and type(value[1]) is float:
+        return value
     if isinstance(value, (tuple, list)):
         return tuple(_differentiable_or_float(group, item) for item in value)
     return _differentiable_or_float(group, value)
@@ -171,8 +176,10 @@ class State:
 
     ``init(group, param)`` returns the value (any shape; ``None`` for a value the transform creates on
     first use, as torch's SGD copies the first gradient into ``momentum_buffer``); ``when(group, param)``
-    decides at state creation whether the entry exists (``max_exp_avg_sq`` only with ``amsgrad``; an
-    Adafactor-style row and column only for a matrix).
+    decides at state creation whether the entry exists (an Adafactor-style row and column only for a
+    matrix); ``when_group(group)`` is such a condition on the group alone (``max_exp_avg_sq`` only with
+    ``amsgrad``), which the engine may ask once per group and step instead of once per parameter: an
+    optimizer whose every entry has a false ``when_group`` (plain SGD) creates no state at all.
     ``float64``: a float64 scalar on the CPU whatever the parameter dtype, kept so by ``load_state_dict``
     (torch would cast it to the parameter's dtype).
     """
@@ -181,6 +188,7 @@ class State:
     init: Callable[[dict[str, Any], Tensor], Any] = zeros_like_param
     when: Callable[[dict[str, Any], Tensor], bool] | None = None
     float64: bool = False
+    when_group: Callable[[dict[str, Any]], bool] | None = None
 
 
 def step_counter(group: dict[str, Any], param: Tensor) -> Tensor:

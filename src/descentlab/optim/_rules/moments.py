@@ -23,12 +23,13 @@ def ema_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) ->
 
 def ema_of_squares_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) -> None:
     """``a <- decay * a + (1 - decay) * x * x`` in place (second-moment estimate)."""
-    torch._foreach_mul_(averages, per_tensor(decay))
     if isinstance(decay, Tensor):
+        torch._foreach_mul_(averages, per_tensor(decay))
         # addcmul's ``value`` must be a number; the product keeps autograd's path to ``decay``.
         squares = torch._foreach_mul(values, values)
         torch._foreach_add_(averages, torch._foreach_mul(squares, per_tensor(1.0 - decay)))
         return
+    torch._foreach_mul_(averages, decay)
     torch._foreach_addcmul_(averages, values, values, value=1.0 - decay)
 
 

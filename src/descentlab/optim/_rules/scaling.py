@@ -7,6 +7,7 @@ rounding to 0 and turning a coordinate without gradient into 0/0 = NaN.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -36,7 +37,13 @@ def nonvanishing_eps(eps: float, values: list[Tensor]) -> float:
     """
     if not values:
         return eps
-    return max(eps, torch.finfo(values[0].dtype).tiny)
+    return max(eps, _smallest_normal(values[0].dtype))
+
+
+@functools.cache
+def _smallest_normal(dtype: torch.dtype) -> float:
+    """``torch.finfo(dtype).tiny``, built once per dtype (a step asks for it in every kernel with eps)."""
+    return torch.finfo(dtype).tiny
 
 
 def square_root(value: float | Tensor) -> float | Tensor:
