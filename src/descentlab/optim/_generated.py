@@ -11,7 +11,7 @@ fuses each tensor's chain of multi-tensor kernels into one C++/OpenMP loop that 
 gradient and its state once and writes them once (one pass over memory, where the eager chain makes one
 pass per kernel), and emits the loops of all the bucket's tensors in one module, so a step is one call.
 
-Two things make that loop run at the memory's speed rather than at the speed of its arithmetic:
+What makes it fast, beyond the fusion:
 
 - **Scalars hoisted.** Inductor inlines a 0-d computation into the loop that reads it, so the bias
   corrections ``1 - beta**t``, their roots and quotients and ``-lr * ...`` were recomputed (``std::pow``
@@ -27,9 +27,11 @@ Only chains that declare themselves elementwise, with every state entry shaped l
 (:meth:`_Bucket.blockable`), run here; the rest (NAdam's scalar ``mu_product``, a state created on first
 use such as SGD's first momentum buffer) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process fast (see ``benchmarks/results/generated_kernel.md`` for the measured times,
-cold and warm). Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path
-runs, after a one-time warning.
+step of a later process fast. The cold compile of a bucket grows faster than linearly with its tensor
+count (seconds for a few large tensors, about a minute for a 196-tensor transformer on 2 cores), which is
+why this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
+Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path runs, after a
+one-time warning.
 """
 
 from __future__ import annotations
