@@ -27,9 +27,10 @@ Only chains that declare themselves elementwise, with every state entry shaped l
 (:meth:`_Bucket.blockable`), run here; the rest (NAdam's scalar ``mu_product``, a state created on first
 use such as SGD's first momentum buffer) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process fast. The cold compile of a bucket grows faster than linearly with its tensor
-count (seconds for a few large tensors, about a minute for a 196-tensor transformer on 2 cores), which is
-why this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
+step of a later process take seconds, not a minute (not yet the 2 s aimed at). The cold compile of a
+bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
+for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
+``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
 Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path runs, after a
 one-time warning.
 """
