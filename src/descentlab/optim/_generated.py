@@ -1,101 +1,219 @@
-"""The generated one-pass path of an elementwise chain: one compiled kernel per flat chunk.
+"""The generated one-pass path of an elementwise chain: one compiled call per bucket, scalars hoisted.
 
 Opt in per param group with ``compiled=True`` (``Adam([{"params": ..., "compiled": True}])``, or set
 ``group["compiled"] = True`` later). The math is not written a second time: the engine's own update of a
 bucket (:meth:`RuleOptimizer._apply`: coupled or decoupled weight decay, the evaluation point, the
-declared chain, applying the directions) is traced by ``torch.compile`` over a bucket of one flat 1-D
-chunk, with the step count and ``lr`` as float64 tensors (the engine's compiled-step contract, see
-:mod:`descentlab.optim._engine`), so one trace serves every step and every scheduled ``lr``. Inductor
-fuses the chain's multi-tensor kernels into one C++/OpenMP loop that reads the parameter, its gradient
-and its state once and writes them once (one pass over memory, where the eager chain makes one pass per
-kernel). Sizes are symbolic (``dynamic=True``), so chunks of ``block_numel`` elements and every
-remainder share one kernel per (class, variant, dtype, flags); tensors under :data:`MIN_NUMEL` elements
-take the eager multi-tensor path in one call, where a kernel call per tensor would cost more than it
-saves.
+declared chain, applying the directions) is traced by ``torch.compile`` over the whole bucket (every
+tensor of one device, dtype and state layout, whole, not cut into blocks), with the step count, ``lr``
+and the hyperparameters declared as tensors (Adam's ``betas``) passed as float64 tensors (the engine's
+compiled-step contract, see :mod:`descentlab.optim._engine`), so a scheduler never recompiles. Inductor
+fuses each tensor's chain of multi-tensor kernels into one C++/OpenMP loop that reads the parameter, its
+gradient and its state once and writes them once (one pass over memory, where the eager chain makes one
+pass per kernel), and emits the loops of all the bucket's tensors in one module, so a step is one call.
+
+What makes it fast, beyond the fusion:
+
+- **Scalars hoisted.** Inductor inlines a 0-d computation into the loop that reads it, so the bias
+  corrections ``1 - beta**t``, their roots and quotients and ``-lr * ...`` were recomputed (``std::pow``
+  in double) for every 16-element vector, which made Adam's loop compute-bound (3x slower than torch's
+  fused kernel). A graph pass (:class:`HoistScalars`) finds every value that depends only on the scalar
+  inputs (step counts, ``lr``, tensor hyperparameters) and has inductor materialise it in a tiny kernel
+  of its own first, so the loop reads finished scalars.
+- **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
+  :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
+  dynamo guards an optimizer by identity, so every new optimizer instance retraced.
 
 Only chains that declare themselves elementwise, with every state entry shaped like its parameter
 (:meth:`_Bucket.blockable`), run here; the rest (NAdam's scalar ``mu_product``, a state created on first
-use such as SGD's first momentum buffer) take the eager path. Without a working compiler (inductor needs
-a C++ compiler on the CPU) the eager path runs, after a one-time warning. The first step compiles: see
-``benchmarks/step_speed.py`` for its cost, cold and with inductor's caches warm.
+use such as SGD's first momentum buffer) take the eager path. Shapes are static: one compiled entry per
+(class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
+step of a later process take seconds, not a minute (not yet the 2 s aimed at). The cold compile of a
+bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
+for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
+``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
+Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path runs, after a
+one-time warning.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import operator
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from torch._inductor.custom_graph_pass import CustomGraphPass
 
 if TYPE_CHECKING:
     from descentlab.optim._engine import RuleOptimizer, _Bucket
 
-# Tensors smaller than this go through the eager multi-tensor path together (one call for all of them).
-MIN_NUMEL = 1 << 14
-# Every (class, variant, dtype, flags) is one compiled entry of the one traced function below; torch's
-# default limit of 8 entries per function would send the ninth configuration of a process to eager.
+# Every (class, variant, dtype, flags, shapes) is one compiled entry of the one traced function below;
+# torch's default limit of 8 entries per function would send the ninth configuration of a process to eager.
 RECOMPILE_LIMIT = 256
+# A bucket of fewer elements than this takes the eager path: its step costs microseconds either way, and
+# a compile would cost seconds (the lab's 2-D problems and tiny models).
+MIN_NUMEL = 1 << 14
+# Where dynamo's placeholders for the bucket's tensors come from (the argument of _bucket_update below);
+# every other tensor input is a scalar: the step counts, lr, tensor hyperparameters.
+_BUCKET_SOURCE = "L['bucket']"
+# Views pass a hoisted scalar on unchanged: the value to materialise is the one they view.
+_VIEWS = {"unbind", "select", "unsqueeze", "squeeze", "view", "expand", "slice", "reshape", "alias"}
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
-kernel_calls = 0  # chunks updated by the compiled kernel in this process (read by the tests)
+kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
 
 
-def _chunk_update(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor) -> None:
-    """What is traced: the engine's update of one chunk (the single source of the algorithm's math)."""
+def _bucket_update(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor) -> None:
+    """What is traced: the engine's update of one bucket (the single source of the algorithm's math)."""
     optimizer._apply(group, bucket, step)
 
 
-_compiled_chunk_update = torch.compile(_chunk_update, dynamic=True, fullgraph=True)
+class HoistScalars(CustomGraphPass):
+    """Inductor post-grad pass: materialise every value computed from the scalar inputs alone.
+
+    Run on the functional (post-grad) graph, where every node but the final ``copy_`` back into the
+    inputs is pure, so a value that depends only on scalar inputs may be computed before everything
+    else. Each such value that the elementwise part reads is marked for realisation
+    (``inductor_realize_to_strides``, inductor's own flag): it becomes a buffer written by a small
+    kernel, and the loops load it instead of recomputing it per vector.
+    """
+
+    def __init__(self, scalar_inputs: frozenset[int]) -> None:
+        self.scalar_inputs = scalar_inputs  # positions of the scalar placeholders
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        scalar: set[torch.fx.Node] = set()
+        placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+        scalar.update(node for index, node in enumerate(placeholders) if index in self.scalar_inputs)
+        for node in graph.nodes:
+            inputs = node.all_input_nodes
+            if node.op == "call_function" and _is_pure(node) and inputs and all(i in scalar for i in inputs):
+                scalar.add(node)
+        for node in scalar:
+            if node.op == "placeholder" or not any(user not in scalar for user in node.users):
+                continue
+            while _op_name(node) in _VIEWS or node.target is operator.getitem:
+                node = node.args[0]
+            if node.op == "call_function" and isinstance(node.meta.get("val"), Tensor):
+                node.meta["inductor_realize_to_strides"] = True
+
+    def uuid(self) -> str:
+        """Inductor's cache key for this pass: its source and the scalar positions."""
+        source = inspect.getsource(HoistScalars) + inspect.getsource(_is_pure) + inspect.getsource(_op_name)
+        return hashlib.sha256(f"{source}{sorted(self.scalar_inputs)}".encode()).hexdigest()
+
+
+def _op_name(node: torch.fx.Node) -> str:
+    """The aten op name of ``node`` (``"unbind"`` for ``aten.unbind.int``), or ``""``."""
+    schema = getattr(node.target, "_schema", None)
+    return schema.name.split("::")[-1] if schema is not None else ""
+
+
+def _is_pure(node: torch.fx.Node) -> bool:
+    """Whether ``node`` computes a value without writing any of its inputs (never a ``copy_``)."""
+    if node.target is operator.getitem:
+        return True
+    schema = getattr(node.target, "_schema", None)
+    return schema is not None and not schema.is_mutable
+
+
+def _hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+    """dynamo backend: inductor with :class:`HoistScalars` told which inputs are scalars."""
+    from torch._inductor.compile_fx import compile_fx
+
+    placeholders = [node for node in graph_module.graph.nodes if node.op == "placeholder"]
+    scalars = frozenset(
+        index
+        for index, node in enumerate(placeholders)
+        if isinstance(node.meta.get("example_value"), Tensor)
+        and not _source_name(node).startswith(_BUCKET_SOURCE)
+    )
+    return compile_fx(
+        graph_module, example_inputs, config_patches={"post_grad_custom_post_pass": HoistScalars(scalars)}
+    )
+
+
+def _source_name(placeholder: torch.fx.Node) -> str:
+    argument = placeholder.meta.get("grapharg")
+    return argument.source.name if argument is not None and argument.source is not None else ""
+
+
+# Static shapes: a bucket's shapes are fixed for a training run, and inductor then emits one loop per
+# group of equal-sized tensors (dynamic shapes would give every tensor its own loop and size guards).
+_compiled_bucket_update = torch.compile(
+    _bucket_update, backend=_hoisting_inductor, fullgraph=True, dynamic=False
+)
+
+
+@functools.cache
+def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
+    """An instance of ``cls`` without groups or state: what the traced update calls ``_apply`` on.
+
+    ``_apply`` reads only the class's declarations; dynamo guards the instance by identity, so one twin
+    per class lets every optimizer of the class share the compiled entries.
+    """
+    return cls.__new__(cls)
 
 
 def run_generated(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: int) -> bool:
     """Update ``bucket`` (from :meth:`_Bucket.blockable`) with the compiled kernel; ``False``: not run.
 
     ``False`` (nothing updated) where this class's compilation failed before; a failure now warns once
-    and finishes the bucket eagerly (chunks already updated stay updated, the rest run eagerly).
+    and returns ``False`` too (a compile error is raised before the kernel writes anything).
     """
     name = type(optimizer).__name__
-    if name in _unavailable:
+    if name in _unavailable or sum(param.numel() for param in bucket.params) < MIN_NUMEL:
         return False
-    traced = _traced_group(group)
-    steps = torch.tensor([float(step)], dtype=torch.float64)
-    small = [index for index, param in enumerate(bucket.params) if param.numel() < MIN_NUMEL]
-    large = [index for index, param in enumerate(bucket.params) if param.numel() >= MIN_NUMEL]
-    chunks = [
-        bucket._subset([index], slice(start, start + optimizer.block_numel))
-        for index in large
-        for start in range(0, bucket.params[index].numel(), optimizer.block_numel)
-    ]
-    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-        for position, chunk in enumerate(chunks):
-            try:
-                _compiled_chunk_update(optimizer, traced, chunk, steps)
-                global kernel_calls
-                kernel_calls += 1
-            except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
-                _unavailable.add(name)
-                warnings.warn(
-                    f"{name}(compiled=True): the generated kernel could not be built "
-                    f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                    "running the eager path instead",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                for rest in chunks[position:]:
-                    optimizer._apply(group, rest, step)
-                break
-    if small:
-        optimizer._apply(group, bucket._subset(small, slice(None)), step)
+    steps = torch.full((len(bucket.params),), float(step), dtype=torch.float64)
+    try:
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            _compiled_bucket_update(_twin(type(optimizer)), _traced_group(optimizer, group), bucket, steps)
+    except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
+        _unavailable.add(name)
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        warnings.warn(
+            f"{name}(compiled=True): the generated kernel could not be built "
+            f"({type(error).__name__}: {first_line}); running the eager path instead",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    global kernel_calls
+    kernel_calls += 1
     return True
 
 
-def _traced_group(group: dict[str, Any]) -> dict[str, Any]:
-    """``group`` as the kernel sees it: no parameter list, ``lr`` as a float64 tensor (no recompile
-    when a scheduler changes it; the other hyperparameters are constants of the kernel)."""
+def _traced_group(optimizer: RuleOptimizer, group: dict[str, Any]) -> dict[str, Any]:
+    """``group`` as the kernel sees it: no parameter list; ``lr`` and the hyperparameters the chain
+    declares as possibly tensors (Adam's ``betas``) as float64 tensors, so a scheduler that changes them
+    causes no recompile. The other hyperparameters are constants of the kernel (a change recompiles)."""
     traced = {key: value for key, value in group.items() if key != "params"}
-    lr = group["lr"]
-    traced["lr"] = (
-        lr.detach().to(torch.float64) if isinstance(lr, Tensor) else torch.tensor(lr, dtype=torch.float64)
-    )
+    for key in _tensor_keys(type(optimizer)):
+        value = traced.get(key)
+        if isinstance(value, (tuple, list)):
+            traced[key] = tuple(_as_scalar_tensor(item) for item in value)
+        elif value is not None:
+            traced[key] = _as_scalar_tensor(value)
     return traced
+
+
+@functools.cache
+def _tensor_keys(cls: type[RuleOptimizer]) -> tuple[str, ...]:
+    """``lr`` and every hyperparameter of ``cls``'s chain annotated as accepting a tensor."""
+    from descentlab.optim._transform import declared_hyperparameters
+
+    parts = [*cls.chain, *([cls.evaluation_point] if cls.evaluation_point else [])]
+    declared = declared_hyperparameters(parts)
+    return ("lr", *(name for name, hyper in declared.items() if "Tensor" in (hyper.annotation or "")))
+
+
+def _as_scalar_tensor(value: float | Tensor) -> Tensor:
+    return (
+        value.detach().to(torch.float64)
+        if isinstance(value, Tensor)
+        else torch.tensor(value, dtype=torch.float64)
+    )
