@@ -7,7 +7,6 @@ rounding to 0 and turning a coordinate without gradient into 0/0 = NaN.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -37,13 +36,16 @@ def nonvanishing_eps(eps: float, values: list[Tensor]) -> float:
     """
     if not values:
         return eps
-    return max(eps, _smallest_normal(values[0].dtype))
+    dtype = values[0].dtype
+    tiny = _SMALLEST_NORMAL.get(dtype)
+    return max(eps, torch.finfo(dtype).tiny if tiny is None else tiny)
 
 
-@functools.cache
-def _smallest_normal(dtype: torch.dtype) -> float:
-    """``torch.finfo(dtype).tiny``, built once per dtype (a step asks for it in every kernel with eps)."""
-    return torch.finfo(dtype).tiny
+# torch.finfo(dtype).tiny, read from a plain dict (a step asks for it in every kernel with eps; dynamo warns
+# when it traces a functools.cache wrapper).
+_SMALLEST_NORMAL = {
+    dtype: torch.finfo(dtype).tiny for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
 
 
 def square_root(value: float | Tensor) -> float | Tensor:
