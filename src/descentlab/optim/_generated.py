@@ -19,6 +19,11 @@ What makes it fast, beyond the fusion:
   fused kernel). A graph pass (:class:`HoistScalars`) finds every value that depends only on the scalar
   inputs (step counts, ``lr``, tensor hyperparameters) and has inductor materialise it in a tiny kernel
   of its own first, so the loop reads finished scalars.
+- **Step counts in the graph.** The bucket's parameters' step counts are incremented inside the
+  compiled call (one more fused kernel), not by the engine: 196 separate 0-d increments cost about
+  0.8 ms on a CPU, as long as the whole update of a 10M-parameter transformer's Adam step.
+- **No size asserts.** Shapes are static, so dynamo's guards have checked every input's sizes and
+  strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
   :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
   dynamo guards an optimizer by identity, so every new optimizer instance retraced.
@@ -67,8 +72,13 @@ _unavailable: set[str] = set()  # classes whose compilation failed: eager from t
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
 
 
-def _bucket_update(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor) -> None:
-    """What is traced: the engine's update of one bucket (the single source of the algorithm's math)."""
+def _bucket_update(
+    optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor, counts: list[Tensor]
+) -> None:
+    """What is traced: the engine's update of one bucket (the single source of the algorithm's math),
+    and the increment of its parameters' step counts (``counts``; the new count is ``step``)."""
+    if counts:
+        torch._foreach_add_(counts, 1)
     optimizer._apply(group, bucket, step)
 
 
@@ -132,9 +142,10 @@ def _hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[
         if isinstance(node.meta.get("example_value"), Tensor)
         and not _source_name(node).startswith(_BUCKET_SOURCE)
     )
-    return compile_fx(
-        graph_module, example_inputs, config_patches={"post_grad_custom_post_pass": HoistScalars(scalars)}
-    )
+    # No size asserts: with static shapes dynamo's guards have checked every input's sizes and strides
+    # before the call, and the wrapper's re-check cost ~0.4 ms a step for a 196-tensor bucket.
+    patches = {"post_grad_custom_post_pass": HoistScalars(scalars), "size_asserts": False}
+    return compile_fx(graph_module, example_inputs, config_patches=patches)
 
 
 def _source_name(placeholder: torch.fx.Node) -> str:
@@ -159,8 +170,11 @@ def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
     return cls.__new__(cls)
 
 
-def run_generated(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: int) -> bool:
-    """Update ``bucket`` (from :meth:`_Bucket.blockable`) with the compiled kernel; ``False``: not run.
+def run_generated(
+    optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: int, counts: list[Tensor]
+) -> bool:
+    """Update ``bucket`` (from :meth:`_Bucket.blockable`) with the compiled kernel and increment
+    ``counts`` (its parameters' step tensors, one less than ``step``); ``False``: nothing run.
 
     ``False`` (nothing updated) where this class's compilation failed before; a failure now warns once
     and returns ``False`` too (a compile error is raised before the kernel writes anything).
@@ -171,7 +185,9 @@ def run_generated(optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Buck
     steps = torch.full((len(bucket.params),), float(step), dtype=torch.float64)
     try:
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            _compiled_bucket_update(_twin(type(optimizer)), _traced_group(optimizer, group), bucket, steps)
+            _compiled_bucket_update(
+                _twin(type(optimizer)), _traced_group(optimizer, group), bucket, steps, counts
+            )
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
         first_line = str(error).splitlines()[0] if str(error) else ""
