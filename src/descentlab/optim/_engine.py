@@ -373,10 +373,10 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def _update_generated(self, group: dict[str, Any], bucket: _Bucket, step: int) -> None:
         """Update ``bucket`` with the generated kernel, which also increments its step counts; where the
-        kernel cannot take it (see :meth:`_Bucket.blockable` and :func:`run_generated`), increment them
+        kernel cannot take it (see :meth:`_Bucket.traceable` and :func:`run_generated`), increment them
         here and run the eager multi-tensor path."""
-        plain = bucket.blockable()
-        if plain is not None and run_generated(self, group, plain, step, bucket.counts):
+        whole = bucket.traceable()
+        if whole is not None and run_generated(self, group, whole, step, bucket.counts):
             return
         if bucket.counts:
             torch._foreach_add_(bucket.counts, 1)
@@ -830,6 +830,23 @@ class _Bucket:
         single.complex_flags = [self.complex_flags[index]]
         single.created_on_use = self.created_on_use
         return single
+
+    def traceable(self) -> _Bucket | None:
+        """This bucket as the generated kernel takes it, or ``None``: plain tensors whole, in one call.
+
+        The kernel traces the eager multi-tensor update itself, so it takes whatever strides and state
+        shapes that update takes (NAdam's 0-d ``mu_product``; dynamo's guards specialise the call on
+        them), and checking only the parameters' types keeps the call cheap (checking every tensor's
+        layout cost ~0.6 ms a step on 196 tensors). A bucket with a DTensor goes as its local shards
+        (:meth:`blockable`); one without state (one kernel already) or with a state created on first use
+        (to store back, which the kernel does not) is ``None``.
+        """
+        if not self.state or self.created_on_use:
+            return None
+        for param in self.params:
+            if type(param) is not Tensor and type(param) is not Parameter:
+                return self.blockable()
+        return self
 
     def blockable(self) -> _Bucket | None:
         """This bucket over plain contiguous tensors whose flat slices alias them, or ``None``.

@@ -28,9 +28,9 @@ What makes it fast, beyond the fusion:
   :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
   dynamo guards an optimizer by identity, so every new optimizer instance retraced.
 
-Only chains that declare themselves elementwise, with every state entry shaped like its parameter
-(:meth:`_Bucket.blockable`), run here; the rest (NAdam's scalar ``mu_product``, a state created on first
-use such as SGD's first momentum buffer) take the eager path. Shapes are static: one compiled entry per
+Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
+its local shard; :meth:`_Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
+and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
 step of a later process take seconds, not a minute (not yet the 2 s aimed at). The cold compile of a
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
@@ -173,7 +173,7 @@ def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
 def run_generated(
     optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: int, counts: list[Tensor]
 ) -> bool:
-    """Update ``bucket`` (from :meth:`_Bucket.blockable`) with the compiled kernel and increment
+    """Update ``bucket`` (from :meth:`_Bucket.traceable`) with the compiled kernel and increment
     ``counts`` (its parameters' step tensors, one less than ``step``); ``False``: nothing run.
 
     ``False`` (nothing updated) where this class's compilation failed before; a failure now warns once
