@@ -32,7 +32,9 @@ Only chains that declare themselves elementwise and have state run here, over wh
 its local shard; :meth:`_Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process take seconds, not a minute (not yet the 2 s aimed at). The cold compile of a
+step of a later process take seconds, not a minute (4.5-5.4 s for one large tensor, not yet the 2 s aimed
+at: inductor spawns 10 subprocesses per process to probe the CPU's vector ISAs; inductor's own
+``TORCHINDUCTOR_VEC_ISA_OK=1``, which trusts the CPU flags instead, measured 2.2-2.6 s). The cold compile of a
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
 for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
 ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
