@@ -125,7 +125,7 @@ def test_a_scheduler_changing_lr_and_betas_never_recompiles_and_matches_eager():
     params, twins = _twin_params()
     ours, eager = _adamw_pair(params, twins)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: 1.0 / (1 + step)) for o in (ours, eager)]
-    graphs, calls = _unique_graphs(), _generated.kernel_calls
+    graphs, calls, replays = _unique_graphs(), _generated.kernel_calls, _generated.replayed_calls
     for step in range(6):
         _step_both((ours, eager), params, twins, step)
         for scheduler in schedulers:
@@ -135,6 +135,8 @@ def test_a_scheduler_changing_lr_and_betas_never_recompiles_and_matches_eager():
                 optimizer.param_groups[0]["betas"] = (0.8, 0.99)
     assert _generated.kernel_calls - calls == 6
     assert _unique_graphs() - graphs <= 1  # 0 when an earlier test compiled the same entry
+    # Every call after the first ran dynamo's entry without entering dynamo (its guards passed).
+    assert _generated.replayed_calls - replays >= 5
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -155,6 +157,51 @@ def test_state_dict_round_trip_and_a_second_instance_reuse_the_compiled_kernel()
     assert _unique_graphs() == graphs
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_compiler
+def test_calls_that_skip_dynamo_still_obey_its_guards():
+    # The kernel runs dynamo's compiled entry directly where that entry's guards pass (_replay). A
+    # constant hyperparameter changed mid-run (eps is a constant of the kernel) and a gradient with
+    # other strides must fail those guards and recompile, not run the old kernel: both equal eager.
+    params, twins = _twin_params(seed=13)
+    ours, eager = _adamw_pair(params, twins)
+    for step in range(2):
+        _step_both((ours, eager), params, twins, step)
+    graphs, replays = _unique_graphs(), _generated.replayed_calls
+    for optimizer in (ours, eager):
+        optimizer.param_groups[0]["eps"] = 1e-3
+    _step_both((ours, eager), params, twins, 2)
+    assert _unique_graphs() - graphs == 1 and _generated.replayed_calls == replays
+    matrix, twin = params[0], twins[0]
+    column_major = torch.cos(torch.arange(matrix.numel(), dtype=matrix.dtype)).reshape(100, 120).t()
+    matrix.grad, twin.grad = column_major, column_major.clone()
+    params[1].grad = twins[1].grad = torch.ones_like(params[1])
+    ours.step()
+    eager.step()
+    assert _unique_graphs() - graphs == 2 and _generated.replayed_calls == replays
+    _step_both((ours, eager), params, twins, 4)  # contiguous again: the eps entry's guards pass
+    assert _generated.replayed_calls == replays + 1
+    for a, b in zip(params, twins):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_frame_with_side_effects_of_its_own_is_never_replayed():
+    # _replay_function accepts only bytecode that reads its arguments and calls one compiled graph.
+    def stores_an_attribute(optimizer, group, bucket, step, counts):
+        __compiled_fn_1_x(bucket.params)  # noqa: F821 (never called)
+        bucket.created_on_use = True
+
+    def reads_and_calls(optimizer, group, bucket, step, counts):
+        __compiled_fn_1_x(bucket.params[0], bucket.grads[0], counts[0])  # noqa: F821 (never called)
+
+    def calls_a_method(optimizer, group, bucket, step, counts):
+        __compiled_fn_1_x(bucket.params[0])  # noqa: F821 (never called)
+        bucket.params.append(step)
+
+    assert _generated._replay_function(reads_and_calls.__code__) is not None
+    assert _generated._replay_function(stores_an_attribute.__code__) is None
+    assert _generated._replay_function(calls_a_method.__code__) is None
 
 
 def test_hoisting_marks_the_scalar_values_the_loop_reads():

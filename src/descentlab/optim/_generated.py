@@ -26,15 +26,19 @@ What makes it fast, beyond the fusion:
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
   :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
-  dynamo guards an optimizer by identity, so every new optimizer instance retraced.
+  dynamo guards an optimizer by identity, so every new optimizer instance retraced. Once compiled, a call
+  does not enter dynamo (:func:`_replay`): dynamo's own guards of its cached entry are checked and the
+  entry's bytecode is run directly, which saves about 0.7 ms of frame hook and wrappers a step on 196
+  tensors; a guard that fails (a changed constant, other strides) goes through dynamo, which recompiles.
 
 Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
 its local shard; :meth:`_Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process take seconds, not a minute (4.5-5.4 s for one large tensor, not yet the 2 s aimed
-at: inductor spawns 10 subprocesses per process to probe the CPU's vector ISAs; inductor's own
-``TORCHINDUCTOR_VEC_ISA_OK=1``, which trusts the CPU flags instead, measured 2.2-2.6 s). The cold compile of a
+step of a later process take seconds, not a minute (3.0-3.9 s for one large tensor on a loaded 2-core
+machine, not yet the 2 s aimed at: importing inductor and dynamo's trace remain). Inductor's checks of
+the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the first process on the
+machine (:mod:`descentlab.optim._isa_checks`; they took 3-4 s of that step). The cold compile of a
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
 for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
 ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
@@ -44,16 +48,21 @@ one-time warning.
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
 import inspect
 import operator
+import types
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch._inductor.custom_graph_pass import CustomGraphPass
+
+from descentlab.optim._isa_checks import remembered_isa_checks
 
 if TYPE_CHECKING:
     from descentlab.optim._engine import RuleOptimizer, _Bucket
@@ -72,6 +81,7 @@ _VIEWS = {"unbind", "select", "unsqueeze", "squeeze", "view", "expand", "slice",
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
+replayed_calls = 0  # of which run without entering dynamo (see _replay; read by the tests)
 
 
 def _bucket_update(
@@ -182,14 +192,19 @@ def run_generated(
     and returns ``False`` too (a compile error is raised before the kernel writes anything).
     """
     name = type(optimizer).__name__
-    if name in _unavailable or sum(param.numel() for param in bucket.params) < MIN_NUMEL:
+    if name in _unavailable or not _at_least(bucket.params, MIN_NUMEL):
         return False
-    steps = torch.full((len(bucket.params),), float(step), dtype=torch.float64)
+    arguments = {
+        "optimizer": _twin(type(optimizer)),
+        "group": _traced_group(optimizer, group),
+        "bucket": bucket,
+        "step": torch.full((len(bucket.params),), float(step), dtype=torch.float64),
+        "counts": counts,
+    }
     try:
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            _compiled_bucket_update(
-                _twin(type(optimizer)), _traced_group(optimizer, group), bucket, steps, counts
-            )
+        if not _replay(arguments):
+            with remembered_isa_checks(), torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                _compiled_bucket_update(**arguments)
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
         first_line = str(error).splitlines()[0] if str(error) else ""
@@ -203,6 +218,91 @@ def run_generated(
     global kernel_calls
     kernel_calls += 1
     return True
+
+
+def _at_least(tensors: list[Tensor], numel: int) -> bool:
+    """Whether ``tensors`` hold at least ``numel`` elements (stops counting there: a large model's first
+    tensor usually answers)."""
+    total = 0
+    for tensor in tensors:
+        total += tensor.numel()
+        if total >= numel:
+            return True
+    return False
+
+
+def _replay(arguments: dict[str, Any]) -> bool:
+    """Run dynamo's compiled entry for ``arguments`` without entering dynamo; ``False``: none to run.
+
+    Entering a ``torch.compile``'d function costs about 1 ms on a 196-tensor bucket before its graph
+    runs (dynamo's frame hook, the config patch, its wrappers), besides the guards. Here dynamo's own
+    cache is searched as dynamo searches it: each entry's own guard manager checks ``arguments`` (every
+    tensor's dtype, device, shape and strides, every constant hyperparameter, grad mode; ~0.45 ms for
+    984 tensors), and the first entry whose guards pass runs its own transformed bytecode, which calls
+    its compiled graph. Only an entry whose bytecode does nothing else (:func:`_replay_function`) is
+    run so; otherwise, where no guard passes (a recompile is due) or where this torch lacks these
+    (private) hooks, the call goes through dynamo.
+    """
+    global replayed_calls
+    try:
+        entries = torch._dynamo.eval_frame._debug_get_cache_entry_list(_bucket_update.__code__)
+    except AttributeError:  # another torch: dynamo's own call
+        return False
+    for entry in entries:
+        if entry.guard_manager.check(arguments):
+            function = _replay_function(entry.code)
+            if function is None:
+                return False
+            function(**arguments)
+            replayed_calls += 1
+            return True
+    return False
+
+
+# A transformed frame that only reads its arguments and calls one graph: its instructions (CPython
+# 3.10-3.13), the attributes it may read (the bucket's lists; dynamo's profiler marks around the graph) and
+# the globals (the graph; dynamo's utils module).
+_READ_AND_CALL = frozenset(
+    {
+        *("RESUME", "NOP", "CACHE", "EXTENDED_ARG", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_METHOD"),
+        *("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_FAST_AND_CLEAR", "STORE_FAST"),
+        *("DELETE_FAST", "BINARY_SUBSCR", "COPY", "SWAP", "POP_TOP", "PUSH_NULL", "BUILD_LIST"),
+        *("BUILD_TUPLE", "LIST_EXTEND", "LIST_APPEND", "PRECALL", "CALL", "CALL_FUNCTION", "CALL_METHOD"),
+        *("KW_NAMES", "RETURN_VALUE", "RETURN_CONST"),
+    }
+)
+_READABLE = frozenset(
+    {"params", "grads", "state", "record_pregraph_bytecode_enter", "record_pregraph_bytecode_exit"}
+)
+_DYNAMO_UTILS = "__import_torch_dot__dynamo_dot_utils"
+_replay_functions: dict[types.CodeType, Callable[..., None] | None] = {}
+
+
+def _replay_function(code: types.CodeType) -> Callable[..., None] | None:
+    """``code`` (a cache entry's transformed bytecode) as a function, if running it skips nothing.
+
+    Calling it outside dynamo is what dynamo does once the guards pass, as long as the bytecode has no
+    side effect of its own to replay: it only reads the bucket's lists, calls one compiled graph (and
+    dynamo's profiler marks), stores nothing but its own locals.
+    """
+    known = _replay_functions.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    instructions = list(dis.get_instructions(code))
+    names: dict[str, set[str]] = {instruction.opname: set() for instruction in instructions}
+    for instruction in instructions:
+        names[instruction.opname].add(str(instruction.argval))
+    graphs = [name for name in names.get("LOAD_GLOBAL", ()) if name.startswith("__compiled_fn")]
+    replayable = (
+        set(names) <= _READ_AND_CALL
+        and len(graphs) == 1
+        and names.get("LOAD_GLOBAL", set()) <= {graphs[0], _DYNAMO_UTILS}
+        and names.get("LOAD_ATTR", set()) | names.get("LOAD_METHOD", set()) <= _READABLE
+        and not code.co_freevars
+    )
+    function = types.FunctionType(code, _bucket_update.__globals__) if replayable else None
+    _replay_functions[id(code)] = (code, function)
+    return function
 
 
 def _traced_group(optimizer: RuleOptimizer, group: dict[str, Any]) -> dict[str, Any]:
