@@ -60,6 +60,14 @@ def test_the_patch_lives_only_inside_the_block(counted_checks):
     assert counted_checks == ["ok", "ok"]
 
 
+def test_a_folder_that_cannot_be_written_only_costs_the_probe(counted_checks, tmp_path):
+    (tmp_path / _isa_checks.FILE_NAME).mkdir()  # the file's name taken by a folder: reads and writes fail
+    isa = cpu_vec_isa.VecAVX2()
+    with _isa_checks.remembered_isa_checks():
+        assert isa.check_build("ok") and isa.check_build("ok")
+    assert counted_checks == ["ok", "ok"]
+
+
 @needs_compiler
 def test_another_compiler_is_checked_again_and_none_is_never_remembered(counted_checks):
     import torch._inductor.config as config

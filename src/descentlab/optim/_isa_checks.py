@@ -81,7 +81,9 @@ def _remembered_check_build(isa: Any, code: str) -> bool:
         with _lock:  # read again: another process may have added its own verdicts meanwhile
             verdicts = _read(path)
             verdicts[key] = f"{isa} {isa.build_arch_flags()}".strip()
-            write_text(path, json.dumps(verdicts, indent=1, sort_keys=True), parents=True)
+            # A folder we cannot write: the next process probes again, nothing else changes.
+            with contextlib.suppress(OSError):
+                write_text(path, json.dumps(verdicts, indent=1, sort_keys=True), parents=True)
     return passed
 
 
