@@ -61,17 +61,16 @@ that :mod:`descentlab.optim._generated` compiles from this engine's own update, 
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.nn import Parameter
 
+from descentlab.optim._bucket import Bucket, BucketPlan
 from descentlab.optim._generated import run_generated
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
 from descentlab.optim._transform import (
@@ -110,6 +109,10 @@ __all__ = [
 # below the count where a float32 tensor stops holding every integer (there the tensor's own value rules).
 _COUNTED_DTYPES = frozenset({torch.float32, torch.float64})
 _MAX_COUNTED_STEP = 1 << 24
+# Groups with fewer parameters are bucketed anew every step: checking a plan costs about 10 µs whatever
+# the group's size, and bucketing about 1.5 µs a parameter (benchmarks/step_overhead.py, the crossover
+# measured with benchmarks/bucket_plan.py).
+_PLANNED_GROUP_SIZE = 16
 
 
 class FlagError(RuntimeError, ValueError):
@@ -208,7 +211,8 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
-        self._step_counts: dict[int, tuple[Tensor, int, int]] = {}  # see _buckets
+        self._step_counts: dict[int, tuple[Tensor, int, int]] = {}  # see _bucket_anew
+        self._bucket_plans: dict[int, BucketPlan] = {}  # by id of the group; see _buckets
         if self.eager_state:
             for group in self.param_groups:
                 for param in group["params"]:
@@ -279,7 +283,7 @@ class RuleOptimizer(ValidatedOptimizer):
     # --- torch.optim.Optimizer protocol ---------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._step_counts = {}
+        self._step_counts, self._bucket_plans = {}, {}
         # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys; a
         # class's fixed keys hold whatever was saved (an Adam state_dict loaded into AdamW is decoupled,
         # as torch.optim.AdamW forces it).
@@ -342,7 +346,7 @@ class RuleOptimizer(ValidatedOptimizer):
                 elif self.group_state_declarations:
                     self._init_group_state(group)  # the eager step creates parameter state in _buckets
                 generated = self._generated(group, compiling, differentiable)
-                buckets = self._buckets(group, compiling, generated)
+                buckets = self._buckets(group, compiling, generated, differentiable)
                 if self.group_reductions and buckets:
                     self._reduce_group(group, buckets)
                 for (_, _, step, _), bucket in buckets.items():
@@ -371,9 +375,9 @@ class RuleOptimizer(ValidatedOptimizer):
             and group.get("foreach") is not False
         )
 
-    def _update_generated(self, group: dict[str, Any], bucket: _Bucket, step: int) -> None:
+    def _update_generated(self, group: dict[str, Any], bucket: Bucket, step: int) -> None:
         """Update ``bucket`` with the generated kernel, which also increments its step counts; where the
-        kernel cannot take it (see :meth:`_Bucket.traceable` and :func:`run_generated`), increment them
+        kernel cannot take it (see :meth:`Bucket.traceable` and :func:`run_generated`), increment them
         here and run the eager multi-tensor path."""
         whole = bucket.traceable()
         if whole is not None and run_generated(self, group, whole, step, bucket.counts):
@@ -429,7 +433,7 @@ class RuleOptimizer(ValidatedOptimizer):
             if declaration.advance is not None:  # once per group and step, before its buckets
                 group[declaration.name] = declaration.advance(group)
 
-    def _reduce_group(self, group: dict[str, Any], buckets: dict[tuple[Any, ...], _Bucket]) -> None:
+    def _reduce_group(self, group: dict[str, Any], buckets: dict[tuple[Any, ...], Bucket]) -> None:
         """Phase one of a two-phase step: each reduction's sums over every bucket, then its ``finish``."""
         decoupled = self._decoupled(group)
         for reduction in self.group_reductions:
@@ -445,7 +449,7 @@ class RuleOptimizer(ValidatedOptimizer):
             reduction.finish(group, totals)
 
     def _update_bucket(
-        self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor, differentiable: bool
+        self, group: dict[str, Any], bucket: Bucket, step: int | Tensor, differentiable: bool
     ) -> None:
         # The differentiable step goes one parameter at a time, unblocked, as torch's: a flat slice of a
         # tensor that autograd tracks is a view whose in-place update would rewrite the graph.
@@ -521,7 +525,7 @@ class RuleOptimizer(ValidatedOptimizer):
     def _run_torch_step(self, group: dict[str, Any], implementation: dict[str, Any]) -> None:
         """Create missing state, then let :meth:`torch_step` update the parameters that have gradients."""
         self._init_group(group)
-        bucket = _Bucket()
+        bucket = Bucket()
         for param in group["params"]:
             if param.grad is None:
                 continue
@@ -542,7 +546,7 @@ class RuleOptimizer(ValidatedOptimizer):
         return placement == "decoupled" or (placement == "flag" and group["decoupled_weight_decay"])
 
     def _gradient_update(
-        self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor, decoupled: bool
+        self, group: dict[str, Any], bucket: Bucket, step: int | Tensor, decoupled: bool
     ) -> Update:
         """The :class:`Update` of ``bucket`` whose gradient is the chain's input (coupled decay added)."""
         update = Update(group, bucket.params, bucket.grads, bucket.state, step)
@@ -553,7 +557,7 @@ class RuleOptimizer(ValidatedOptimizer):
                 update.grads = add_decayed_weights(update.grads, update.params, weight_decay)
         return update
 
-    def _apply(self, group: dict[str, Any], bucket: _Bucket, step: int | Tensor) -> None:
+    def _apply(self, group: dict[str, Any], bucket: Bucket, step: int | Tensor) -> None:
         """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
         decoupled = self._decoupled(group)
         update = self._gradient_update(group, bucket, step, decoupled)
@@ -591,13 +595,50 @@ class RuleOptimizer(ValidatedOptimizer):
         return lr / initial_lr if initial_lr > 0 else 1.0
 
     def _buckets(
-        self, group: dict[str, Any], compiling: bool = False, generated: bool = False
-    ) -> dict[tuple[Any, ...], _Bucket]:
+        self,
+        group: dict[str, Any],
+        compiling: bool = False,
+        generated: bool = False,
+        differentiable: bool = False,
+    ) -> dict[tuple[Any, ...], Bucket]:
         """Group the parameters that have gradients by device, dtype, step and state keys, creating state
         lazily, with the gradients negated under ``maximize``. (Whether the state is shaped like the
         parameters is checked where blocking needs it.) The step counts are incremented here, except for
-        a ``generated`` group, whose buckets keep them in :attr:`_Bucket.counts` for the kernel to
+        a ``generated`` group, whose buckets keep them in :attr:`Bucket.counts` for the kernel to
         increment (196 separate 0-d increments cost about 0.8 ms on a CPU).
+
+        An eager step reuses the group's :class:`BucketPlan` from the step before where nothing it was
+        built from changed, and otherwise buckets anew (:meth:`_bucket_anew`) and plans the next step.
+        """
+        create = (
+            not compiling
+            and bool(self.state_declarations)
+            and (not self.state_conditions or any(condition(group) for condition in self.state_conditions))
+        )
+        flags = (create, generated)
+        reusable = not compiling and not differentiable and len(group["params"]) >= _PLANNED_GROUP_SIZE
+        plan = self._bucket_plans.get(id(group)) if reusable else None
+        reused = plan.reuse(group, self.state, flags) if plan is not None and plan.group is group else None
+        if reused is not None:
+            buckets, steps = reused
+        else:
+            buckets, steps, plannable = self._bucket_anew(group, compiling, generated, create)
+            if reusable and plannable:
+                self._bucket_plans[id(group)] = BucketPlan(group, self.state, buckets, steps, flags)
+            else:
+                self._bucket_plans.pop(id(group), None)
+        if steps and not generated:
+            torch._foreach_add_(steps, 1)
+        if group.get("maximize", False):
+            for bucket in buckets.values():
+                bucket.grads = torch._foreach_neg(bucket.grads)
+        return buckets
+
+    def _bucket_anew(
+        self, group: dict[str, Any], compiling: bool, generated: bool, create: bool
+    ) -> tuple[dict[tuple[Any, ...], Bucket], list[Tensor], bool]:
+        """:meth:`_buckets` without a plan: the buckets, the step counts still to increment, and whether
+        a :class:`BucketPlan` may reuse them (no complex parameter, every count kept on the host).
 
         An eager step creates missing state here, in its one pass over the parameters (a compiled step
         had :meth:`_init_group` create it), and reads each step count from :attr:`_step_counts` where
@@ -605,15 +646,10 @@ class RuleOptimizer(ValidatedOptimizer):
         It is one function on purpose: on the lab's tiny models a helper call per parameter costs about
         what it would save (``benchmarks/step_overhead.py``).
         """
-        buckets: dict[tuple[Any, ...], _Bucket] = {}
+        buckets: dict[tuple[Any, ...], Bucket] = {}
         steps_to_increment: list[Tensor] = []
         state, counts = self.state, self._step_counts
-        conditions = self.state_conditions
-        create = (
-            not compiling
-            and bool(self.state_declarations)
-            and (not conditions or any(condition(group) for condition in conditions))
-        )
+        plannable = True
         for param in group["params"]:
             grad = param.grad
             if grad is None:
@@ -632,7 +668,7 @@ class RuleOptimizer(ValidatedOptimizer):
             if "step" in param_state:
                 step_tensor = param_state["step"]
                 steps_to_increment.append(step_tensor)
-                # A compiled step keeps one bucket per device and dtype (see _Bucket.step_count).
+                # A compiled step keeps one bucket per device and dtype (see Bucket.step_count).
                 if not compiling:
                     try:
                         version = step_tensor._version
@@ -650,9 +686,12 @@ class RuleOptimizer(ValidatedOptimizer):
                     if version >= 0 and step < _MAX_COUNTED_STEP:
                         # Valid while the tensor is the one the increment below bumps by one version.
                         counts[id(param)] = (step_tensor, version + 1, step)
+                    else:
+                        plannable = False
             dtype = param.dtype
             is_complex = dtype.is_complex
             if is_complex:
+                plannable = False
                 param, grad = torch.view_as_real(param), torch.view_as_real(grad)
                 dtype = param.dtype
             # The state's keys: parameters whose state differs (a factored moment for a matrix, a full
@@ -660,16 +699,11 @@ class RuleOptimizer(ValidatedOptimizer):
             key = (param.device, dtype, step, tuple(param_state))
             bucket = buckets.get(key)
             if bucket is None:
-                bucket = buckets[key] = _Bucket()
+                bucket = buckets[key] = Bucket()
             bucket.add(param, grad, param_state, is_complex)
             if generated and step_tensor is not None:
                 bucket.counts.append(step_tensor)
-        if steps_to_increment and not generated:
-            torch._foreach_add_(steps_to_increment, 1)
-        if group.get("maximize", False):
-            for bucket in buckets.values():
-                bucket.grads = torch._foreach_neg(bucket.grads)
-        return buckets
+        return buckets, steps_to_increment, plannable
 
 
 def apply_update(params: list[Tensor], direction: Direction, lr: float | Tensor) -> None:
@@ -761,238 +795,3 @@ def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
             f"{list(fused_devices) or ['any but meta']} but {param.dtype} and {param.device.type}; "
             "move the parameters to a real device (e.g. model.to_empty(device=...)) before stepping"
         )
-
-
-class _Bucket:
-    """Aligned lists for one (device, dtype, step) group: params, grads, state values and their owners.
-
-    A state value may be ``None`` until the algorithm creates it on first use (torch's SGD momentum
-    buffer is a copy of the first gradient); :meth:`store_created_state` writes such values back.
-    """
-
-    def __init__(self) -> None:
-        self.params: list[Tensor] = []
-        self.grads: list[Tensor] = []
-        self.state: dict[str, list[Any]] = defaultdict(list)
-        self.owners: list[dict[str, Any]] = []
-        self.complex_flags: list[bool] = []
-        self.created_on_use = False  # a state value is None: created on first use, to store back
-        self.counts: list[Tensor] = []  # step counts still to increment (a generated group's buckets)
-
-    def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
-        self.params.append(param)
-        self.grads.append(grad)
-        self.owners.append(param_state)
-        self.complex_flags.append(is_complex)
-        state = self.state
-        for name, value in param_state.items():
-            if name == "step":
-                continue
-            if value is None:
-                self.created_on_use = True
-            # State is created like its parameter and load_state_dict casts it to the parameter's dtype,
-            # so only a complex parameter has complex state.
-            elif is_complex and isinstance(value, Tensor) and torch.is_complex(value):
-                value = torch.view_as_real(value)
-            state[name].append(value)
-
-    def needs_blocks(self, block_numel: int) -> bool:
-        """Whether cutting into blocks can change how this bucket runs: it has state (see
-        :meth:`blockable`) and a tensor over ``block_numel`` elements, or one that is not a plain tensor
-        (:meth:`blockable` takes a DTensor's local shard). Otherwise the blocked path is one block of the
-        whole tensors, which the unblocked path runs the same, without building the block."""
-        if not self.state:
-            return False
-        for param in self.params:
-            if param.numel() > block_numel or (type(param) is not Tensor and type(param) is not Parameter):
-                return True
-        return False
-
-    def step_count(self, step: int) -> int | Tensor:
-        """The ``step`` argument of ``direction``: the bucket's key, or its parameters' counts (compiled).
-
-        An eager step buckets parameters by their (incremented) count, read on the host. A compiled step
-        must not read it there, so it passes the counts themselves, stacked in float64 (the precision of
-        the eager step's Python arithmetic): one entry per parameter, already incremented.
-        """
-        counts = [owner["step"] for owner in self.owners if "step" in owner]
-        if not counts or not torch.compiler.is_compiling():
-            return step
-        return torch.stack(counts).to(torch.float64)
-
-    def select(self, index: int) -> _Bucket:
-        """A one-parameter bucket sharing this one's tensors (the ``foreach=False`` path)."""
-        single = _Bucket()
-        single.params = [self.params[index]]
-        single.grads = [self.grads[index]]
-        single.state = {name: [values[index]] for name, values in self.state.items()}
-        single.owners = [self.owners[index]]
-        single.complex_flags = [self.complex_flags[index]]
-        single.created_on_use = self.created_on_use
-        return single
-
-    def traceable(self) -> _Bucket | None:
-        """This bucket as the generated kernel takes it, or ``None``: plain tensors whole, in one call.
-
-        The kernel traces the eager multi-tensor update itself, so it takes whatever strides and state
-        shapes that update takes (NAdam's 0-d ``mu_product``; dynamo's guards specialise the call on
-        them), and checking only the parameters' types keeps the call cheap (checking every tensor's
-        layout cost ~0.6 ms a step on 196 tensors). A bucket with a DTensor goes as its local shards
-        (:meth:`blockable`); one without state (one kernel already) or with a state created on first use
-        (to store back, which the kernel does not) is ``None``.
-        """
-        if not self.state or self.created_on_use:
-            return None
-        for param in self.params:
-            if type(param) is not Tensor and type(param) is not Parameter:
-                return self.blockable()
-        return self
-
-    def blockable(self) -> _Bucket | None:
-        """This bucket over plain contiguous tensors whose flat slices alias them, or ``None``.
-
-        Blocks pay and work only with some state (plain SGD is one kernel: slicing adds overhead) and
-        every state value shaped like its parameter. A flat slice of anything but a plain contiguous
-        tensor may be a copy (a slice of a sharded DTensor is all-gathered to ``Replicate``), and an
-        update written into a copy is lost; so a DTensor whose gradient and state share its layout is
-        replaced by its local shard (an elementwise update of the shard is the update of its part), and
-        any other tensor sends the whole bucket down the unblocked path.
-        """
-        if not self.state:
-            return None
-        columns = list(self.state.values())
-        grads = self.grads
-        # The common case, checked without building lists. Equal element counts suffice with contiguity:
-        # an elementwise chain computes the same values for a state shaped (1, n) as for (n,), and a flat
-        # slice of each covers the same elements (comparing sizes costs 3x as much on 196 tensors).
-        for index, param in enumerate(self.params):
-            numel = param.numel()
-            if (type(param) is not Tensor and type(param) is not Parameter) or not param.is_contiguous():
-                return self._local_shard_bucket()
-            for tensor in (grads[index], *[column[index] for column in columns]):
-                if (
-                    (type(tensor) is not Tensor and type(tensor) is not Parameter)
-                    or tensor.numel() != numel
-                    or not tensor.is_contiguous()
-                ):
-                    return self._local_shard_bucket()
-        return self
-
-    def _local_shard_bucket(self) -> _Bucket | None:
-        """:meth:`blockable` where some tensor is not plain and contiguous: DTensors by their shards."""
-        plain = _Bucket()
-        for index, param in enumerate(self.params):
-            state = [values[index] for values in self.state.values()]
-            tensors = _local_shards([param, self.grads[index], *state])
-            if tensors is None:
-                return None
-            plain.params.append(tensors[0])
-            plain.grads.append(tensors[1])
-            for name, value in zip(self.state, tensors[2:]):
-                plain.state[name].append(value)
-        return plain
-
-    def blocks(self, block_numel: int) -> Iterator[_Bucket]:
-        """The small tensors as one bucket, then each large tensor in flat slices of ``block_numel``.
-
-        Slicing only pays where a tensor is larger than the cache; small tensors stay whole in one
-        multi-tensor call, which avoids creating thousands of views. Call it on :meth:`blockable`'s bucket:
-        slices are then views (checked), so updates land in the real tensors.
-        """
-        small = [index for index, param in enumerate(self.params) if param.numel() <= block_numel]
-        if small:
-            yield self._subset(small, slice(None))
-        for index, param in enumerate(self.params):
-            numel = param.numel()
-            if numel > block_numel:
-                for start in range(0, numel, block_numel):
-                    yield self._subset([index], slice(start, min(numel, start + block_numel)))
-
-    def _subset(self, indices: list[int], flat_slice: slice) -> _Bucket:
-        block = _Bucket()
-        whole = flat_slice == slice(None)
-
-        def part(tensor: Tensor) -> Tensor:
-            return tensor if whole else _flat_alias(tensor)[flat_slice]
-
-        block.params = [part(self.params[i]) for i in indices]
-        block.grads = [part(self.grads[i]) for i in indices]
-        block.state = {name: [part(values[i]) for i in indices] for name, values in self.state.items()}
-        return block
-
-    def clone_state(self) -> None:
-        """Replace every state tensor by a clone (a differentiable step; see :meth:`store_state`).
-
-        The rules update state in place; a tensor the previous step's graph saved for backward must not
-        change, so each differentiable step works on new tensors whose graph reaches back to the old ones.
-        """
-        self.state = {
-            name: [value.clone() if isinstance(value, Tensor) else value for value in values]
-            for name, values in self.state.items()
-        }
-
-    def store_state(self) -> None:
-        """Write this bucket's state tensors back to their owners (after :meth:`clone_state`)."""
-        for name, values in self.state.items():
-            for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
-                if value is not None:
-                    owner[name] = torch.view_as_complex(value) if is_complex else value
-
-    def store_created_state(self) -> None:
-        for name, values in self.state.items():
-            for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
-                if owner.get(name) is None and value is not None:
-                    owner[name] = torch.view_as_complex(value) if is_complex else value
-
-
-def _is_plain(tensor: Any) -> bool:
-    """Whether ``tensor`` is a ``torch.Tensor`` or ``nn.Parameter`` itself, not a tensor subclass."""
-    return type(tensor) is Tensor or type(tensor) is torch.nn.Parameter
-
-
-@functools.cache
-def _dtensor_type() -> type | None:
-    """``DTensor``, imported on first need (``None`` where torch is built without distributed)."""
-    if not torch.distributed.is_available():
-        return None
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # torch < 2.5
-        from torch.distributed._tensor import DTensor
-    return DTensor
-
-
-def _local_shards(tensors: list[Any]) -> list[Tensor] | None:
-    """A parameter, its gradient and state as plain contiguous tensors of one shape, or ``None``.
-
-    DTensors become their local shards when all share one mesh and placements and none is ``Partial``
-    (a partial sum is not the value an elementwise rule must see); under ``no_grad`` ``to_local()`` is
-    the shard itself, not a copy.
-    """
-    shape = tensors[0].shape
-    if not all(isinstance(tensor, Tensor) and tensor.shape == shape for tensor in tensors):
-        return None
-    dtensor = None if _is_plain(tensors[0]) else _dtensor_type()
-    if dtensor is not None and isinstance(tensors[0], dtensor):
-        layout = (tensors[0].device_mesh, tensors[0].placements)
-        if any(placement.is_partial() for placement in layout[1]):
-            return None
-        for tensor in tensors:
-            if not isinstance(tensor, dtensor) or (tensor.device_mesh, tensor.placements) != layout:
-                return None
-        tensors = [tensor.to_local() for tensor in tensors]
-    if all(_is_plain(tensor) and tensor.is_contiguous() for tensor in tensors):
-        return tensors
-    return None
-
-
-def _flat_alias(tensor: Tensor) -> Tensor:
-    """``tensor`` as a 1-D view of its own memory; raises rather than hand out a copy to update."""
-    flat = tensor.view(-1)
-    if not (_is_plain(tensor) and type(flat) is Tensor and flat.data_ptr() == tensor.data_ptr()):
-        raise RuntimeError(
-            f"cache blocking needs a plain contiguous tensor, got {type(tensor).__name__} of shape "
-            f"{tuple(tensor.shape)}: updates of its slices would be lost (descentlab bug; set "
-            "block_numel = 0 on the optimizer to work around it)"
-        )
-    return flat

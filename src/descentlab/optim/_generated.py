@@ -32,7 +32,7 @@ What makes it fast, beyond the fusion:
   tensors; a guard that fails (a changed constant, other strides) goes through dynamo, which recompiles.
 
 Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
-its local shard; :meth:`_Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
+its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
 step of a later process take seconds, not a minute (3.0-3.9 s for one large tensor on a loaded 2-core
@@ -65,7 +65,8 @@ from torch._inductor.custom_graph_pass import CustomGraphPass
 from descentlab.optim._isa_checks import remembered_isa_checks
 
 if TYPE_CHECKING:
-    from descentlab.optim._engine import RuleOptimizer, _Bucket
+    from descentlab.optim._bucket import Bucket
+    from descentlab.optim._engine import RuleOptimizer
 
 # Every (class, variant, dtype, flags, shapes) is one compiled entry of the one traced function below;
 # torch's default limit of 8 entries per function would send the ninth configuration of a process to eager.
@@ -85,7 +86,7 @@ replayed_calls = 0  # of which run without entering dynamo (see _replay; read by
 
 
 def _bucket_update(
-    optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: Tensor, counts: list[Tensor]
+    optimizer: RuleOptimizer, group: dict[str, Any], bucket: Bucket, step: Tensor, counts: list[Tensor]
 ) -> None:
     """What is traced: the engine's update of one bucket (the single source of the algorithm's math),
     and the increment of its parameters' step counts (``counts``; the new count is ``step``)."""
@@ -183,9 +184,9 @@ def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
 
 
 def run_generated(
-    optimizer: RuleOptimizer, group: dict[str, Any], bucket: _Bucket, step: int, counts: list[Tensor]
+    optimizer: RuleOptimizer, group: dict[str, Any], bucket: Bucket, step: int, counts: list[Tensor]
 ) -> bool:
-    """Update ``bucket`` (from :meth:`_Bucket.traceable`) with the compiled kernel and increment
+    """Update ``bucket`` (from :meth:`Bucket.traceable`) with the compiled kernel and increment
     ``counts`` (its parameters' step tensors, one less than ``step``); ``False``: nothing run.
 
     ``False`` (nothing updated) where this class's compilation failed before; a failure now warns once

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import descentlab.optim as dl
-from descentlab.optim import _engine
+from descentlab.optim import _bucket
 
 
 class CopyingSlices(torch.Tensor):
@@ -55,10 +55,10 @@ def test_blocked_non_contiguous_parameter_equals_torch():
 )
 def test_flat_alias_refuses_what_it_cannot_alias(tensor):
     with pytest.raises(RuntimeError):
-        _engine._flat_alias(tensor)
+        _bucket._flat_alias(tensor)
 
 
 def test_flat_alias_is_a_view():
     tensor = torch.zeros(4, 6)
-    _engine._flat_alias(tensor)[5] = 1.0
+    _bucket._flat_alias(tensor)[5] = 1.0
     assert tensor[0, 5] == 1.0
