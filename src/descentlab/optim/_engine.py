@@ -625,7 +625,7 @@ class RuleOptimizer(ValidatedOptimizer):
             buckets, steps, plannable = self._bucket_anew(group, compiling, generated, create)
             if reusable and plannable:
                 self._bucket_plans[id(group)] = BucketPlan(group, self.state, buckets, steps, flags)
-            else:
+            elif self._bucket_plans:  # a plan of this group from steps that could plan it is stale now
                 self._bucket_plans.pop(id(group), None)
         if steps and not generated:
             torch._foreach_add_(steps, 1)
