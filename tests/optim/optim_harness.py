@@ -361,3 +361,12 @@ def drive(optimizer, params, steps, start=0, scheduler=None, objective=mixed_los
         )
         if scheduler is not None:
             scheduler.step()
+
+
+def seeded_tensors(shapes, seed: int, requires_grad: bool = False) -> list[torch.Tensor]:
+    """float64 normal tensors of ``shapes`` drawn from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_(requires_grad)
+        for shape in shapes
+    ]

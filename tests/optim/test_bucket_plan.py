@@ -15,6 +15,7 @@ import weakref
 
 import pytest
 import torch
+from optim_harness import seeded_tensors
 
 import descentlab.optim as dl
 from descentlab.optim import _engine
@@ -29,13 +30,11 @@ def _plan_every_group(monkeypatch):
 
 
 def _params() -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_() for shape in SHAPES]
+    return seeded_tensors(SHAPES, 0, requires_grad=True)
 
 
 def _gradients(step: int) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(100 + step)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in SHAPES]
+    return seeded_tensors(SHAPES, 100 + step)
 
 
 def _adam_pair() -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:

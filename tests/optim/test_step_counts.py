@@ -14,6 +14,7 @@ import copy
 
 import pytest
 import torch
+from optim_harness import seeded_tensors
 
 import descentlab.optim as dl
 
@@ -21,13 +22,11 @@ SHAPES = [(3, 2), (4,)]
 
 
 def _params() -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_() for shape in SHAPES]
+    return seeded_tensors(SHAPES, 0, requires_grad=True)
 
 
 def _gradients(step: int) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(100 + step)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in SHAPES]
+    return seeded_tensors(SHAPES, 100 + step)
 
 
 def _pair() -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
