@@ -10,7 +10,9 @@ compile (AdamW, float64) serves the scheduler, state_dict and second-instance te
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,19 +162,29 @@ def test_state_dict_round_trip_and_a_second_instance_reuse_the_compiled_kernel()
 
 
 @needs_compiler
-def test_calls_that_skip_dynamo_still_obey_its_guards():
+def test_calls_that_skip_dynamo_still_obey_its_guards(monkeypatch, caplog):
     # The kernel runs dynamo's compiled entry directly where that entry's guards pass (_replay). A
     # constant hyperparameter changed mid-run (eps is a constant of the kernel) and a gradient with
     # other strides must fail those guards and recompile, not run the old kernel: both equal eager.
+    # Each recompile is a compile the user is told about once it runs longer than REPORT_AFTER_S.
+    caplog.set_level(logging.WARNING, logger="descentlab.optim")
     params, twins = _twin_params(seed=13)
     ours, eager = _adamw_pair(params, twins)
     for step in range(2):
         _step_both((ours, eager), params, twins, step)
     graphs, replays = _unique_graphs(), _generated.replayed_calls
+    caplog.clear()
+    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)
     for optimizer in (ours, eager):
         optimizer.param_groups[0]["eps"] = 1e-3
     _step_both((ours, eager), params, twins, 2)
     assert _unique_graphs() - graphs == 1 and _generated.replayed_calls == replays
+    notice, ready = (record.getMessage() for record in caplog.records)
+    bucket = "AdamW(compiled=True): the generated kernel for a bucket of 2 tensors (21,000 elements, float64"
+    assert notice.startswith(bucket) and "is compiling" in notice
+    assert ready.startswith(bucket) and re.search(r"is ready after \d+\.\d s \((compiled anew|loaded)", ready)
+    caplog.clear()
+    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 1e6)  # a compile shorter than that: not reported
     matrix, twin = params[0], twins[0]
     column_major = torch.cos(torch.arange(matrix.numel(), dtype=matrix.dtype)).reshape(100, 120).t()
     matrix.grad, twin.grad = column_major, column_major.clone()
@@ -180,8 +192,10 @@ def test_calls_that_skip_dynamo_still_obey_its_guards():
     ours.step()
     eager.step()
     assert _unique_graphs() - graphs == 2 and _generated.replayed_calls == replays
+    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)  # a replayed call compiles nothing: no report
     _step_both((ours, eager), params, twins, 4)  # contiguous again: the eps entry's guards pass
     assert _generated.replayed_calls == replays + 1
+    assert caplog.records == []
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

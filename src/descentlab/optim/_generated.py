@@ -42,17 +42,23 @@ machine (:mod:`descentlab.optim._isa_checks`; they took 3-4 s of that step). The
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
 for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
 ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
-Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path runs, after a
-one-time warning.
+A compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger
+(a warning, so it shows without any logging set up): once while it runs, and once when it ends, with
+its time and whether inductor's cache served it. Without a working compiler (inductor needs a C++
+compiler on the CPU) the eager path runs, after a one-time warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import functools
 import hashlib
 import inspect
+import logging
 import operator
+import threading
+import time
 import types
 import warnings
 from collections.abc import Callable
@@ -79,6 +85,11 @@ MIN_NUMEL = 1 << 14
 _BUCKET_SOURCE = "L['bucket']"
 # Views pass a hoisted scalar on unchanged: the value to materialise is the one they view.
 _VIEWS = {"unbind", "select", "unsqueeze", "squeeze", "view", "expand", "slice", "reshape", "alias"}
+
+# A compile (a dynamo call that no cached entry's guards admit) that takes longer than this many seconds
+# is reported while it runs and when it ends (a warm first step in a fresh process takes 2-4 s here).
+REPORT_AFTER_S = 10.0
+logger = logging.getLogger("descentlab.optim")
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
@@ -203,8 +214,11 @@ def run_generated(
         "counts": counts,
     }
     try:
-        if not _replay(arguments):
-            with remembered_isa_checks(), torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        replay = _replay(arguments)
+        if replay != "replayed":
+            report = _CompileReport(name, bucket) if replay == "compile" else contextlib.nullcontext()
+            limit = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
+            with report, remembered_isa_checks(), limit:
                 _compiled_bucket_update(**arguments)
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
@@ -232,8 +246,12 @@ def _at_least(tensors: list[Tensor], numel: int) -> bool:
     return False
 
 
-def _replay(arguments: dict[str, Any]) -> bool:
-    """Run dynamo's compiled entry for ``arguments`` without entering dynamo; ``False``: none to run.
+def _replay(arguments: dict[str, Any]) -> str:
+    """Run dynamo's compiled entry for ``arguments`` without entering dynamo, if there is one to run so.
+
+    Returns ``"replayed"`` (it ran), ``"compile"`` (no cached entry's guards admit ``arguments``: dynamo
+    will compile) or ``"dynamo"`` (an entry admits them but must run through dynamo, or this torch lacks
+    the hooks: dynamo decides).
 
     Entering a ``torch.compile``'d function costs about 1 ms on a 196-tensor bucket before its graph
     runs (dynamo's frame hook, the config patch, its wrappers), besides the guards. Here dynamo's own
@@ -248,16 +266,67 @@ def _replay(arguments: dict[str, Any]) -> bool:
     try:
         entries = torch._dynamo.eval_frame._debug_get_cache_entry_list(_bucket_update.__code__)
     except AttributeError:  # another torch: dynamo's own call
-        return False
+        return "dynamo"
     for entry in entries:
         if entry.guard_manager.check(arguments):
             function = _replay_function(entry.code)
             if function is None:
-                return False
+                return "dynamo"
             function(**arguments)
             replayed_calls += 1
-            return True
-    return False
+            return "replayed"
+    return "compile"
+
+
+class _CompileReport:
+    """Around a compile: a notice once it has run :data:`REPORT_AFTER_S` seconds, and its time when it
+    ends (if it ran that long), with whether inductor's caches served it."""
+
+    def __init__(self, name: str, bucket: Bucket) -> None:
+        params = bucket.params
+        numel = sum(param.numel() for param in params)
+        self.what = (
+            f"{name}(compiled=True): the generated kernel for a bucket of {len(params)} tensors "
+            f"({numel:,} elements, {str(params[0].dtype).removeprefix('torch.')}, {params[0].device})"
+        )
+        self.timer = threading.Timer(REPORT_AFTER_S, self._notice)
+        self.timer.daemon = True
+
+    def _notice(self) -> None:
+        logger.warning(
+            "%s is compiling (%.0f s so far); a cold compile of many tensors can take minutes on a small "
+            "CPU, and inductor's cache (TORCHINDUCTOR_CACHE_DIR) lets later processes load it in seconds",
+            self.what,
+            time.perf_counter() - self.start,
+        )
+
+    def __enter__(self) -> _CompileReport:
+        self.start = time.perf_counter()
+        self.cache = _cache_counts()
+        self.timer.start()
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        self.timer.cancel()
+        elapsed = time.perf_counter() - self.start
+        if error_type is not None or elapsed < REPORT_AFTER_S:
+            return
+        hits, misses = (now - before for now, before in zip(_cache_counts(), self.cache))
+        served = (
+            f"compiled anew: {misses} graph{'s' if misses > 1 else ''} not in inductor's cache"
+            if misses
+            else "loaded from inductor's cache"
+            if hits
+            else "inductor's cache not used"
+        )
+        logger.warning("%s is ready after %.1f s (%s)", self.what, elapsed, served)
+
+
+def _cache_counts() -> tuple[int, int]:
+    """Inductor's FX-graph and AOTAutograd cache hits, and FX-graph cache misses, so far."""
+    counters = torch._dynamo.utils.counters
+    hits = counters["inductor"]["fxgraph_cache_hit"] + counters["aot_autograd"]["autograd_cache_hit"]
+    return hits, counters["inductor"]["fxgraph_cache_miss"]
 
 
 # A transformed frame that only reads its arguments and calls one graph: its instructions (CPython
