@@ -24,7 +24,9 @@ digits MLP then costs 4 ms of CPU time, in every mode alike), and tensors this s
 
 ``--baseline SRC`` imports a second copy of descentlab from the source folder ``SRC`` (e.g. an older commit
 unpacked with ``git archive``) under its own modules, so the "before" engine runs interleaved with the
-current one in the same process and conditions.
+current one in the same process and conditions. The copy is not quite a neutral reference: a baseline of
+the very same commit read *ours / before* 1.00-1.05 (2026-12-03, sgd and adam rows), so only a ratio
+outside that band says the engine changed.
 """
 
 from __future__ import annotations

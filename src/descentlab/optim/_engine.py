@@ -657,7 +657,7 @@ class RuleOptimizer(ValidatedOptimizer):
             if grad.is_sparse:
                 self._check_sparse_supported(group)  # raises: a supported one took _torch_implementation
                 raise RuntimeError(f"{type(self).__name__}: sparse gradients reached the dense step")
-            param_state = state.get(param)
+            param_state = state.get(param) if state else None  # no hashing while none has state
             if not param_state:
                 fresh = self.init_state(group, param) if create else None
                 if fresh:  # parameters without state (plain SGD) get no entry at all, as in torch.optim

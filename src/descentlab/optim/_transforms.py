@@ -9,6 +9,8 @@ parameters. Names are verb-first, as optax's: ``scale_by_adam``, ``trace``, ``sc
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import torch
@@ -339,7 +341,7 @@ def trace(update: Update, direction: Direction) -> Direction:
     buffers, ema = update.state["momentum_buffer"], _variant(update) == "ema"
     if ema:
         trace_(buffers, grads, momentum, dampening=momentum)
-    elif any(buffer is None for buffer in buffers):
+    elif any(map(is_, buffers, repeat(None))):  # in C: no generator frame per buffer
         # First step of these parameters (torch creates every buffer of a group together).
         for index, (buffer, grad) in enumerate(zip(buffers, grads)):
             if buffer is None:
