@@ -23,7 +23,7 @@ import torch
 from optim_descriptions import CASES
 
 import descentlab.optim as dl
-from descentlab.optim import _generated
+from descentlab.optim import _generated, _hoisting
 
 slow = pytest.mark.skipif(
     os.environ.get("DESCENTLAB_SLOW_TESTS") != "1",
@@ -231,7 +231,7 @@ def test_hoisting_marks_the_scalar_values_the_loop_reads():
     graph.output(None)
     for node, value in ((power, 0.9), (correction, 0.1), (scaled, torch.ones(8))):
         node.meta["val"] = torch.as_tensor(value)
-    _generated.HoistScalars(frozenset({0}))(graph)
+    _hoisting.HoistScalars(frozenset({0}))(graph)
     marked = {node.name for node in graph.nodes if node.meta.get("inductor_realize_to_strides")}
     assert marked == {correction.name}
 

@@ -16,9 +16,9 @@ What makes it fast, beyond the fusion:
 - **Scalars hoisted.** Inductor inlines a 0-d computation into the loop that reads it, so the bias
   corrections ``1 - beta**t``, their roots and quotients and ``-lr * ...`` were recomputed (``std::pow``
   in double) for every 16-element vector, which made Adam's loop compute-bound (3x slower than torch's
-  fused kernel). A graph pass (:class:`HoistScalars`) finds every value that depends only on the scalar
-  inputs (step counts, ``lr``, tensor hyperparameters) and has inductor materialise it in a tiny kernel
-  of its own first, so the loop reads finished scalars.
+  fused kernel). A graph pass (:class:`~descentlab.optim._hoisting.HoistScalars`) finds every value
+  that depends only on the scalar inputs (step counts, ``lr``, tensor hyperparameters) and has inductor
+  materialise it in a tiny kernel of its own first, so the loop reads finished scalars.
 - **Step counts in the graph.** The bucket's parameters' step counts are incremented inside the
   compiled call (one more fused kernel), not by the engine: 196 separate 0-d increments cost about
   0.8 ms on a CPU, as long as the whole update of a 10M-parameter transformer's Adam step.
@@ -53,10 +53,7 @@ from __future__ import annotations
 import contextlib
 import dis
 import functools
-import hashlib
-import inspect
 import logging
-import operator
 import threading
 import time
 import types
@@ -66,7 +63,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from torch._inductor.custom_graph_pass import CustomGraphPass
 
 from descentlab.optim._isa_checks import remembered_isa_checks
 
@@ -80,11 +76,6 @@ RECOMPILE_LIMIT = 256
 # A bucket of fewer elements than this takes the eager path: its step costs microseconds either way, and
 # a compile would cost seconds (the lab's 2-D problems and tiny models).
 MIN_NUMEL = 1 << 14
-# Where dynamo's placeholders for the bucket's tensors come from (the argument of _bucket_update below);
-# every other tensor input is a scalar: the step counts, lr, tensor hyperparameters.
-_BUCKET_SOURCE = "L['bucket']"
-# Views pass a hoisted scalar on unchanged: the value to materialise is the one they view.
-_VIEWS = {"unbind", "select", "unsqueeze", "squeeze", "view", "expand", "slice", "reshape", "alias"}
 
 # A compile (a dynamo call that no cached entry's guards admit) that takes longer than this many seconds
 # is reported while it runs and when it ends (a warm first step in a fresh process takes 2-4 s here).
@@ -106,82 +97,15 @@ def _bucket_update(
     optimizer._apply(group, bucket, step)
 
 
-class HoistScalars(CustomGraphPass):
-    """Inductor post-grad pass: materialise every value computed from the scalar inputs alone.
+@functools.cache
+def _compiled_bucket_update() -> Callable[..., None]:
+    """:func:`_bucket_update` under ``torch.compile`` with the hoisting backend, built on first use:
+    importing dynamo and inductor costs 1.2-1.6 s, which a process that never compiles does not pay."""
+    from descentlab.optim._hoisting import hoisting_inductor
 
-    Run on the functional (post-grad) graph, where every node but the final ``copy_`` back into the
-    inputs is pure, so a value that depends only on scalar inputs may be computed before everything
-    else. Each such value that the elementwise part reads is marked for realisation
-    (``inductor_realize_to_strides``, inductor's own flag): it becomes a buffer written by a small
-    kernel, and the loops load it instead of recomputing it per vector.
-    """
-
-    def __init__(self, scalar_inputs: frozenset[int]) -> None:
-        self.scalar_inputs = scalar_inputs  # positions of the scalar placeholders
-
-    def __call__(self, graph: torch.fx.Graph) -> None:
-        scalar: set[torch.fx.Node] = set()
-        placeholders = [node for node in graph.nodes if node.op == "placeholder"]
-        scalar.update(node for index, node in enumerate(placeholders) if index in self.scalar_inputs)
-        for node in graph.nodes:
-            inputs = node.all_input_nodes
-            if node.op == "call_function" and _is_pure(node) and inputs and all(i in scalar for i in inputs):
-                scalar.add(node)
-        for node in scalar:
-            if node.op == "placeholder" or not any(user not in scalar for user in node.users):
-                continue
-            while _op_name(node) in _VIEWS or node.target is operator.getitem:
-                node = node.args[0]
-            if node.op == "call_function" and isinstance(node.meta.get("val"), Tensor):
-                node.meta["inductor_realize_to_strides"] = True
-
-    def uuid(self) -> str:
-        """Inductor's cache key for this pass: its source and the scalar positions."""
-        source = inspect.getsource(HoistScalars) + inspect.getsource(_is_pure) + inspect.getsource(_op_name)
-        return hashlib.sha256(f"{source}{sorted(self.scalar_inputs)}".encode()).hexdigest()
-
-
-def _op_name(node: torch.fx.Node) -> str:
-    """The aten op name of ``node`` (``"unbind"`` for ``aten.unbind.int``), or ``""``."""
-    schema = getattr(node.target, "_schema", None)
-    return schema.name.split("::")[-1] if schema is not None else ""
-
-
-def _is_pure(node: torch.fx.Node) -> bool:
-    """Whether ``node`` computes a value without writing any of its inputs (never a ``copy_``)."""
-    if node.target is operator.getitem:
-        return True
-    schema = getattr(node.target, "_schema", None)
-    return schema is not None and not schema.is_mutable
-
-
-def _hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
-    """dynamo backend: inductor with :class:`HoistScalars` told which inputs are scalars."""
-    from torch._inductor.compile_fx import compile_fx
-
-    placeholders = [node for node in graph_module.graph.nodes if node.op == "placeholder"]
-    scalars = frozenset(
-        index
-        for index, node in enumerate(placeholders)
-        if isinstance(node.meta.get("example_value"), Tensor)
-        and not _source_name(node).startswith(_BUCKET_SOURCE)
-    )
-    # No size asserts: with static shapes dynamo's guards have checked every input's sizes and strides
-    # before the call, and the wrapper's re-check cost ~0.4 ms a step for a 196-tensor bucket.
-    patches = {"post_grad_custom_post_pass": HoistScalars(scalars), "size_asserts": False}
-    return compile_fx(graph_module, example_inputs, config_patches=patches)
-
-
-def _source_name(placeholder: torch.fx.Node) -> str:
-    argument = placeholder.meta.get("grapharg")
-    return argument.source.name if argument is not None and argument.source is not None else ""
-
-
-# Static shapes: a bucket's shapes are fixed for a training run, and inductor then emits one loop per
-# group of equal-sized tensors (dynamic shapes would give every tensor its own loop and size guards).
-_compiled_bucket_update = torch.compile(
-    _bucket_update, backend=_hoisting_inductor, fullgraph=True, dynamic=False
-)
+    # Static shapes: a bucket's shapes are fixed for a training run, and inductor then emits one loop per
+    # group of equal-sized tensors (dynamic shapes would give every tensor its own loop and size guards).
+    return torch.compile(_bucket_update, backend=hoisting_inductor, fullgraph=True, dynamic=False)
 
 
 @functools.cache
@@ -219,7 +143,7 @@ def run_generated(
             report = _CompileReport(name, bucket) if replay == "compile" else contextlib.nullcontext()
             limit = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
             with report, remembered_isa_checks(), limit:
-                _compiled_bucket_update(**arguments)
+                _compiled_bucket_update()(**arguments)
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
         first_line = str(error).splitlines()[0] if str(error) else ""

@@ -200,7 +200,14 @@ class _ScheduleFree(RuleOptimizer):
             )
         for group in self.param_groups:
             _refuse_graph_hyperparameters(type(self).__name__, group)
-        return _eager_step(self, closure)
+        if _compile_disabled_step is None:  # an instance made without construct (unpickled): built here
+            _disable_compile_of_step()
+        return _compile_disabled_step(self, closure)
+
+    def construct(self, params: Any, defaults: dict[str, Any]) -> None:
+        """The engine's construction, after building the compile-disabled step (eagerly, here)."""
+        _disable_compile_of_step()
+        super().construct(params, defaults)
 
     def _sequences(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The params with state and their ``z``, ``x`` (complex ones as real views)."""
@@ -214,9 +221,6 @@ class _ScheduleFree(RuleOptimizer):
         ) or ([], [], [])
 
 
-@torch.compiler.disable(
-    reason="Schedule-Free's group-level state (k, scheduled_lr, lr_max, weight_sum) advances on the host"
-)
 def _eager_step(optimizer: RuleOptimizer, closure: Callable[[], Any] | None) -> Any:
     """The engine's step, always eager: a break under ``torch.compile``, but the right result.
 
@@ -226,6 +230,23 @@ def _eager_step(optimizer: RuleOptimizer, closure: Callable[[], Any] | None) -> 
     eager step's after 6 steps (benchmarks/compile_counts.py, before this fallback).
     """
     return RuleOptimizer.step(optimizer, closure)
+
+
+# _eager_step under torch.compiler.disable, built by the first construction (or step) and not at import:
+# disable() imports dynamo (1.2-1.6 s), which a process that never compiles should not pay. The step reads
+# this global, which dynamo sees as a disabled function (a call of disable() while tracing would break the
+# graph once more).
+_compile_disabled_step: Callable[[RuleOptimizer, Callable[[], Any] | None], Any] | None = None
+
+
+def _disable_compile_of_step() -> None:
+    global _compile_disabled_step
+    if _compile_disabled_step is None:
+        _compile_disabled_step = torch.compiler.disable(
+            _eager_step,
+            reason="Schedule-Free's group-level state (k, scheduled_lr, lr_max, weight_sum) advances on "
+            "the host",
+        )
 
 
 def _refuse_graph_hyperparameters(name: str, group: dict[str, Any]) -> None:
