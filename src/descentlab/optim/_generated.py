@@ -35,8 +35,10 @@ Only chains that declare themselves elementwise and have state run here, over wh
 its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process take seconds, not a minute (3.0-3.9 s for one large tensor on a loaded 2-core
-machine, not yet the 2 s aimed at: importing inductor and dynamo's trace remain). Inductor's checks of
+step of a later process take seconds, not a minute: construction and first step of one large tensor take
+4.6-5.0 s in a fresh process on a 2-core machine, against 1.7-2.1 s for torch's fused Adam (both import
+dynamo, 1.2-1.6 s, which torch's ``Optimizer`` constructor does; importing inductor's compiler, dynamo's
+trace and loading the cached graph are the other 3 s, above the 2 s aimed at). Inductor's checks of
 the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the first process on the
 machine (:mod:`descentlab.optim._isa_checks`; they took 3-4 s of that step). The cold compile of a
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
@@ -78,7 +80,7 @@ RECOMPILE_LIMIT = 256
 MIN_NUMEL = 1 << 14
 
 # A compile (a dynamo call that no cached entry's guards admit) that takes longer than this many seconds
-# is reported while it runs and when it ends (a warm first step in a fresh process takes 2-4 s here).
+# is reported while it runs and when it ends (a warm first step in a fresh process takes 4-5 s here).
 REPORT_AFTER_S = 10.0
 logger = logging.getLogger("descentlab.optim")
 
