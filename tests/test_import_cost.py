@@ -8,7 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("descentlab.cli", "descentlab.optim", "descentlab.lab", "descentlab.training", "descentlab.analysis")
+MODULES = (
+    "descentlab.cli",
+    "descentlab.optim",
+    "descentlab.lab",
+    "descentlab.training",
+    "descentlab.analysis",
+)
 
 
 def test_importing_descentlab_does_not_import_the_compiler():
