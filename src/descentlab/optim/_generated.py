@@ -22,6 +22,9 @@ What makes it fast, beyond the fusion:
 - **Step counts in the graph.** The bucket's parameters' step counts are incremented inside the
   compiled call (one more fused kernel), not by the engine: 196 separate 0-d increments cost about
   0.8 ms on a CPU, as long as the whole update of a 10M-parameter transformer's Adam step.
+- **At most 4 tensors per loop.** Inductor puts up to 16 equal-sized tensors in one loop by default: for
+  Adam 112 memory streams at once, which made the 196-tensor step 1.3x torch's fused kernel on an AMD
+  EPYC; with 4 it is 1.04-1.07x (``cpp.max_horizontal_fusion_size``, set in :mod:`._hoisting`).
 - **No size asserts.** Shapes are static, so dynamo's guards have checked every input's sizes and
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
@@ -36,9 +39,10 @@ its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's 
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
 step of a later process take seconds, not a minute: construction and first step of one large tensor take
-4.6-5.0 s in a fresh process on a 2-core machine, against 1.7-2.1 s for torch's fused Adam (both import
-dynamo, 1.2-1.6 s, which torch's ``Optimizer`` constructor does; importing inductor's compiler, dynamo's
-trace and loading the cached graph are the other 3 s, above the 2 s aimed at). Inductor's checks of
+4.6-5.0 s in a fresh process on a 2-core Intel Xeon, against 1.7-2.1 s for torch's fused Adam (2.7-3.0
+against 1.1 s on a 2-core AMD EPYC; both import dynamo, 1.2-1.6 s, which torch's ``Optimizer`` constructor
+does; importing inductor's compiler, dynamo's trace and loading the cached graph are the rest, above the 2 s
+aimed at). Inductor's checks of
 the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the first process on the
 machine (:mod:`descentlab.optim._isa_checks`; they took 3-4 s of that step). The cold compile of a
 bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
