@@ -38,16 +38,16 @@ Only chains that declare themselves elementwise and have state run here, over wh
 its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
 (class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process take seconds, not a minute: construction and first step of one large tensor take
-4.6-5.0 s in a fresh process on a 2-core Intel Xeon, against 1.7-2.1 s for torch's fused Adam (2.7-3.0
-against 1.1 s on a 2-core AMD EPYC; both import dynamo, 1.2-1.6 s, which torch's ``Optimizer`` constructor
-does; importing inductor's compiler, dynamo's trace and loading the cached graph are the rest, above the 2 s
-aimed at). Inductor's checks of
-the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the first process on the
-machine (:mod:`descentlab.optim._isa_checks`; they took 3-4 s of that step). The cold compile of a
-bucket grows faster than linearly with its tensor count (seconds for a few large tensors, about a minute
-for a 196-tensor transformer on 2 cores), which is why this path is an opt-in;
-``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
+step of a later process take seconds, not a minute. Construction and first step of one 1024 x 1024 tensor
+in a fresh process take 2.2 s on a 2-core AMD EPYC against 1.0-1.2 s for torch's fused Adam (both import
+dynamo, ~1 s, which torch's ``Optimizer`` constructor does; importing inductor's compiler, dynamo's trace
+and loading the cached graph are the rest, above the 2 s aimed at). Two costs of that step are cut:
+inductor's checks of the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the
+first process on the machine (:mod:`descentlab.optim._isa_checks`; 3-4 s on an Intel Xeon), and inductor's
+GPU kernel templates are compiled from jinja2 only when first rendered, not at its import (~0.2 s;
+:func:`descentlab.optim._hoisting._compile_fx`). A cold compile grows with the bucket's tensor count
+(seconds for a few large tensors, about a minute for a 196-tensor transformer on 2 cores), which is why
+this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
 A compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger
 (a warning, so it shows without any logging set up): once while it runs, and once when it ends, with
 its time and whether inductor's cache served it. Without a working compiler (inductor needs a C++

@@ -6,9 +6,12 @@ Imported only when a kernel is compiled, since it imports inductor (and dynamo w
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import inspect
 import operator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -73,7 +76,7 @@ def _is_pure(node: torch.fx.Node) -> bool:
 
 def hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
     """dynamo backend: inductor with :class:`HoistScalars` told which inputs are scalars."""
-    from torch._inductor.compile_fx import compile_fx
+    compile_fx = _compile_fx()
 
     placeholders = [node for node in graph_module.graph.nodes if node.op == "placeholder"]
     scalars = frozenset(
@@ -101,3 +104,64 @@ def hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[A
 def _source_name(placeholder: torch.fx.Node) -> str:
     argument = placeholder.meta.get("grapharg")
     return argument.source.name if argument is not None and argument.source is not None else ""
+
+
+@functools.cache
+def _compile_fx() -> Callable[..., Any]:
+    """Inductor's ``compile_fx``, imported with its kernel templates left uncompiled until first used.
+
+    Importing it defines inductor's GPU matmul and attention templates, and each compiles its jinja2
+    source at definition: 23 templates, ~0.4 s of a 2.4 s first step in a fresh process, none of them used
+    by an elementwise CPU kernel. Imported here first, each becomes a :class:`_LazyTemplate`, compiled the
+    first time something renders it. Where inductor was imported before, nothing changes.
+    """
+    with _lazy_kernel_templates():
+        from torch._inductor.compile_fx import compile_fx
+    return compile_fx
+
+
+class _LazyTemplate:
+    """A jinja2 template compiled from its source on first use; otherwise the template itself."""
+
+    def __init__(self, compile_template: Callable[[str], Any], source: str) -> None:
+        self._compile = compile_template
+        self._source = source
+        self._template: Any = None
+
+    def _compiled(self) -> Any:
+        if self._template is None:
+            self._template = self._compile(self._source)
+        return self._template
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        """The compiled template's ``render``."""
+        return self._compiled().render(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._compiled(), name)
+
+
+@contextlib.contextmanager
+def _lazy_kernel_templates() -> Iterator[None]:
+    """Within the block, inductor's templates (``KernelTemplate._template_from_string``) compile lazily.
+
+    Left alone where this torch has no such method or no jinja2 (then inductor returns ``None``, and its
+    templates say they need jinja2, as without the block)."""
+    from torch._inductor.codegen import common
+
+    template_class = getattr(common, "KernelTemplate", None)
+    original = getattr(template_class, "_template_from_string", None)
+    if original is None or common.jinja2_env() is None:
+        yield
+        return
+
+    def lazy(source: str) -> _LazyTemplate:
+        return _LazyTemplate(original, source)
+
+    template_class._template_from_string = staticmethod(lazy)
+    try:
+        yield
+    finally:
+        template_class._template_from_string = staticmethod(original)
