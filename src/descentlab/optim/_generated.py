@@ -41,10 +41,11 @@ and plain SGD (one kernel already) take the eager path. Shapes are static: one c
 step of a later process take seconds, not a minute. Construction and first step of one 1024 x 1024 tensor
 in a fresh process take 2.2 s on a 2-core AMD EPYC against 1.0-1.2 s for torch's fused Adam (both import
 dynamo, ~1 s, which torch's ``Optimizer`` constructor does; importing inductor's compiler, dynamo's trace
-and loading the cached graph are the rest, above the 2 s aimed at). Two costs of that step are cut:
+and loading the cached graph are the rest, above the 2 s aimed at). Three costs of that step are cut:
 inductor's checks of the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the
-first process on the machine (:mod:`descentlab.optim._isa_checks`; 3-4 s on an Intel Xeon), and inductor's
-GPU kernel templates are compiled from jinja2 only when first rendered, not at its import (~0.2 s;
+first process on the machine (3-4 s on an Intel Xeon), as is its validation of the precompiled C++ header
+(a ``g++ -E`` per process, ~0.15 s; both :mod:`descentlab.optim._remembered_probes`), and inductor's GPU
+kernel templates are compiled from jinja2 only when first rendered, not at its import (~0.2 s;
 :func:`descentlab.optim._hoisting._compile_fx`). A cold compile grows with the bucket's tensor count
 (seconds for a few large tensors, about a minute for a 196-tensor transformer on 2 cores), which is why
 this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
@@ -70,7 +71,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from descentlab.optim._isa_checks import remembered_isa_checks
+from descentlab.optim._remembered_probes import remembered_probes
 
 if TYPE_CHECKING:
     from descentlab.optim._bucket import Bucket
@@ -148,7 +149,7 @@ def run_generated(
         if replay != "replayed":
             report = _CompileReport(name, bucket) if replay == "compile" else contextlib.nullcontext()
             limit = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
-            with report, remembered_isa_checks(), limit:
+            with report, remembered_probes(), limit:
                 _compiled_bucket_update()(**arguments)
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
