@@ -23,7 +23,7 @@ import torch
 from optim_descriptions import CASES
 
 import descentlab.optim as dl
-from descentlab.optim import _generated, _hoisting
+from descentlab.optim import _generated, _hoisting, _precompiled
 
 slow = pytest.mark.skipif(
     os.environ.get("DESCENTLAB_SLOW_TESTS") != "1",
@@ -93,8 +93,9 @@ def test_generated_kernel_matches_the_eager_path_in_float64(case):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
 
-def _unique_graphs() -> int:
-    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+def _entries_made() -> int:
+    """Compiled entries this process compiled or loaded from disk."""
+    return _generated.compiled_entries + _generated.loaded_entries
 
 
 def _adamw_pair(compiled_params, eager_params, **hyper):
@@ -127,7 +128,7 @@ def test_a_scheduler_changing_lr_and_betas_never_recompiles_and_matches_eager():
     params, twins = _twin_params()
     ours, eager = _adamw_pair(params, twins)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: 1.0 / (1 + step)) for o in (ours, eager)]
-    graphs, calls, replays = _unique_graphs(), _generated.kernel_calls, _generated.replayed_calls
+    entries, calls = _entries_made(), _generated.kernel_calls
     for step in range(6):
         _step_both((ours, eager), params, twins, step)
         for scheduler in schedulers:
@@ -136,9 +137,7 @@ def test_a_scheduler_changing_lr_and_betas_never_recompiles_and_matches_eager():
             for optimizer in (ours, eager):
                 optimizer.param_groups[0]["betas"] = (0.8, 0.99)
     assert _generated.kernel_calls - calls == 6
-    assert _unique_graphs() - graphs <= 1  # 0 when an earlier test compiled the same entry
-    # Every call after the first ran dynamo's entry without entering dynamo (its guards passed).
-    assert _generated.replayed_calls - replays >= 5
+    assert _entries_made() - entries <= 1  # 0 when an earlier test made the same entry
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -149,40 +148,42 @@ def test_state_dict_round_trip_and_a_second_instance_reuse_the_compiled_kernel()
     ours, eager = _adamw_pair(params, twins)
     for step in range(3):
         _step_both((ours, eager), params, twins, step)
-    graphs = _unique_graphs()
+    entries = _entries_made()
     saved = ours.state_dict()
     # A new optimizer instance (dynamo would guard an optimizer by identity: the kernel is keyed by class).
     resumed, _ = _adamw_pair(params, [p.detach().clone() for p in params])
     resumed.load_state_dict(saved)
     for step in range(3, 6):
         _step_both((resumed, eager), params, twins, step)
-    assert _unique_graphs() == graphs
+    assert _entries_made() == entries
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @needs_compiler
 def test_calls_that_skip_dynamo_still_obey_its_guards(monkeypatch, caplog):
-    # The kernel runs dynamo's compiled entry directly where that entry's guards pass (_replay). A
-    # constant hyperparameter changed mid-run (eps is a constant of the kernel) and a gradient with
-    # other strides must fail those guards and recompile, not run the old kernel: both equal eager.
-    # Each recompile is a compile the user is told about once it runs longer than REPORT_AFTER_S.
+    # The kernel runs a compiled entry directly where that entry's guards pass (_entry). A constant
+    # hyperparameter changed mid-run (eps is a constant of the kernel) and a gradient with other strides
+    # must fail those guards and compile a new entry, not run the old one: both equal eager. Each compile
+    # is one the user is told about once it runs longer than REPORT_AFTER_S. (No entries from disk here:
+    # an earlier run of this test would have saved them.)
+    monkeypatch.setattr(_precompiled, "load", lambda path, f_globals: None)
     caplog.set_level(logging.WARNING, logger="descentlab.optim")
     params, twins = _twin_params(seed=13)
     ours, eager = _adamw_pair(params, twins)
     for step in range(2):
         _step_both((ours, eager), params, twins, step)
-    graphs, replays = _unique_graphs(), _generated.replayed_calls
+    compiled, calls = _generated.compiled_entries, _generated.kernel_calls
     caplog.clear()
     monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)
     for optimizer in (ours, eager):
         optimizer.param_groups[0]["eps"] = 1e-3
     _step_both((ours, eager), params, twins, 2)
-    assert _unique_graphs() - graphs == 1 and _generated.replayed_calls == replays
+    assert _generated.compiled_entries - compiled == 1
     notice, ready = (record.getMessage() for record in caplog.records)
     bucket = "AdamW(compiled=True): the generated kernel for a bucket of 2 tensors (21,000 elements, float64"
     assert notice.startswith(bucket) and "is compiling" in notice
-    assert ready.startswith(bucket) and re.search(r"is ready after \d+\.\d s \((compiled anew|loaded)", ready)
+    assert ready.startswith(bucket) and re.search(r"is ready after \d+\.\d s \(compiled anew", ready)
     caplog.clear()
     monkeypatch.setattr(_generated, "REPORT_AFTER_S", 1e6)  # a compile shorter than that: not reported
     matrix, twin = params[0], twins[0]
@@ -191,31 +192,81 @@ def test_calls_that_skip_dynamo_still_obey_its_guards(monkeypatch, caplog):
     params[1].grad = twins[1].grad = torch.ones_like(params[1])
     ours.step()
     eager.step()
-    assert _unique_graphs() - graphs == 2 and _generated.replayed_calls == replays
-    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)  # a replayed call compiles nothing: no report
+    assert _generated.compiled_entries - compiled == 2
+    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)  # an entry that admits the call: no compile
     _step_both((ours, eager), params, twins, 4)  # contiguous again: the eps entry's guards pass
-    assert _generated.replayed_calls == replays + 1
+    assert _generated.compiled_entries - compiled == 2 and _generated.kernel_calls - calls == 3
     assert caplog.records == []
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_a_frame_with_side_effects_of_its_own_is_never_replayed():
-    # _replay_function accepts only bytecode that reads its arguments and calls one compiled graph.
-    def stores_an_attribute(optimizer, group, bucket, step, counts):
-        __compiled_fn_1_x(bucket.params)  # noqa: F821 (never called)
-        bucket.created_on_use = True
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import torch
+    import descentlab.optim as dl
+    from descentlab.optim import _generated
+    params = [torch.linspace(-1, 1, 20000, dtype=torch.float64, requires_grad=True)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    ours = dl.NAdam([{"params": params, "compiled": True}], lr=0.1, weight_decay=0.01)
+    eager = dl.NAdam(twins, lr=0.1, weight_decay=0.01)
+    for step in range(3):
+        params[0].grad = twins[0].grad = torch.cos(torch.arange(20000.0, dtype=torch.float64) * (step + 1))
+        ours.step(); eager.step()
+    assert _generated.kernel_calls == 3, _generated.kernel_calls
+    torch.testing.assert_close(params[0], twins[0], rtol=1e-12, atol=1e-12)
+    print("compiled", _generated.compiled_entries, "loaded", _generated.loaded_entries)
+    """
+)
 
-    def reads_and_calls(optimizer, group, bucket, step, counts):
-        __compiled_fn_1_x(bucket.params[0], bucket.grads[0], counts[0])  # noqa: F821 (never called)
 
-    def calls_a_method(optimizer, group, bucket, step, counts):
-        __compiled_fn_1_x(bucket.params[0])  # noqa: F821 (never called)
-        bucket.params.append(step)
+@needs_compiler
+def test_a_later_process_loads_the_saved_entry_unless_damaged_or_caches_are_off(tmp_path):
+    environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
 
-    assert _generated._replay_function(reads_and_calls.__code__) is not None
-    assert _generated._replay_function(stores_an_attribute.__code__) is None
-    assert _generated._replay_function(calls_a_method.__code__) is None
+    def fresh_process(**variables: str) -> tuple[int, int]:
+        completed = subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS],
+            env={**environment, **variables},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        words = completed.stdout.split()
+        return int(words[words.index("compiled") + 1]), int(words[words.index("loaded") + 1])
+
+    assert fresh_process() == (1, 0)
+    assert fresh_process() == (0, 1)  # loaded: not traced, and still equal to eager
+    (saved,) = (tmp_path / _precompiled.FOLDER).iterdir()
+    assert saved.name.startswith("NAdam-")
+    saved.write_bytes(saved.read_bytes()[:1000])  # damaged: compiled (and saved) again, silently
+    assert fresh_process() == (1, 0)
+    assert fresh_process() == (0, 1)
+    assert fresh_process(TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") == (1, 0)  # inductor's switch for all caches
+
+
+@needs_compiler
+def test_the_hoisting_pass_is_told_only_the_scalar_inputs(monkeypatch):
+    # An ahead-of-time compile's placeholders do not record their sources: were the bucket's tensors
+    # taken for scalars, every value would be materialised and the loops not fused (2.2x slower on 196
+    # tensors). Adam over two tensors: 2 step counts, the step, lr and the two betas are the scalars.
+    monkeypatch.setattr(_precompiled, "load", lambda path, f_globals: None)
+    told: list[frozenset[int]] = []
+    original = _hoisting.HoistScalars.__init__
+
+    def spy(self, scalar_inputs):
+        told.append(scalar_inputs)
+        original(self, scalar_inputs)
+
+    monkeypatch.setattr(_hoisting.HoistScalars, "__init__", spy)
+    params = [torch.ones(shape, dtype=torch.float64, requires_grad=True) for shape in ((20011,), (5,))]
+    for param in params:
+        param.grad = torch.full_like(param, 0.5)
+    compiled = _generated.compiled_entries
+    dl.Adam([{"params": params, "compiled": True}], lr=0.1).step()
+    assert _generated.compiled_entries - compiled == 1
+    assert told and all(len(scalars) == 6 for scalars in told), told
 
 
 def test_hoisting_marks_the_scalar_values_the_loop_reads():
@@ -242,8 +293,7 @@ def test_every_elementwise_row_is_covered():
 
 
 def test_small_tensors_take_the_eager_path_without_compiling():
-    torch._dynamo.reset()
-    before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    before = _entries_made()
     params = [torch.randn(40, 30, dtype=torch.float64, requires_grad=True) for _ in range(2)]
     twins = [param.detach().clone().requires_grad_() for param in params]
     ours = dl.Adam([{"params": params, "compiled": True}], lr=0.1, weight_decay=0.1)
@@ -254,7 +304,7 @@ def test_small_tensors_take_the_eager_path_without_compiling():
         ours.step()
         eager.step()
     assert all(torch.equal(a, b) for a, b in zip(params, twins))
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == before
+    assert _entries_made() == before
 
 
 def test_compiled_flag_is_validated():

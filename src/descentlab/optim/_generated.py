@@ -29,10 +29,13 @@ What makes it fast, beyond the fusion:
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
   :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
-  dynamo guards an optimizer by identity, so every new optimizer instance retraced. Once compiled, a call
-  does not enter dynamo (:func:`_replay`): dynamo's own guards of its cached entry are checked and the
-  entry's bytecode is run directly, which saves about 0.7 ms of frame hook and wrappers a step on 196
-  tensors; a guard that fails (a changed constant, other strides) goes through dynamo, which recompiles.
+  dynamo guards an optimizer by identity, so every new optimizer instance retraced. A call does not
+  enter dynamo (:func:`_entry`): the guards of each compiled entry are checked, and the first entry
+  that admits the call runs its bytecode directly, which saves about 0.7 ms of frame hook and wrappers
+  a step on 196 tensors; where no guard passes (a changed constant, other strides) a new entry is made.
+- **Compiled once per machine.** Entries are compiled ahead of time (``aot_compile``) and saved
+  (:mod:`descentlab.optim._precompiled`), so a later process loads the entry, guards and graph, instead
+  of tracing the update again and looking it up in inductor's cache.
 
 Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
 its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
@@ -51,21 +54,17 @@ kernel templates are compiled from jinja2 only when first rendered, not at its i
 this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
 A compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger
 (a warning, so it shows without any logging set up): once while it runs, and once when it ends, with
-its time and whether inductor's cache served it. Without a working compiler (inductor needs a C++
+its time. Without a working compiler (inductor needs a C++
 compiler on the CPU) the eager path runs, after a one-time warning.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dis
 import functools
 import logging
 import threading
 import time
-import types
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -77,21 +76,23 @@ if TYPE_CHECKING:
     from descentlab.optim._bucket import Bucket
     from descentlab.optim._engine import RuleOptimizer
 
-# Every (class, variant, dtype, flags, shapes) is one compiled entry of the one traced function below;
-# torch's default limit of 8 entries per function would send the ninth configuration of a process to eager.
+# Every (class, variant, dtype, flags, shapes) is one compiled entry; past this many in one process a new
+# configuration runs eagerly (a bucket whose shapes change at every step would otherwise compile forever).
 RECOMPILE_LIMIT = 256
 # A bucket of fewer elements than this takes the eager path: its step costs microseconds either way, and
 # a compile would cost seconds (the lab's 2-D problems and tiny models).
 MIN_NUMEL = 1 << 14
 
-# A compile (a dynamo call that no cached entry's guards admit) that takes longer than this many seconds
-# is reported while it runs and when it ends (a warm first step in a fresh process takes 4-5 s here).
+# A compile (a call that no entry's guards admit and none on disk serves) that takes longer than this many
+# seconds is reported while it runs and when it ends.
 REPORT_AFTER_S = 10.0
 logger = logging.getLogger("descentlab.optim")
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
+_entries: dict[type, list[Any]] = {}  # the compiled entries of each class, oldest first
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
-replayed_calls = 0  # of which run without entering dynamo (see _replay; read by the tests)
+compiled_entries = 0  # entries compiled in this process (read by the tests)
+loaded_entries = 0  # entries loaded from disk (read by the tests)
 
 
 def _bucket_update(
@@ -105,7 +106,7 @@ def _bucket_update(
 
 
 @functools.cache
-def _compiled_bucket_update() -> Callable[..., None]:
+def _compiler() -> Any:
     """:func:`_bucket_update` under ``torch.compile`` with the hoisting backend, built on first use:
     importing dynamo and inductor costs 1.2-1.6 s, which a process that never compiles does not pay."""
     from descentlab.optim._hoisting import hoisting_inductor
@@ -115,14 +116,29 @@ def _compiled_bucket_update() -> Callable[..., None]:
     return torch.compile(_bucket_update, backend=hoisting_inductor, fullgraph=True, dynamic=False)
 
 
+class _Twin:
+    """Mixed into a class's twin: pickled as :func:`_twin` of the class (an entry's guards are saved
+    with the objects they read), shown by name (torch's ``__repr__`` reads the absent param groups)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _twin, (type(self).__mro__[2],)
+
+    def __repr__(self) -> str:
+        return f"twin of {type(self).__mro__[2].__name__}"
+
+
 @functools.cache
 def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
     """An instance of ``cls`` without groups or state: what the traced update calls ``_apply`` on.
 
     ``_apply`` reads only the class's declarations; dynamo guards the instance by identity, so one twin
-    per class lets every optimizer of the class share the compiled entries.
+    per class lets every optimizer of the class share the compiled entries. Its class derives from
+    ``cls`` (same declarations) so that it pickles by reference.
     """
-    return cls.__new__(cls)
+    name = f"{cls.__name__}Twin"
+    namespace = {"__module__": __name__, "__qualname__": name, "hyperparameters": cls.hyperparameters}
+    twin_class = type(name, (_Twin, cls), namespace)
+    return twin_class.__new__(twin_class)
 
 
 def run_generated(
@@ -131,8 +147,9 @@ def run_generated(
     """Update ``bucket`` (from :meth:`Bucket.traceable`) with the compiled kernel and increment
     ``counts`` (its parameters' step tensors, one less than ``step``); ``False``: nothing run.
 
-    ``False`` (nothing updated) where this class's compilation failed before; a failure now warns once
-    and returns ``False`` too (a compile error is raised before the kernel writes anything).
+    ``False`` (nothing updated) where this class's compilation failed before or the process holds
+    :data:`RECOMPILE_LIMIT` entries; a failure now warns once and returns ``False`` too (a compile error
+    is raised before the kernel writes anything).
     """
     name = type(optimizer).__name__
     if name in _unavailable or not _at_least(bucket.params, MIN_NUMEL):
@@ -145,12 +162,10 @@ def run_generated(
         "counts": counts,
     }
     try:
-        replay = _replay(arguments)
-        if replay != "replayed":
-            report = _CompileReport(name, bucket) if replay == "compile" else contextlib.nullcontext()
-            limit = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
-            with report, remembered_probes(), limit:
-                _compiled_bucket_update()(**arguments)
+        entry = _entry(type(optimizer), bucket, arguments)
+        if entry is None:
+            return False
+        entry.fn(**arguments)
     except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
         _unavailable.add(name)
         first_line = str(error).splitlines()[0] if str(error) else ""
@@ -166,6 +181,73 @@ def run_generated(
     return True
 
 
+def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) -> Any:
+    """The compiled entry whose guards admit ``arguments``: one of this process's, else the one saved on
+    disk for them, else a new compile (reported, and saved); ``None`` past :data:`RECOMPILE_LIMIT`.
+
+    The guards are dynamo's own (every tensor's dtype, device, shape and strides, every constant
+    hyperparameter; ~0.45 ms for 984 tensors), checked here as dynamo checks its cache; a passing entry's
+    transformed bytecode then calls its compiled graph directly, without dynamo's frame hook (~0.7 ms a
+    step on 196 tensors). Entries are compiled ahead of time (``aot_compile``), which keeps only the
+    guards that can be saved: not those on global state such as grad mode, so the engine calls the
+    kernel only with grad disabled (the non-differentiable step).
+    """
+    global compiled_entries, loaded_entries
+    entries = _entries.setdefault(cls, [])
+    for entry in reversed(entries):
+        if entry.guard_check(**arguments):
+            return entry
+    if sum(map(len, _entries.values())) >= RECOMPILE_LIMIT:
+        if cls.__name__ not in _unavailable:
+            warnings.warn(
+                f"{cls.__name__}(compiled=True): {RECOMPILE_LIMIT} generated kernels compiled in this "
+                "process (shapes or constant hyperparameters that keep changing); running the eager path "
+                "for new ones",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+        return None
+    from descentlab.optim import _precompiled
+
+    path = _precompiled.entry_path(cls, arguments)
+    entry = _precompiled.load(path, _bucket_update.__globals__)
+    if entry is not None and entry.guard_check(**arguments):
+        loaded_entries += 1
+    else:
+        with _CompileReport(cls.__name__, bucket), remembered_probes():
+            entry = _aot_compile(arguments)
+        compiled_entries += 1
+        _precompiled.save(entry, path)
+    entries.append(entry)
+    return entry
+
+
+def _aot_compile(arguments: dict[str, Any]) -> Any:
+    """dynamo's ahead-of-time compile of :func:`_bucket_update` for ``arguments``.
+
+    dynamo traces each 0-d float64 input's ``item()`` as a symbolic float, which inductor's
+    ``tensorify_python_scalars`` pass then specialises by restarting the trace; ``torch.compile`` restarts
+    by itself, ``aot_compile`` raises, so the compile is run again (dynamo keeps what to specialise
+    between the attempts) and the record is cleared after, as dynamo's own compile does.
+    """
+    from torch._dynamo.exc import TensorifyScalarRestartAnalysis
+    from torch._dynamo.symbolic_convert import TensorifyState
+
+    compiler = _compiler()
+    try:
+        for _ in range(_TRACE_ATTEMPTS - 1):
+            try:
+                return compiler.aot_compile(((), arguments))
+            except TensorifyScalarRestartAnalysis:
+                continue
+        return compiler.aot_compile(((), arguments))
+    finally:
+        TensorifyState.clear()
+
+
+_TRACE_ATTEMPTS = 4
+
+
 def _at_least(tensors: list[Tensor], numel: int) -> bool:
     """Whether ``tensors`` hold at least ``numel`` elements (stops counting there: a large model's first
     tensor usually answers)."""
@@ -177,41 +259,9 @@ def _at_least(tensors: list[Tensor], numel: int) -> bool:
     return False
 
 
-def _replay(arguments: dict[str, Any]) -> str:
-    """Run dynamo's compiled entry for ``arguments`` without entering dynamo, if there is one to run so.
-
-    Returns ``"replayed"`` (it ran), ``"compile"`` (no cached entry's guards admit ``arguments``: dynamo
-    will compile) or ``"dynamo"`` (an entry admits them but must run through dynamo, or this torch lacks
-    the hooks: dynamo decides).
-
-    Entering a ``torch.compile``'d function costs about 1 ms on a 196-tensor bucket before its graph
-    runs (dynamo's frame hook, the config patch, its wrappers), besides the guards. Here dynamo's own
-    cache is searched as dynamo searches it: each entry's own guard manager checks ``arguments`` (every
-    tensor's dtype, device, shape and strides, every constant hyperparameter, grad mode; ~0.45 ms for
-    984 tensors), and the first entry whose guards pass runs its own transformed bytecode, which calls
-    its compiled graph. Only an entry whose bytecode does nothing else (:func:`_replay_function`) is
-    run so; otherwise, where no guard passes (a recompile is due) or where this torch lacks these
-    (private) hooks, the call goes through dynamo.
-    """
-    global replayed_calls
-    try:
-        entries = torch._dynamo.eval_frame._debug_get_cache_entry_list(_bucket_update.__code__)
-    except AttributeError:  # another torch: dynamo's own call
-        return "dynamo"
-    for entry in entries:
-        if entry.guard_manager.check(arguments):
-            function = _replay_function(entry.code)
-            if function is None:
-                return "dynamo"
-            function(**arguments)
-            replayed_calls += 1
-            return "replayed"
-    return "compile"
-
-
 class _CompileReport:
     """Around a compile: a notice once it has run :data:`REPORT_AFTER_S` seconds, and its time when it
-    ends (if it ran that long), with whether inductor's caches served it."""
+    ends (if it ran that long)."""
 
     def __init__(self, name: str, bucket: Bucket) -> None:
         params = bucket.params
@@ -226,84 +276,22 @@ class _CompileReport:
     def _notice(self) -> None:
         logger.warning(
             "%s is compiling (%.0f s so far); a cold compile of many tensors can take minutes on a small "
-            "CPU, and inductor's cache (TORCHINDUCTOR_CACHE_DIR) lets later processes load it in seconds",
+            "CPU, and later processes load the result from inductor's cache folder (TORCHINDUCTOR_CACHE_DIR) "
+            "in about a second",
             self.what,
             time.perf_counter() - self.start,
         )
 
     def __enter__(self) -> _CompileReport:
         self.start = time.perf_counter()
-        self.cache = _cache_counts()
         self.timer.start()
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
         self.timer.cancel()
         elapsed = time.perf_counter() - self.start
-        if error_type is not None or elapsed < REPORT_AFTER_S:
-            return
-        hits, misses = (now - before for now, before in zip(_cache_counts(), self.cache))
-        served = (
-            f"compiled anew: {misses} graph{'s' if misses > 1 else ''} not in inductor's cache"
-            if misses
-            else "loaded from inductor's cache"
-            if hits
-            else "inductor's cache not used"
-        )
-        logger.warning("%s is ready after %.1f s (%s)", self.what, elapsed, served)
-
-
-def _cache_counts() -> tuple[int, int]:
-    """Inductor's FX-graph and AOTAutograd cache hits, and FX-graph cache misses, so far."""
-    counters = torch._dynamo.utils.counters
-    hits = counters["inductor"]["fxgraph_cache_hit"] + counters["aot_autograd"]["autograd_cache_hit"]
-    return hits, counters["inductor"]["fxgraph_cache_miss"]
-
-
-# A transformed frame that only reads its arguments and calls one graph: its instructions (CPython
-# 3.10-3.13), the attributes it may read (the bucket's lists; dynamo's profiler marks around the graph) and
-# the globals (the graph; dynamo's utils module).
-_READ_AND_CALL = frozenset(
-    {
-        *("RESUME", "NOP", "CACHE", "EXTENDED_ARG", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_METHOD"),
-        *("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_FAST_AND_CLEAR", "STORE_FAST"),
-        *("DELETE_FAST", "BINARY_SUBSCR", "COPY", "SWAP", "POP_TOP", "PUSH_NULL", "BUILD_LIST"),
-        *("BUILD_TUPLE", "LIST_EXTEND", "LIST_APPEND", "PRECALL", "CALL", "CALL_FUNCTION", "CALL_METHOD"),
-        *("KW_NAMES", "RETURN_VALUE", "RETURN_CONST"),
-    }
-)
-_READABLE = frozenset(
-    {"params", "grads", "state", "record_pregraph_bytecode_enter", "record_pregraph_bytecode_exit"}
-)
-_DYNAMO_UTILS = "__import_torch_dot__dynamo_dot_utils"
-_replay_functions: dict[types.CodeType, Callable[..., None] | None] = {}
-
-
-def _replay_function(code: types.CodeType) -> Callable[..., None] | None:
-    """``code`` (a cache entry's transformed bytecode) as a function, if running it skips nothing.
-
-    Calling it outside dynamo is what dynamo does once the guards pass, as long as the bytecode has no
-    side effect of its own to replay: it only reads the bucket's lists, calls one compiled graph (and
-    dynamo's profiler marks), stores nothing but its own locals.
-    """
-    known = _replay_functions.get(id(code))
-    if known is not None and known[0] is code:
-        return known[1]
-    instructions = list(dis.get_instructions(code))
-    names: dict[str, set[str]] = {instruction.opname: set() for instruction in instructions}
-    for instruction in instructions:
-        names[instruction.opname].add(str(instruction.argval))
-    graphs = [name for name in names.get("LOAD_GLOBAL", ()) if name.startswith("__compiled_fn")]
-    replayable = (
-        set(names) <= _READ_AND_CALL
-        and len(graphs) == 1
-        and names.get("LOAD_GLOBAL", set()) <= {graphs[0], _DYNAMO_UTILS}
-        and names.get("LOAD_ATTR", set()) | names.get("LOAD_METHOD", set()) <= _READABLE
-        and not code.co_freevars
-    )
-    function = types.FunctionType(code, _bucket_update.__globals__) if replayable else None
-    _replay_functions[id(code)] = (code, function)
-    return function
+        if error_type is None and elapsed >= REPORT_AFTER_S:
+            logger.warning("%s is ready after %.1f s (compiled anew, and saved)", self.what, elapsed)
 
 
 def _traced_group(optimizer: RuleOptimizer, group: dict[str, Any]) -> dict[str, Any]:

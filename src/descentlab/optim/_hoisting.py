@@ -18,9 +18,11 @@ import torch
 from torch import Tensor
 from torch._inductor.custom_graph_pass import CustomGraphPass
 
-# Where dynamo's placeholders for the bucket's tensors come from (the argument of _generated._bucket_update);
+# Where dynamo's placeholders for the bucket's tensors come from (the argument of _generated._bucket_update),
+# and how dynamo names them where the placeholder does not record its source (an ahead-of-time compile);
 # every other tensor input is a scalar: the step counts, lr, tensor hyperparameters.
 _BUCKET_SOURCE = "L['bucket']"
+_BUCKET_PLACEHOLDER = "l_bucket_"
 # Views pass a hoisted scalar on unchanged: the value to materialise is the one they view.
 _VIEWS = {"unbind", "select", "unsqueeze", "squeeze", "view", "expand", "slice", "reshape", "alias"}
 
@@ -82,8 +84,7 @@ def hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[A
     scalars = frozenset(
         index
         for index, node in enumerate(placeholders)
-        if isinstance(node.meta.get("example_value"), Tensor)
-        and not _source_name(node).startswith(_BUCKET_SOURCE)
+        if isinstance(node.meta.get("example_value"), Tensor) and not _from_bucket(node)
     )
     patches = {
         "post_grad_custom_post_pass": HoistScalars(scalars),
@@ -101,9 +102,12 @@ def hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[A
     return compile_fx(graph_module, example_inputs, config_patches=patches)
 
 
-def _source_name(placeholder: torch.fx.Node) -> str:
+def _from_bucket(placeholder: torch.fx.Node) -> bool:
+    """Whether dynamo's ``placeholder`` stands for a tensor of the bucket (by its source, else its name)."""
     argument = placeholder.meta.get("grapharg")
-    return argument.source.name if argument is not None and argument.source is not None else ""
+    if argument is not None and argument.source is not None:
+        return argument.source.name.startswith(_BUCKET_SOURCE)
+    return placeholder.name.startswith(_BUCKET_PLACEHOLDER)
 
 
 @functools.cache
