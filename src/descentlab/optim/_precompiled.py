@@ -13,7 +13,8 @@ A loaded entry must still pass its own guards before it runs (the name only find
 anything that fails to read, to load or to pass them is compiled anew and written again. Files go to
 ``descentlab-precompiled/`` in inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``), written atomically;
 deleting the folder only costs the next process a trace, and ``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``
-(inductor's switch for all its caches) turns this one off too.
+(inductor's switch for all its caches) turns this one off too (dynamo then compiles in each process, as
+it refuses to compile ahead of time without caches).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def entry_path(cls: type, arguments: dict[str, Any]) -> Path:
 def load(path: Path, f_globals: dict[str, Any]) -> Any:
     """The entry saved at ``path`` (with ``f_globals``, the traced function's globals), or ``None`` where
     there is none or it cannot be loaded (another torch, a damaged file): then the caller compiles."""
-    if _caches_disabled():
+    if caches_disabled():
         return None
     try:
         data = path.read_bytes()
@@ -69,7 +70,7 @@ def load(path: Path, f_globals: dict[str, Any]) -> Any:
 def save(entry: Any, path: Path) -> None:
     """Write ``entry`` to ``path`` atomically; an entry that cannot be serialized or a folder that cannot be
     written only costs later processes a trace (said once on the ``descentlab.optim`` logger, at info)."""
-    if _caches_disabled():
+    if caches_disabled():
         return
     try:
         data = type(entry).serialize(entry).serialized_data
@@ -78,7 +79,7 @@ def save(entry: Any, path: Path) -> None:
         logger.info("the compiled kernel could not be saved to %s (%s)", path, error)
 
 
-def _caches_disabled() -> bool:
+def caches_disabled() -> bool:
     """Inductor's own switch for every cache (``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``) turns this one off."""
     import torch._inductor.config as inductor_config
 
