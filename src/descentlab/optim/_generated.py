@@ -24,7 +24,8 @@ What makes it fast, beyond the fusion:
   0.8 ms on a CPU, as long as the whole update of a 10M-parameter transformer's Adam step.
 - **At most 4 tensors per loop.** Inductor puts up to 16 equal-sized tensors in one loop by default: for
   Adam 112 memory streams at once, which made the 196-tensor step 1.3x torch's fused kernel on an AMD
-  EPYC; with 4 it is 1.04-1.07x (``cpp.max_horizontal_fusion_size``, set in :mod:`._hoisting`).
+  EPYC; with 4 it is 1.04-1.07x (``cpp.max_horizontal_fusion_size``, set in :mod:`._hoisting`), and
+  0.96-1.01x with the calls below.
 - **No size asserts.** Shapes are static, so dynamo's guards have checked every input's sizes and
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
@@ -40,22 +41,21 @@ What makes it fast, beyond the fusion:
 Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
 its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer)
 and plain SGD (one kernel already) take the eager path. Shapes are static: one compiled entry per
-(class, variant, dtype, flags, bucket shapes), so a model compiles once; inductor's caches make the first
-step of a later process take seconds, not a minute. Construction and first step of one 1024 x 1024 tensor
-in a fresh process take 2.2 s on a 2-core AMD EPYC against 1.0-1.2 s for torch's fused Adam (both import
-dynamo, ~1 s, which torch's ``Optimizer`` constructor does; importing inductor's compiler, dynamo's trace
-and loading the cached graph are the rest, above the 2 s aimed at). Three costs of that step are cut:
-inductor's checks of the CPU's vector ISAs, ten probe subprocesses per process, are remembered from the
-first process on the machine (3-4 s on an Intel Xeon), as is its validation of the precompiled C++ header
-(a ``g++ -E`` per process, ~0.15 s; both :mod:`descentlab.optim._remembered_probes`), and inductor's GPU
-kernel templates are compiled from jinja2 only when first rendered, not at its import (~0.2 s;
-:func:`descentlab.optim._hoisting._compile_fx`). A cold compile grows with the bucket's tensor count
-(seconds for a few large tensors, about a minute for a 196-tensor transformer on 2 cores), which is why
-this path is an opt-in; ``benchmarks/results/generated_kernel.md`` has the measured speeds and times.
-A compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger
-(a warning, so it shows without any logging set up): once while it runs, and once when it ends, with
-its time. Without a working compiler (inductor needs a C++
-compiler on the CPU) the eager path runs, after a one-time warning.
+(class, variant, dtype, flags, bucket shapes), so a model compiles once per machine, and a later process
+loads the saved entry. Construction and first step of one 1024 x 1024 tensor in a fresh process take
+1.6-1.85 s on a 2-core AMD EPYC against 1.0-1.1 s for torch's fused Adam (both import dynamo, ~1 s, which
+torch's ``Optimizer`` constructor does; loading the entry is the rest, 0.7 s); 196 tensors 2.2-2.5 s.
+Besides the trace, three costs of that step are cut: inductor's checks of the CPU's vector ISAs, ten
+probe subprocesses per process, are remembered from the first process on the machine (3-4 s on an Intel
+Xeon), as is its validation of the precompiled C++ header (a ``g++ -E`` per process, ~0.15 s; both
+:mod:`descentlab.optim._remembered_probes`), and inductor's GPU kernel templates are compiled from jinja2
+only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`). A
+cold compile grows with the bucket's tensor count (seconds for a few large tensors, 45 s for a 196-tensor
+transformer on 2 cores), which is why this path is an opt-in; ``benchmarks/results/generated_kernel.md``
+has the measured speeds and times. A compile that runs longer than :data:`REPORT_AFTER_S` is reported on
+the ``descentlab.optim`` logger (a warning, so it shows without any logging set up): once while it runs,
+and once when it ends, with its time. Without a working compiler (inductor needs a C++ compiler on the
+CPU) the eager path runs, after a one-time warning.
 """
 
 from __future__ import annotations
