@@ -905,8 +905,8 @@ def main(argv: Sequence[str] | None = None) -> str:
             "tensor)",
             "",
             f"Median [IQR] over {settings.first_step_repeats} fresh processes; *ours*: compiled=True, "
-            "*torch*: our eager path on the same tensor. The first step includes dynamo's trace and "
-            "inductor's compile (or its cache load when the cache is warm).",
+            "*torch*: our eager path on the same tensor. The first step includes the compile (dynamo's "
+            "trace and inductor) where no saved entry serves it, else loading the saved entry.",
             "",
             *first_step_table(measure_compiled_first_steps(settings)),
         ]
