@@ -270,6 +270,24 @@ def test_the_hoisting_pass_is_told_only_the_scalar_inputs(monkeypatch):
     assert told and all(len(scalars) == 6 for scalars in told), told
 
 
+def test_past_the_entry_limit_new_configurations_run_eagerly_after_one_warning(monkeypatch):
+    held = sum(len(entries) for entries in _generated._entries.values())
+    monkeypatch.setattr(_generated, "RECOMPILE_LIMIT", held)
+    monkeypatch.setattr(_generated, "_over_the_limit", set())
+    params = [torch.linspace(-1, 1, 20003, dtype=torch.float64, requires_grad=True)]
+    twins = [param.detach().clone().requires_grad_() for param in params]
+    ours = dl.Adam([{"params": params, "compiled": True}], lr=0.1)
+    eager = dl.Adam(twins, lr=0.1)
+    calls = _generated.kernel_calls
+    with pytest.warns(RuntimeWarning, match="generated kernels compiled in this process") as caught:
+        for step in range(3):
+            params[0].grad = twins[0].grad = torch.full_like(params[0], 0.5 - step)
+            ours.step()
+            eager.step()
+    assert len([w for w in caught if "compiled in this process" in str(w.message)]) == 1
+    assert _generated.kernel_calls == calls and torch.equal(params[0], twins[0])
+
+
 def test_hoisting_marks_the_scalar_values_the_loop_reads():
     # A post-grad-like graph: c = 1 - 0.9**step is scalar; x * c is the loop; the pass must have inductor
     # materialise c (read by the loop), not 0.9**step (read only by scalar code) and never the loop.

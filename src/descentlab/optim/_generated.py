@@ -80,6 +80,8 @@ if TYPE_CHECKING:
 # Every (class, variant, dtype, flags, shapes) is one compiled entry; past this many in one process a new
 # configuration runs eagerly (a bucket whose shapes change at every step would otherwise compile forever).
 RECOMPILE_LIMIT = 256
+# Traces of one compile at most: dynamo restarts a trace to specialise symbolic floats (see _aot_compile).
+_TRACE_ATTEMPTS = 4
 # A bucket of fewer elements than this takes the eager path: its step costs microseconds either way, and
 # a compile would cost seconds (the lab's 2-D problems and tiny models).
 MIN_NUMEL = 1 << 14
@@ -90,6 +92,7 @@ REPORT_AFTER_S = 10.0
 logger = logging.getLogger("descentlab.optim")
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
+_over_the_limit: set[str] = set()  # classes told that RECOMPILE_LIMIT was reached
 _entries: dict[type, list[Any]] = {}  # the compiled entries of each class, oldest first
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
 compiled_entries = 0  # entries compiled in this process (read by the tests)
@@ -202,7 +205,8 @@ def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) 
         if entry.guard_check(**arguments):
             return entry
     if sum(map(len, _entries.values())) >= RECOMPILE_LIMIT:
-        if cls.__name__ not in _unavailable:
+        if cls.__name__ not in _over_the_limit:
+            _over_the_limit.add(cls.__name__)
             warnings.warn(
                 f"{cls.__name__}(compiled=True): {RECOMPILE_LIMIT} generated kernels compiled in this "
                 "process (shapes or constant hyperparameters that keep changing); running the eager path "
@@ -254,9 +258,6 @@ def _aot_compile(arguments: dict[str, Any]) -> Any:
         return compiler.aot_compile(((), arguments))
     finally:
         TensorifyState.clear()
-
-
-_TRACE_ATTEMPTS = 4
 
 
 def _at_least(tensors: list[Tensor], numel: int) -> bool:
