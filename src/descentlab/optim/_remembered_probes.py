@@ -138,19 +138,15 @@ def _remember(path: Path, key: str, answer: str) -> None:
 def _key(isa: Any, code: str) -> str | None:
     """What the check's verdict depends on, hashed; ``None`` where inductor finds no compiler (the check
     itself will fail, and is not remembered)."""
-    try:
-        compiler = _compiler()
-    except Exception:  # inductor's InvalidCxxCompiler, or whatever its search raises
-        return None
-    return _hashed([compiler, str(isa), isa.build_arch_flags(), code])
+    compiler = _found_compiler()
+    return None if compiler is None else _hashed([compiler, str(isa), isa.build_arch_flags(), code])
 
 
 def _header_key(header: str, command_line: str, compile_command: dict[str, Any]) -> str | None:
     """What the precompiled header depends on, hashed: the compiler binary (its path, size and time),
     the command line and options, the header file in this torch's includes; ``None`` without a compiler."""
-    try:
-        compiler = _compiler()
-    except Exception:  # inductor's InvalidCxxCompiler, or whatever its search raises
+    compiler = _found_compiler()
+    if compiler is None:
         return None
     options = sorted((name, str(value)) for name, value in compile_command.items())
     return _hashed(
@@ -186,6 +182,14 @@ def _file_facts(path: str) -> list[Any]:
     except OSError:
         return [path]
     return [real, facts.st_size, facts.st_mtime_ns]
+
+
+def _found_compiler() -> str | None:
+    """Inductor's C++ compiler, or ``None`` where its search finds none."""
+    try:
+        return _compiler()
+    except Exception:  # inductor's InvalidCxxCompiler, or whatever its search raises
+        return None
 
 
 def _compiler() -> str:
