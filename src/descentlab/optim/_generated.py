@@ -50,7 +50,7 @@ probe subprocesses per process, are remembered from the first process on the mac
 Xeon), as is its validation of the precompiled C++ header (a ``g++ -E`` per process, ~0.15 s; both
 :mod:`descentlab.optim._remembered_probes`), and inductor's GPU kernel templates are compiled from jinja2
 only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`). A
-cold compile grows with the bucket's tensor count (seconds for a few large tensors, 45 s for a 196-tensor
+cold compile grows with the bucket's tensor count (seconds for a few large tensors, 16-33 s for a 196-tensor
 transformer on 2 cores), which is why this path is an opt-in; ``benchmarks/results/generated_kernel.md``
 has the measured speeds and times. A compile that runs longer than :data:`REPORT_AFTER_S` is reported on
 the ``descentlab.optim`` logger (a warning, so it shows without any logging set up): once while it runs,
@@ -97,6 +97,7 @@ _entries: dict[type, list[Any]] = {}  # the compiled entries of each class, olde
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
 compiled_entries = 0  # entries compiled in this process (read by the tests)
 loaded_entries = 0  # entries loaded from disk (read by the tests)
+traces = 0  # dynamo traces begun by the compiles of this process (read by the tests)
 
 
 def _bucket_update(
@@ -240,21 +241,26 @@ def _through_dynamo(name: str, bucket: Bucket, arguments: dict[str, Any]) -> Non
 def _aot_compile(arguments: dict[str, Any]) -> Any:
     """dynamo's ahead-of-time compile of :func:`_bucket_update` for ``arguments``.
 
-    dynamo traces each 0-d float64 input's ``item()`` as a symbolic float, which inductor's
-    ``tensorify_python_scalars`` pass then specialises by restarting the trace; ``torch.compile`` restarts
-    by itself, ``aot_compile`` raises, so the compile is run again (dynamo keeps what to specialise
-    between the attempts) and the record is cleared after, as dynamo's own compile does.
+    dynamo traces each 0-d float64 CPU input's ``item()`` as a symbolic float, which inductor's
+    ``tensorify_python_scalars`` pass then specialises by restarting the trace, even where nothing reads
+    it. The hyperparameters are passed in shape ``(1,)`` for that reason (:func:`_as_scalar_tensor`), but
+    a float64 model's step counts are 0-d float64 state: ``torch.compile`` restarts by itself,
+    ``aot_compile`` raises, so the compile is run again (dynamo keeps what to specialise between the
+    attempts) and the record is cleared after, as dynamo's own compile does.
     """
     from torch._dynamo.exc import TensorifyScalarRestartAnalysis
     from torch._dynamo.symbolic_convert import TensorifyState
 
+    global traces
     compiler = _compiler()
     try:
         for _ in range(_TRACE_ATTEMPTS - 1):
+            traces += 1
             try:
                 return compiler.aot_compile(((), arguments))
             except TensorifyScalarRestartAnalysis:
                 continue
+        traces += 1
         return compiler.aot_compile(((), arguments))
     finally:
         TensorifyState.clear()
@@ -331,8 +337,12 @@ def _tensor_keys(cls: type[RuleOptimizer]) -> tuple[str, ...]:
 
 
 def _as_scalar_tensor(value: float | Tensor) -> Tensor:
+    """``value`` as a 1-element float64 tensor of shape ``(1,)``, which :func:`step_scalar` reshapes to
+    0-d inside the graph. Not 0-d: dynamo gives every 0-d float64 CPU input a symbolic ``item()`` value,
+    and inductor's ``tensorify_python_scalars`` pass then restarts the whole trace to specialise it (a
+    wasted first trace, 6.5 of 36 s of a 196-tensor Adam compile; see :func:`_aot_compile`)."""
     return (
-        value.detach().to(torch.float64)
+        value.detach().to(torch.float64).reshape(1)
         if isinstance(value, Tensor)
-        else torch.tensor(value, dtype=torch.float64)
+        else torch.tensor([value], dtype=torch.float64)
     )
