@@ -273,6 +273,34 @@ def test_one_trace_per_compile_and_the_hoisting_pass_is_told_only_the_scalar_inp
     assert told and all(len(scalars) == 6 for scalars in told), told
 
 
+@needs_compiler
+def test_the_lowering_realizes_only_live_readers_of_a_written_buffer(monkeypatch):
+    # Inductor realised every value that read a state tensor before the final copy_ into it, so each
+    # intermediate of the chain became a scheduler node (Adam over these two tensors: 30). Only the
+    # readers still used after the write need a buffer (16 here); the kernels read the same values, which
+    # the float64 rows check against the eager path (a lowering that realises no reader fails them).
+    from torch._inductor import scheduler
+
+    monkeypatch.setattr(_precompiled, "load", lambda path, f_globals: None)
+    scheduled: list[int] = []
+    original = scheduler.Scheduler._init
+
+    def spy(self, nodes):
+        scheduled.append(len(nodes))
+        return original(self, nodes)
+
+    monkeypatch.setattr(scheduler.Scheduler, "_init", spy)
+    params = [torch.ones(shape, dtype=torch.float32, requires_grad=True) for shape in ((20011,), (7,))]
+    twins = [param.detach().clone().requires_grad_() for param in params]
+    for param, twin in zip(params, twins):
+        param.grad = twin.grad = torch.linspace(-1, 1, param.numel())
+    dl.Adam([{"params": params, "compiled": True}], lr=0.1).step()
+    dl.Adam(twins, lr=0.1).step()
+    assert scheduled and scheduled[0] <= 20, scheduled
+    for param, twin in zip(params, twins):
+        torch.testing.assert_close(param, twin)
+
+
 def test_past_the_entry_limit_new_configurations_run_eagerly_after_one_warning(monkeypatch):
     held = sum(len(entries) for entries in _generated._entries.values())
     monkeypatch.setattr(_generated, "RECOMPILE_LIMIT", held)

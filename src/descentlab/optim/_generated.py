@@ -50,7 +50,7 @@ probe subprocesses per process, are remembered from the first process on the mac
 Xeon), as is its validation of the precompiled C++ header (a ``g++ -E`` per process, ~0.15 s; both
 :mod:`descentlab.optim._remembered_probes`), and inductor's GPU kernel templates are compiled from jinja2
 only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`). A
-cold compile grows with the bucket's tensor count (seconds for a few large tensors, 16-33 s for a 196-tensor
+cold compile grows with the bucket's tensor count (seconds for a few large tensors, 14-30 s for a 196-tensor
 transformer on 2 cores), which is why this path is an opt-in; ``benchmarks/results/generated_kernel.md``
 has the measured speeds and times. A compile that runs longer than :data:`REPORT_AFTER_S` is reported on
 the ``descentlab.optim`` logger (a warning, so it shows without any logging set up): once while it runs,

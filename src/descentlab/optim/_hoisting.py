@@ -11,7 +11,7 @@ import functools
 import hashlib
 import inspect
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -57,8 +57,10 @@ class HoistScalars(CustomGraphPass):
                 node.meta["inductor_realize_to_strides"] = True
 
     def uuid(self) -> str:
-        """Inductor's cache key for this pass: its source and the scalar positions."""
-        source = inspect.getsource(HoistScalars) + inspect.getsource(_is_pure) + inspect.getsource(_op_name)
+        """Inductor's cache key for this pass: its source, the scalar positions and the lowering's patch
+        (:func:`_realizing_live_readers_only`)."""
+        parts = (HoistScalars, _is_pure, _op_name, _realizing_live_readers_only)
+        source = "".join(inspect.getsource(part) for part in parts)
         return hashlib.sha256(f"{source}{sorted(self.scalar_inputs)}".encode()).hexdigest()
 
 
@@ -99,7 +101,52 @@ def hoisting_inductor(graph_module: torch.fx.GraphModule, example_inputs: list[A
         # every loop, so every node shares a buffer; the 196-tensor cold compile 66 -> 52 s, same loops.
         "max_fusion_buffer_group_pairwise_attempts": 16,
     }
-    return compile_fx(graph_module, example_inputs, config_patches=patches)
+    with _realizing_live_readers_only():
+        return compile_fx(graph_module, example_inputs, config_patches=patches)
+
+
+@contextlib.contextmanager
+def _realizing_live_readers_only() -> Iterator[None]:
+    """Within the block, inductor's lowering realises, before an input buffer is written, only those of
+    its readers that a node still to be lowered uses.
+
+    Inductor's ``GraphLowering.mark_buffer_mutated`` realises every value ever lowered that reads the old
+    version of the buffer, so that none reads the new one. In a bucket's update the writes (``copy_``
+    back into the parameter and its state) come last, and every intermediate of the chain reads those
+    inputs, so each became a buffer of its own: 13 scheduler nodes a tensor for Adam instead of about 6.
+    The other readers are dead: the lowering's environment no longer holds them (an ``fx.Interpreter``
+    drops a value after its last use). They were inlined into the later values that read them. Those
+    later values are readers of the buffer too, and are realised here when still live, so what any
+    kernel reads is unchanged. Measured on AdamW over 196 tensors: cold compile 33.7 -> 27.8 s.
+    """
+    from torch._inductor.graph import GraphLowering
+
+    original = GraphLowering.mark_buffer_mutated
+
+    def mark_buffer_mutated(self: GraphLowering, name: str) -> None:
+        self.mutated_buffers.add(name)
+        readers = self.name_to_users.get(name)
+        if not readers:
+            return
+        live = {id(value) for value in _flattened(self.env.values())}
+        for reader in readers:
+            if id(reader) in live:
+                reader.realize()
+
+    GraphLowering.mark_buffer_mutated = mark_buffer_mutated
+    try:
+        yield
+    finally:
+        GraphLowering.mark_buffer_mutated = original
+
+
+def _flattened(values: Iterable[Any]) -> Iterator[Any]:
+    """``values`` with lists and tuples (a foreach op's outputs) opened, recursively."""
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            yield from _flattened(value)
+        else:
+            yield value
 
 
 def _from_bucket(placeholder: torch.fx.Node) -> bool:
