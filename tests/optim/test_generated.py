@@ -301,6 +301,48 @@ def test_the_lowering_realizes_only_live_readers_of_a_written_buffer(monkeypatch
         torch.testing.assert_close(param, twin)
 
 
+def _independent_loops(a, b, c):
+    a.mul_(2)
+    b.add_(1)
+    c.sub_(3)
+
+
+def _a_loop_reading_another(a, b, c):
+    a.mul_(2)
+    b.copy_(a.flip(0)[: b.numel()] + b)  # reads a's new values in another order: a loop of its own
+    c.sub_(3)
+
+
+@needs_compiler
+@pytest.mark.parametrize(
+    ("update", "pragmas", "expected_b"),
+    [
+        (_independent_loops, ["for nowait", "for nowait", "single nowait"], 2.0),
+        (_a_loop_reading_another, ["for", "for nowait", "single nowait"], 3.0),
+    ],
+)
+def test_a_loop_waits_at_a_barrier_only_for_the_loops_it_depends_on(update, pragmas, expected_b):
+    # Each loop of an inductor C++ kernel ended with an OpenMP barrier; a bucket's loops are independent,
+    # so only a loop that reads what an earlier one writes needs the threads to meet before it.
+    from torch._inductor import config as inductor_config
+    from torch._inductor.utils import run_and_get_code
+
+    def backend(graph_module, example_inputs):
+        # Not from inductor's cache, whose key does not know the patch (the hoisting pass's key does).
+        with _hoisting._no_barriers_between_independent_loops(), inductor_config.patch(fx_graph_cache=False):
+            return _hoisting._compile_fx()(graph_module, example_inputs)
+
+    torch._dynamo.reset()
+    a, b, c = torch.ones(1 << 16), torch.ones(60001), torch.ones(100)
+    _, sources = run_and_get_code(torch.compile(update, backend=backend), a, b, c)
+    emitted = [
+        line.strip().removeprefix("#pragma omp ") for line in sources[0].splitlines() if "#pragma omp" in line
+    ]
+    assert emitted == ["parallel", *pragmas]
+    assert torch.equal(a, torch.full_like(a, 2.0)) and torch.equal(c, torch.full_like(c, -2.0))
+    assert torch.equal(b, torch.full_like(b, expected_b))
+
+
 def test_past_the_entry_limit_new_configurations_run_eagerly_after_one_warning(monkeypatch):
     held = sum(len(entries) for entries in _generated._entries.values())
     monkeypatch.setattr(_generated, "RECOMPILE_LIMIT", held)

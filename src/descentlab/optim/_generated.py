@@ -26,6 +26,10 @@ What makes it fast, beyond the fusion:
   Adam 112 memory streams at once, which made the 196-tensor step 1.3x torch's fused kernel on an AMD
   EPYC; with 4 it is 1.04-1.07x (``cpp.max_horizontal_fusion_size``, set in :mod:`._hoisting`), and
   0.96-1.01x with the calls below.
+- **Barriers only where a loop depends on another.** Each fused loop of inductor's OpenMP region ends
+  with a barrier, 194 a step on 196 tensors, though no tensor's loop reads what another writes; they
+  are dropped (``nowait``) except where inductor's dependency analysis says a loop reads one still
+  running (:func:`~descentlab.optim._hoisting._no_barriers_between_independent_loops`).
 - **No size asserts.** Shapes are static, so dynamo's guards have checked every input's sizes and
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
