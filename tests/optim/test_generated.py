@@ -343,6 +343,73 @@ def test_a_loop_waits_at_a_barrier_only_for_the_loops_it_depends_on(update, prag
     assert torch.equal(b, torch.full_like(b, expected_b))
 
 
+class _Node:
+    """A scheduler node as the barrier plan reads it."""
+
+    def __init__(self, name, ancestors=(), reduction=False):
+        self.name, self.ancestors, self.reduction = name, set(ancestors), reduction
+
+    def get_name(self):
+        return self.name
+
+    def is_reduction(self):
+        return self.reduction
+
+
+def _loop(pragma, after=()):
+    return [
+        "{",
+        f"    #pragma omp {pragma}",
+        "    for(int64_t x0=0; x0<64; x0+=1)",
+        "    {",
+        "        out_ptr0[x0] = in_ptr0[x0];",
+        "    }",
+        *after,
+        "}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("second", "reduction", "kept"),
+    [
+        (_loop("for"), False, []),
+        (_loop("for", after=["    out_ptr1[0] = out_ptr0[63];"]), False, [0, 1]),  # code after the loop
+        (_loop("for"), True, [0, 1]),  # a reduction
+        (_loop("for") + _loop("single"), False, [0, 1, 2]),  # two loops in one node
+    ],
+)
+def test_only_a_plain_loop_ends_without_a_barrier(second, reduction, kept):
+    # Each chunk is what inductor emits for one fused node, here inside one parallel region; a loop that
+    # is not plain keeps its barriers and restores the one before it.
+    lines = ["#pragma omp parallel", "{", "int tid = omp_get_thread_num();"]
+    plan = _hoisting._BarrierPlan(lines)
+    for index, (chunk, is_reduction) in enumerate([(_loop("single"), False), (second, reduction)]):
+        start = len(lines)
+        lines += chunk
+        plan.add(start, [_Node(f"op{index}", reduction=is_reduction)])
+    pragmas = [
+        line.strip() for line in lines if line.strip().startswith(("#pragma omp for", "#pragma omp single"))
+    ]
+    assert [index for index, pragma in enumerate(pragmas) if not pragma.endswith(" nowait")] == kept
+
+
+def test_a_loop_reading_one_since_the_last_barrier_restores_that_barrier():
+    lines = ["#pragma omp parallel", "{"]
+    plan = _hoisting._BarrierPlan(lines)
+    for name, ancestors in [("op0", ()), ("op1", ()), ("op2", {"op1"}), ("op3", {"op0"})]:
+        start = len(lines)
+        lines += _loop("for")
+        plan.add(start, [_Node(name, ancestors)])
+    pragmas = [line.strip() for line in lines if line.strip().startswith("#pragma omp for")]
+    # op2 reads op1, so op1 keeps its barrier; op3 reads op0, which finished before that barrier.
+    assert pragmas == [
+        "#pragma omp for nowait",
+        "#pragma omp for",
+        "#pragma omp for nowait",
+        "#pragma omp for nowait",
+    ]
+
+
 def test_past_the_entry_limit_new_configurations_run_eagerly_after_one_warning(monkeypatch):
     held = sum(len(entries) for entries in _generated._entries.values())
     monkeypatch.setattr(_generated, "RECOMPILE_LIMIT", held)

@@ -183,7 +183,11 @@ def _no_barriers_between_independent_loops() -> Iterator[None]:
 
 class _BarrierPlan:
     """Which work-sharing loops of a kernel's parallel regions end without a barrier (see
-    :func:`_no_barriers_between_independent_loops`); edits the kernel's lines as each loop is added."""
+    :func:`_no_barriers_between_independent_loops`); edits the kernel's lines as each loop is added.
+
+    Only a plain loop ends without one: a fused node emitted as exactly one work-sharing construct, with
+    nothing before or after it but the braces of its region, and no reduction among its nodes.
+    """
 
     _SHARED = ("#pragma omp for", "#pragma omp single")
     _PARALLEL = "#pragma omp parallel"
@@ -203,6 +207,7 @@ class _BarrierPlan:
         plain = (
             len(shared) == 1
             and all(map(self._around_regions, chunk[: shared[0]]))
+            and all(map(self._around_regions, self._after_the_loop(chunk[shared[0] + 1 :])))
             and not any(node.is_reduction() for node in nodes)
         )
         ancestors = set().union(*(node.ancestors for node in nodes))
@@ -215,8 +220,20 @@ class _BarrierPlan:
             self.pending.update(node.get_name() for node in nodes)
 
     def _around_regions(self, line: str) -> bool:
-        """Whether ``line`` opens or closes a parallel region (the only code a plain loop may lead with)."""
+        """Whether ``line`` opens or closes a parallel region (the only code around a plain loop)."""
         return line.startswith(self._PARALLEL) or line in self._AROUND_REGIONS
+
+    @staticmethod
+    def _after_the_loop(lines: list[str]) -> list[str]:
+        """The lines after the statement that begins ``lines`` (the work-sharing loop), by brace depth;
+        all of them where the statement does not end (then the loop is not plain)."""
+        depth, opened = 0, False
+        for index, line in enumerate(lines):
+            depth += line.count("{") - line.count("}")
+            opened = opened or depth > 0
+            if opened and depth <= 0:
+                return lines[index + 1 :]
+        return lines or [""]
 
     def _keep_last_barrier(self) -> None:
         if self.last is not None:
