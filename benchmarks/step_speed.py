@@ -253,8 +253,9 @@ def parameters_with_gradients(shapes: Sequence[tuple[int, ...]]) -> list[torch.T
 def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> int:
     """How many parameter-shaped state tensors of ``param`` one more step changes (the bound's ``k``).
 
-    Counting the state that changes rather than the state that exists keeps buffers a phase leaves
-    untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic. A wrapper's state
+    Counting the state that changes (on a fresh gradient) rather than the state that exists keeps
+    buffers a phase leaves untouched (SWATS's SGD momentum while it runs Adam) out of the minimal
+    traffic. A wrapper's state
     counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds one tensor
     per step. Lookahead's slow weights change only every k-th step, so its bound is its base's; they add
     16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle).
@@ -272,8 +273,17 @@ def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -
             current = getattr(current, "base", None)
         return found
 
+    # With a gradient other than the fixed one: on the same gradient again Adamax's max keeps exp_inf
+    # and NormalizedGD(betas=(0, 0)) its moments, which looked untouched (their bounds were 8-16 B low).
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    fixed = [p.grad for p in params]
+    generator = torch.Generator().manual_seed(1)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=generator, dtype=p.dtype)
     before = {key: value.clone() for key, value in tensors().items()}
     optimizer.step()
+    for p, grad in zip(params, fixed):
+        p.grad = grad
     return sum(
         1 for key, value in tensors().items() if key not in before or not torch.equal(before[key], value)
     )

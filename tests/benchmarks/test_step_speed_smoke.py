@@ -121,14 +121,17 @@ def test_spread_is_median_and_quartiles():
         (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 1),
         (lambda p: torch.optim.Adam(p, lr=0.1), 2),
         (lambda p: torch.optim.Adam(p, lr=0.1, amsgrad=True), 3),
+        # On the same gradient again its max keeps exp_inf as it was; it is written every step.
+        (lambda p: torch.optim.Adamax(p, lr=0.1), 2),
     ],
 )
 def test_updated_state_count_matches_torch_state(build, updated):
     param = torch.randn(4, requires_grad=True)
-    param.grad = torch.randn(4)
+    param.grad = grad = torch.randn(4)
     optimizer = build([param])
     optimizer.step()
     assert benchmark.updated_state_count(optimizer, param) == updated
+    assert param.grad is grad  # the benchmark's fixed gradient is back
 
 
 def test_probe_moves_the_step_bytes_and_leaves_gradients_alone():

@@ -38,8 +38,16 @@ COMPLEX_SHAPE = (10000,)
 BLOCK = 8192
 STEPS = 8
 # Rows the generated kernel does not serve (they run eagerly with compiled=True): no state at all (plain SGD
-# is one kernel already). NAdam's 0-d mu_product, not shaped like its parameter, is served (whole tensors).
-EAGER_ONLY = {"sgd"}
+# is one kernel already), group-level state (Schedule-Free: Python numbers that change every step would
+# make every step a new compile). NAdam's 0-d mu_product, not shaped like its parameter, is served.
+EAGER_ONLY = {
+    "sgd",
+    "schedule-free-sgd",
+    "schedule-free-sgd-warmup-wd",
+    "schedule-free-adamw",
+    "schedule-free-adamw-warmup-wd",
+    "schedule-free-adamw-authors-code",
+}
 
 
 def _generated_cases():
@@ -76,8 +84,10 @@ def _run(cls, hyper: dict, compiled: bool, with_complex: bool = True) -> list[to
 )
 def test_generated_kernel_matches_the_eager_path_in_float64(case):
     eager = _run(case.cls, case.hyper, compiled=False)
-    calls = _generated.kernel_calls
+    calls, entries = _generated.kernel_calls, _generated.compiled_entries
     generated = _run(case.cls, case.hyper, compiled=True)
+    # One entry per row (two where a state created on first use changes the bucket), never one a step.
+    assert _generated.compiled_entries - entries <= 2
     assert case.cls.__name__ not in _generated._unavailable
     if case.id in EAGER_ONLY:
         assert _generated.kernel_calls == calls, (
@@ -91,6 +101,20 @@ def test_generated_kernel_matches_the_eager_path_in_float64(case):
     assert any(not torch.equal(a, b) for a, b in zip(eager, start))  # they moved
     for a, b in zip(eager, generated):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_a_chain_with_group_level_state_runs_eagerly_with_compiled_true():
+    # Schedule-Free's k, lr_max and weight_sum are Python numbers that advance every step: a traced kernel
+    # took them as constants, so every step compiled a new entry (20 s each on 196 tensors).
+    params, twins = _twin_params(seed=17)
+    ours = dl.ScheduleFreeSGD([{"params": params, "compiled": True}], lr=0.1)
+    eager = dl.ScheduleFreeSGD([{"params": twins}], lr=0.1)
+    calls = _generated.kernel_calls
+    for step in range(3):
+        _step_both((ours, eager), params, twins, step)
+    assert _generated.kernel_calls == calls
+    for a, b in zip(params, twins):
+        assert torch.equal(a, b)
 
 
 def _entries_made() -> int:
