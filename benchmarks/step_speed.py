@@ -253,14 +253,13 @@ def parameters_with_gradients(shapes: Sequence[tuple[int, ...]]) -> list[torch.T
 def updated_state_count(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> int:
     """How many parameter-shaped state tensors of ``param`` one more step changes (the bound's ``k``).
 
-    Counting the state that changes (on a fresh gradient) rather than the state that exists keeps
-    buffers a phase leaves untouched (SWATS's SGD momentum while it runs Adam) out of the minimal
-    traffic. A wrapper's state
-    counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds one tensor
-    per step. Lookahead's slow weights change only every k-th step, so its bound is its base's; they add
-    16 / k bytes per parameter and step on average (read and write slow and fast weights once a cycle).
-    State read but never written (Prodigy's initial point ``p0``) is not counted, so such a bound is 4
-    bytes per parameter low.
+    Counting the state that changes (on a fresh gradient) rather than the state that exists keeps buffers
+    a phase leaves untouched (SWATS's SGD momentum while it runs Adam) out of the minimal traffic. A
+    wrapper's state counts with its base's (``optimizer.base``, nested): an EMA or SWA of the weights adds
+    one tensor per step. Lookahead's slow weights change only every k-th step, so its bound is its base's;
+    they add 16 / k bytes per parameter and step on average (read and write slow and fast weights once a
+    cycle). State read but never written (Prodigy's initial point ``p0``) is not counted, so such a bound
+    is 4 bytes per parameter low.
     """
 
     def tensors() -> dict[tuple[int, str], torch.Tensor]:
