@@ -62,7 +62,8 @@ import torch
 import descentlab
 from descentlab.atomic import write_text
 from descentlab.optim._engine import RuleOptimizer
-from descentlab.optim.registry import optimizer_classes, step_protocol
+from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper
+from descentlab.optim.registry import optimizer_classes, resolve_optimizer_class, step_protocol
 from descentlab.problems.registry import get_problem
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "step_speed.md"
@@ -136,8 +137,12 @@ class Configuration:
 
     @property
     def compilable(self) -> bool:
-        """Whether the generated one-pass kernel (``compiled=True``) applies: an elementwise chain."""
-        return issubclass(self.cls, RuleOptimizer) and self.cls.elementwise and bool(self.cls.chain)
+        """Whether the generated one-pass kernel (``compiled=True``) applies: an elementwise chain; for a
+        wrapper, its base's (the group key reaches the base, whose param groups the wrapper shares)."""
+        cls = self.cls
+        if issubclass(cls, OptimizerWrapper):
+            cls = resolve_optimizer_class(self.options.get("base", DEFAULT_BASE))
+        return issubclass(cls, RuleOptimizer) and cls.elementwise and bool(cls.chain)
 
 
 def configurations(names: Sequence[str] | None) -> list[Configuration]:

@@ -91,6 +91,19 @@ def test_filters_select_and_unknown_names_are_refused():
         benchmark.parse_arguments(["--quick", "--workload", "nosuch"])
 
 
+def test_compiled_column_follows_the_chain_and_a_wrappers_base():
+    import descentlab.optim as dl
+
+    def compilable(cls, **options):
+        return benchmark.Configuration(cls, options).compilable
+
+    assert compilable(dl.Adam) and compilable(dl.Nesterov) and compilable(dl.ScheduleFreeAdamW)
+    assert not compilable(dl.LAMB) and not compilable(dl.Muon)
+    # A wrapper shares its base's param groups, so compiled=True reaches the base's generated kernel.
+    assert compilable(dl.Lookahead, base="adam") and compilable(dl.WeightAveraging, base="adam")
+    assert not compilable(dl.Lookahead, base="lamb")
+
+
 def _sample(probes: tuple[float, float], kept_core: bool = True):
     return benchmark.Sample(step=1.0, probes=probes, kept_core=kept_core)
 

@@ -361,18 +361,17 @@ class RuleOptimizer(ValidatedOptimizer):
     def _generated(self, group: dict[str, Any], compiling: bool, differentiable: bool) -> bool:
         """Whether ``group``'s buckets go to the generated kernel (:mod:`descentlab.optim._generated`).
 
-        Only for an elementwise chain without group reductions or group-level state, outside
-        torch.compile, with the multi-tensor path (not ``foreach=False``, not differentiable);
-        ``block_numel = 0`` (the exact unblocked path) turns it off too. Group-level state is Python
-        numbers that advance every step (Schedule-Free's ``k``, ``lr_max``, ``weight_sum``), constants of
-        a traced kernel, so each step compiled a new entry (20 s each on 196 tensors).
+        Only for an elementwise chain without group reductions, outside torch.compile, with the
+        multi-tensor path (not ``foreach=False``, not differentiable); ``block_numel = 0`` (the exact
+        unblocked path) turns it off too. Group-level state advances on the host before the kernel, which
+        takes its numbers as tensors (see ``_generated._traced_group``): as constants, each step compiled
+        a new entry (20 s each on 196 tensors).
         """
         return bool(
             group.get("compiled")
             and self.block_numel
             and self.elementwise
             and not self.group_reductions
-            and not self.group_state_declarations
             and not compiling
             and not differentiable
             and group.get("foreach") is not False

@@ -413,6 +413,7 @@ nesterov_lookahead = EvaluationPoint(
     "nesterov_lookahead",
     _from_lookahead,
     _to_lookahead,
+    # One scalar offset per tensor, the same for all its coordinates: elementwise as NAdam's mu_product
+    # (a state not shaped like its parameter keeps the eager step unblocked; see Bucket.blockable).
     state=(State("lookahead_offset", _zero_offset, float64=True),),
-    elementwise=False,  # its offset is one scalar per tensor
 )

@@ -29,6 +29,7 @@ from descentlab.optim._transform import (
     Update,
     arguments,
     is_graph_tensor,
+    step_scalar,
     transform,
 )
 from descentlab.optim._transforms import BETAS, EPS
@@ -48,8 +49,9 @@ def _warmup(group: dict[str, Any]) -> float:
     return min(1.0, group["k"] / warmup) if warmup > 0 else 1.0
 
 
-def _beta2_correction(group: dict[str, Any]) -> float:
-    return 1.0 - float(group["betas"][1]) ** group["k"]
+def _beta2_correction(group: dict[str, Any]) -> float | Tensor:
+    """``1 - beta2^t``; a 0-d tensor inside the generated kernel, where ``k`` is one (see _weight)."""
+    return 1.0 - float(group["betas"][1]) ** step_scalar(group["k"])
 
 
 def _sgd_step_size(group: dict[str, Any]) -> float:
@@ -64,9 +66,25 @@ def _adamw_step_size(group: dict[str, Any]) -> float:
     return _sgd_step_size(group) * math.sqrt(_beta2_correction(group))
 
 
-def _weight(group: dict[str, Any]) -> float:
-    """This step's weight in the average: ``t^r lr_max^weight_lr_power`` (eq. (23): ``gamma_t^2``)."""
-    return group["k"] ** float(group["r"]) * group["lr_max"] ** float(group["weight_lr_power"])
+def _weight(group: dict[str, Any]) -> float | Tensor:
+    """This step's weight in the average: ``t^r lr_max^weight_lr_power`` (eq. (23): ``gamma_t^2``).
+
+    The group-level state is Python numbers, except inside the generated kernel (``compiled=True``),
+    which takes them as float64 tensors so that advancing them recompiles nothing; ``step_scalar`` makes
+    those 0-d and leaves numbers floats (the same float64 arithmetic either way).
+    """
+    k, lr_max = step_scalar(group["k"]), step_scalar(group["lr_max"])
+    return k ** float(group["r"]) * lr_max ** float(group["weight_lr_power"])
+
+
+def _average_weight(group: dict[str, Any], dtype: torch.dtype) -> float | list[Tensor]:
+    """``c = w_t / sum_i w_i``, the weight of ``z`` in the new average (0 while the sum is 0: lr = 0 so
+    far); inside the generated kernel a 0-d tensor of ``dtype`` (the lerp's), chosen without a host read.
+    """
+    weight, total = _weight(group), step_scalar(group["weight_sum"])
+    if isinstance(total, Tensor):
+        return torch.where(total > 0, weight / total, 0.0).to(dtype)
+    return weight / total if total > 0 else 0.0
 
 
 def _averaging_state(step_size: Callable[[dict[str, Any]], float]) -> tuple[GroupState, ...]:
@@ -105,6 +123,19 @@ def average_adamw(update: Update, direction: Direction) -> Direction:
     return Direction(numerator)
 
 
+def _lerp_(starts: list[Tensor], ends: list[Tensor], weight: float | Tensor) -> None:
+    """``start <- lerp(start, end, weight)``. A 0-d tensor ``weight`` (inside the generated kernel) goes
+    through lerp's own two-sided formula, which inductor fuses into the step's one loop; its
+    ``_foreach_lerp`` with tensor weights is a separate library call (one more pass over memory)."""
+    if not isinstance(weight, Tensor):
+        torch._foreach_lerp_(starts, ends, weight)
+        return
+    for start, end in zip(starts, ends):
+        difference = end - start
+        near, far = start + weight * difference, end - difference * (1 - weight)
+        start.copy_(torch.where(weight < 0.5, near, far))
+
+
 def interpolate_(points: list[Tensor], base: list[Tensor], average: list[Tensor], beta: float) -> None:
     """``y <- (1 - beta) z + beta x`` as ``lerp(z, x, beta)``: the one kernel of the step and of train()."""
     if torch.is_grad_enabled():  # a differentiable step: _foreach_copy_ has no derivative
@@ -132,8 +163,7 @@ def _interpolation(
         group, base, average = update.group, update.state["z"], update.state["x"]
         assert isinstance(directions, Direction)
         apply_update(base, directions, group["scheduled_lr"])  # z <- z - gamma_t d
-        weight_sum = group["weight_sum"]
-        torch._foreach_lerp_(average, base, _weight(group) / weight_sum if weight_sum > 0 else 0.0)
+        _lerp_(average, base, _average_weight(group, average[0].dtype))  # x <- (1 - c) x + c z
         interpolate_(update.params, base, average, beta(group))
         return None  # the parameters already hold the next y
 
