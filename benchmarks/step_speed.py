@@ -137,12 +137,12 @@ class Configuration:
 
     @property
     def compilable(self) -> bool:
-        """Whether the generated one-pass kernel (``compiled=True``) applies: an elementwise chain; for a
-        wrapper, its base's (the group key reaches the base, whose param groups the wrapper shares)."""
+        """Whether the generated kernel (``compiled=True``) applies (``RuleOptimizer.has_generated_kernel``);
+        for a wrapper, its base's (the group key reaches the base, whose param groups the wrapper shares)."""
         cls = self.cls
         if issubclass(cls, OptimizerWrapper):
             cls = resolve_optimizer_class(self.options.get("base", DEFAULT_BASE))
-        return issubclass(cls, RuleOptimizer) and cls.elementwise and bool(cls.chain)
+        return issubclass(cls, RuleOptimizer) and cls.has_generated_kernel()
 
 
 def configurations(names: Sequence[str] | None) -> list[Configuration]:

@@ -98,10 +98,11 @@ def test_compiled_column_follows_the_chain_and_a_wrappers_base():
         return benchmark.Configuration(cls, options).compilable
 
     assert compilable(dl.Adam) and compilable(dl.Nesterov) and compilable(dl.ScheduleFreeAdamW)
-    assert not compilable(dl.LAMB) and not compilable(dl.Muon)
+    assert compilable(dl.LAMB) and compilable(dl.Muon)  # per-tensor reductions, traced whole
+    assert not compilable(dl.Prodigy) and not compilable(dl.Adafactor)  # group-wide sums; blocking off
     # A wrapper shares its base's param groups, so compiled=True reaches the base's generated kernel.
     assert compilable(dl.Lookahead, base="adam") and compilable(dl.WeightAveraging, base="adam")
-    assert not compilable(dl.Lookahead, base="lamb")
+    assert not compilable(dl.Lookahead, base="prodigy") and not compilable(dl.SAM, base="adafactor")
 
 
 def _sample(probes: tuple[float, float], kept_core: bool = True):

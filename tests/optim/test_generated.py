@@ -44,11 +44,13 @@ EAGER_ONLY = {"sgd"}
 
 
 def _generated_cases():
-    """Rows the generated path serves: gradient-driven, elementwise, cache-blocking applies."""
+    """Rows the generated path serves (``has_generated_kernel``): elementwise chains where cache-blocking
+    applies, and chains with per-tensor reductions (LAMB's trust ratio, Muon's orthogonalisation)."""
     for case in CASES:
         cls = case.cls
-        elementwise = getattr(cls, "elementwise", False) and getattr(cls, "chain", ())
-        if case.protocol == "gradient" and elementwise and case.applies("cache-blocking"):
+        if case.protocol != "gradient" or not getattr(cls, "has_generated_kernel", lambda: False)():
+            continue
+        if not cls.elementwise or case.applies("cache-blocking"):
             yield case
 
 
@@ -76,9 +78,12 @@ def _run(cls, hyper: dict, compiled: bool, with_complex: bool = True) -> list[to
     "case", [pytest.param(c, marks=[slow, needs_compiler]) for c in _generated_cases()], ids=lambda c: c.id
 )
 def test_generated_kernel_matches_the_eager_path_in_float64(case):
-    eager = _run(case.cls, case.hyper, compiled=False)
+    # A complex parameter joins the bucket as a real view, except where the row refuses mixing it in
+    # (SWATS's paper variant: one dtype per group).
+    with_complex = case.applies("complex")
+    eager = _run(case.cls, case.hyper, compiled=False, with_complex=with_complex)
     calls, entries = _generated.kernel_calls, _generated.compiled_entries
-    generated = _run(case.cls, case.hyper, compiled=True)
+    generated = _run(case.cls, case.hyper, compiled=True, with_complex=with_complex)
     # One entry per row (two where a state created on first use changes the bucket), never one a step.
     assert _generated.compiled_entries - entries <= 2
     assert case.cls.__name__ not in _generated._unavailable
@@ -90,7 +95,7 @@ def test_generated_kernel_matches_the_eager_path_in_float64(case):
         # One call per step (the whole bucket), from the second step on for a state created on first
         # use (SGD's momentum buffer), from the first otherwise.
         assert _generated.kernel_calls - calls >= STEPS - 1
-    start = _params(True)
+    start = _params(with_complex)
     assert any(not torch.equal(a, b) for a, b in zip(eager, start))  # they moved
     for a, b in zip(eager, generated):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
@@ -114,6 +119,22 @@ def test_group_level_state_advancing_every_step_compiles_once_and_matches_eager(
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     ours.eval()
     eager.eval()  # the average x, which the kernel's lerp wrote
+    for a, b in zip(params, twins):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_compiler
+def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors():
+    # LARS's trust ratio is a norm over each whole tensor: the kernel traces it over whole tensors (never
+    # slices), so it equals the eager step; the one per-tensor-reduction compile of CI (about 2 s).
+    params, twins = _twin_params(seed=23)
+    options = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}
+    ours = dl.LARS([{"params": params, "compiled": True}], **options)
+    eager = dl.LARS([{"params": twins}], **options)
+    calls = _generated.kernel_calls
+    for step in range(4):
+        _step_both((ours, eager), params, twins, step)
+    assert _generated.kernel_calls - calls >= 3  # the momentum buffer is created on first use
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

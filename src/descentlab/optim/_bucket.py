@@ -83,21 +83,22 @@ class Bucket:
         single.created_on_use = self.created_on_use
         return single
 
-    def traceable(self) -> Bucket | None:
+    def traceable(self, elementwise: bool) -> Bucket | None:
         """This bucket as the generated kernel takes it, or ``None``: plain tensors whole, in one call.
 
         The kernel traces the eager multi-tensor update itself, so it takes whatever strides and state
         shapes that update takes (NAdam's 0-d ``mu_product``; dynamo's guards specialise the call on
         them), and checking only the parameters' types keeps the call cheap (checking every tensor's
         layout cost ~0.6 ms a step on 196 tensors). A bucket with a DTensor goes as its local shards
-        (:meth:`blockable`); one without state (one kernel already) or with a state created on first use
-        (to store back, which the kernel does not) is ``None``.
+        (:meth:`blockable`) for an ``elementwise`` chain; for one with per-tensor reductions (LAMB's
+        norms) a shard's norm is not the tensor's, so it is ``None``, as is a bucket without state (one
+        kernel already) or with a state created on first use (to store back, which the kernel does not).
         """
         if not self.state or self.created_on_use:
             return None
         for param in self.params:
             if type(param) is not Tensor and type(param) is not Parameter:
-                return self.blockable()
+                return self.blockable() if elementwise else None
         return self
 
     def blockable(self) -> Bucket | None:

@@ -358,20 +358,30 @@ class RuleOptimizer(ValidatedOptimizer):
                         )
         return loss
 
+    @classmethod
+    def has_generated_kernel(cls) -> bool:
+        """Whether ``compiled=True`` runs this class's update through the generated kernel.
+
+        Any chain without a group-wide reduction (Prodigy's sums over every bucket run between two
+        phases): elementwise ones and those with per-tensor reductions (LAMB's and LARS's trust ratios,
+        SWATS's switch test, Muon's orthogonalisation), which the kernel traces over whole tensors, never
+        slices. ``block_numel = 0`` (the exact unblocked path, Adafactor's) turns it off.
+        """
+        return bool(cls.chain) and not cls.group_reductions and bool(cls.block_numel)
+
     def _generated(self, group: dict[str, Any], compiling: bool, differentiable: bool) -> bool:
         """Whether ``group``'s buckets go to the generated kernel (:mod:`descentlab.optim._generated`).
 
-        Only for an elementwise chain without group reductions, outside torch.compile, with the
-        multi-tensor path (not ``foreach=False``, not differentiable); ``block_numel = 0`` (the exact
-        unblocked path) turns it off too. Group-level state advances on the host before the kernel, which
-        takes its numbers as tensors (see ``_generated._traced_group``): as constants, each step compiled
-        a new entry (20 s each on 196 tensors).
+        Where the class has one (:meth:`has_generated_kernel`; ``block_numel = 0`` on an instance turns
+        it off too), outside torch.compile, with the multi-tensor path (not ``foreach=False``, not
+        differentiable). Group-level state advances on the host before the kernel, which takes its
+        numbers as tensors (see ``_generated._traced_group``): as constants, each step compiled a new
+        entry (20 s each on 196 tensors).
         """
         return bool(
             group.get("compiled")
             and self.block_numel
-            and self.elementwise
-            and not self.group_reductions
+            and self.has_generated_kernel()
             and not compiling
             and not differentiable
             and group.get("foreach") is not False
@@ -381,7 +391,7 @@ class RuleOptimizer(ValidatedOptimizer):
         """Update ``bucket`` with the generated kernel, which also increments its step counts; where the
         kernel cannot take it (see :meth:`Bucket.traceable` and :func:`run_generated`), increment them
         here and run the eager multi-tensor path."""
-        whole = bucket.traceable()
+        whole = bucket.traceable(self.elementwise)
         if whole is not None and run_generated(self, group, whole, step, bucket.counts):
             return
         if bucket.counts:

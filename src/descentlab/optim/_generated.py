@@ -1,4 +1,4 @@
-"""The generated one-pass path of an elementwise chain: one compiled call per bucket, scalars hoisted.
+"""The generated one-pass path of a chain: one compiled call per bucket, scalars hoisted.
 
 Opt in per param group with ``compiled=True`` (``Adam([{"params": ..., "compiled": True}])``, or set
 ``group["compiled"] = True`` later). The math is not written a second time: the engine's own update of a
@@ -10,6 +10,7 @@ compiled-step contract, see :mod:`descentlab.optim._engine`), so a scheduler nev
 fuses each tensor's chain of multi-tensor kernels into one C++/OpenMP loop that reads the parameter, its
 gradient and its state once and writes them once (one pass over memory, where the eager chain makes one
 pass per kernel), and emits the loops of all the bucket's tensors in one module, so a step is one call.
+A chain with a per-tensor reduction (a norm) needs two passes, the reduction's and the update's.
 
 What makes it fast, beyond the fusion:
 
@@ -42,12 +43,14 @@ What makes it fast, beyond the fusion:
   (:mod:`descentlab.optim._precompiled`), so a later process loads the entry, guards and graph, instead
   of tracing the update again and looking it up in inductor's cache.
 
-Only chains that declare themselves elementwise and have state run here, over whole tensors (a DTensor as
-its local shard; :meth:`Bucket.traceable`); a state created on first use (SGD's first momentum buffer),
-and plain SGD (one kernel already) take the eager path. Group-level state (Schedule-Free's step count and
-weight sums) advances on the host and reaches the kernel as tensors, as ``lr`` does: as constants, each
-step would be a new compile. Shapes are static: one compiled entry per (class, variant, dtype, flags,
-bucket shapes), so a model compiles once per machine, and a later process
+Chains with state and no group-wide reduction run here (``RuleOptimizer.has_generated_kernel``), over
+whole tensors (:meth:`Bucket.traceable`): elementwise ones, a DTensor as its local shard, and those with
+per-tensor reductions (LAMB's and LARS's trust ratios, SWATS's switch test, Muon's orthogonalisation), a
+DTensor eagerly (a shard's norm is not the tensor's). A state created on first use (SGD's first momentum
+buffer) and plain SGD (one kernel already) take the eager path. Group-level state (Schedule-Free's step
+count and weight sums) advances on the host and reaches the kernel as tensors, as ``lr`` does: as
+constants, each step would be a new compile. Shapes are static: one compiled entry per (class, variant,
+dtype, flags, bucket shapes), so a model compiles once per machine, and a later process
 loads the saved entry. Construction and first step of one 1024 x 1024 tensor in a fresh process take
 1.6-1.85 s on a 2-core AMD EPYC against 1.0-1.1 s for torch's fused Adam (both import dynamo, ~1 s, which
 torch's ``Optimizer`` constructor does; loading the entry is the rest, 0.7 s); 196 tensors 2.2-2.5 s.

@@ -179,6 +179,28 @@ def fsdp_section(rank: int, out_dir: Path) -> dict:
     return results
 
 
+# Chains with per-tensor reductions (trust ratios over the whole tensor): a DTensor shard's norm is not the
+# tensor's, so under FSDP2 compiled=True must not hand their shards to the generated kernel.
+PER_TENSOR_OPTIMIZERS: dict[str, dict] = {"LAMB": {"lr": 1e-2, "weight_decay": 1e-2}, "LARS": {"lr": 0.1}}
+
+
+def per_tensor_section(rank: int, out_dir: Path) -> dict:
+    """Each PER_TENSOR_OPTIMIZERS entry with compiled=True under FSDP2, and eagerly under DDP (whole
+    tensors, the same averaged gradients): the reference for the norms of the sharded run."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    results = {"initial": full_parameters(make_model())}
+    for name, hyper in PER_TENSOR_OPTIMIZERS.items():
+        cls = getattr(dl, name)
+        model = shard(make_model())
+        train(model, cls([{"params": list(model.parameters()), "compiled": True}], **hyper), rank, range(3))
+        results[name, "fsdp2 compiled"] = full_parameters(model)
+        model = DistributedDataParallel(make_model())
+        train(model, cls(model.parameters(), **hyper), rank, range(3))
+        results[name, "ddp"] = full_parameters(model.module)
+    return results
+
+
 def ddp_section(rank: int, out_dir: Path) -> dict:
     """DDP: every TORCH_TWINS entry of both libraries trained STEPS steps from the same init."""
     from torch.nn.parallel import DistributedDataParallel
@@ -266,4 +288,5 @@ SECTIONS = {
     "ddp": ddp_section,
     "zero": zero_section,
     "dcp": dcp_section if has_fully_shard() else None,
+    "per_tensor": per_tensor_section if has_fully_shard() else None,
 }
