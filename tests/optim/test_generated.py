@@ -124,17 +124,24 @@ def test_group_level_state_advancing_every_step_compiles_once_and_matches_eager(
 
 
 @needs_compiler
-def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors():
+def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_call_per_layer_part():
     # LARS's trust ratio is a norm over each whole tensor: the kernel traces it over whole tensors (never
-    # slices), so it equals the eager step; the one per-tensor-reduction compile of CI (about 2 s).
-    params, twins = _twin_params(seed=23)
+    # slices), so it equals the eager step. The bucket is a head and 8 layers of a (48, 32) weight and its
+    # bias: called as the head, then 2 parts of 4 layers that share one compiled entry (optim/_parts.py).
+    # The one per-tensor-reduction compile of CI (a few seconds).
+    generator = torch.Generator().manual_seed(23)
+    shapes = [(80, 64), *[(48, 32), (48,)] * 8]
+    params = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in shapes]
+    params = [param.requires_grad_() for param in params]
+    twins = [param.detach().clone().requires_grad_() for param in params]
     options = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}
     ours = dl.LARS([{"params": params, "compiled": True}], **options)
     eager = dl.LARS([{"params": twins}], **options)
-    calls = _generated.kernel_calls
+    calls, entries = _generated.kernel_calls, _entries_made()
     for step in range(4):
         _step_both((ours, eager), params, twins, step)
-    assert _generated.kernel_calls - calls >= 3  # the momentum buffer is created on first use
+    assert _generated.kernel_calls - calls == 4 * 3
+    assert _entries_made() - entries == 2
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

@@ -161,6 +161,13 @@ class Bucket:
                 for start in range(0, numel, block_numel):
                     yield self._subset([index], slice(start, min(numel, start + block_numel)))
 
+    def part(self, indices: tuple[int, ...]) -> Bucket:
+        """The bucket of the whole tensors at ``indices`` (this bucket itself where they are all of it),
+        for the generated kernel (see :mod:`descentlab.optim._parts`)."""
+        if len(indices) == len(self.params):
+            return self
+        return self._subset(list(indices), slice(None))
+
     def _subset(self, indices: list[int], flat_slice: slice) -> Bucket:
         block = Bucket()
         whole = flat_slice == slice(None)

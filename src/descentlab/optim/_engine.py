@@ -71,7 +71,8 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._bucket import Bucket, BucketPlan
-from descentlab.optim._generated import run_generated
+from descentlab.optim._generated import KernelCall
+from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
 from descentlab.optim._transform import (
     Direction,
@@ -364,8 +365,8 @@ class RuleOptimizer(ValidatedOptimizer):
 
         Any chain without a group-wide reduction (Prodigy's sums over every bucket run between two
         phases): elementwise ones and those with per-tensor reductions (LAMB's and LARS's trust ratios,
-        SWATS's switch test, Muon's orthogonalisation), which the kernel traces over whole tensors, never
-        slices. ``block_numel = 0`` (the exact unblocked path, Adafactor's) turns it off.
+        SWATS's switch test, Muon's orthogonalisation, Adafactor's factored moments), which the kernel
+        traces over whole tensors, never slices. ``block_numel = 0`` (the exact unblocked path) turns it off.
         """
         return bool(cls.chain) and not cls.group_reductions and bool(cls.block_numel)
 
@@ -388,14 +389,36 @@ class RuleOptimizer(ValidatedOptimizer):
         )
 
     def _update_generated(self, group: dict[str, Any], bucket: Bucket, step: int) -> None:
-        """Update ``bucket`` with the generated kernel, which also increments its step counts; where the
-        kernel cannot take it (see :meth:`Bucket.traceable` and :func:`run_generated`), increment them
-        here and run the eager multi-tensor path."""
+        """Update ``bucket`` with the generated kernel, which also increments its step counts, one call
+        per part of its repeated layers (:meth:`_kernel_parts`); where the kernel cannot take the bucket
+        or a part (see :meth:`Bucket.traceable` and :class:`KernelCall`), increment those counts here
+        and run the eager multi-tensor path."""
         whole = bucket.traceable(self.elementwise)
-        if whole is not None and run_generated(self, group, whole, step, bucket.counts):
+        kernel = KernelCall(self, group) if whole is not None else None
+        if kernel is None or not kernel.takes(whole):
+            self._update_eagerly(group, bucket, bucket.counts, step)
             return
-        if bucket.counts:
-            torch._foreach_add_(bucket.counts, 1)
+        counts = bucket.counts
+        for indices in self._kernel_parts(group, whole):
+            part = whole.part(indices)
+            part_counts = [counts[index] for index in indices] if counts else []
+            if not kernel.run(part, step, part_counts):
+                self._update_eagerly(group, part, part_counts, step)
+
+    def _kernel_parts(self, group: dict[str, Any], bucket: Bucket) -> tuple[tuple[int, ...], ...]:
+        """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`), or the
+        whole bucket for a chain that reads across tensors (SWATS's group-wide switch test; an evaluation
+        point moves each tensor by its own state)."""
+        if any(part.reads_other_tensors(group) for part in self.chain):
+            return (tuple(range(len(bucket.params))),)
+        shapes = [param.shape for param in bucket.params]
+        return repeated_parts(shapes, ELEMENTWISE_PART if self.elementwise else REDUCING_PART)
+
+    def _update_eagerly(self, group: dict[str, Any], bucket: Bucket, counts: list[Tensor], step: int) -> None:
+        """A generated group's eager update of ``bucket``: its step ``counts`` incremented, then the
+        multi-tensor path."""
+        if counts:
+            torch._foreach_add_(counts, 1)
         self._update_bucket(group, bucket, step, differentiable=False)
 
     def _check_differentiable_params(self) -> None:

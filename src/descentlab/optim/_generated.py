@@ -58,13 +58,19 @@ Besides the trace, three costs of that step are cut: inductor's checks of the CP
 probe subprocesses per process, are remembered from the first process on the machine (3-4 s on an Intel
 Xeon), as is its validation of the precompiled C++ header (a ``g++ -E`` per process, ~0.15 s; both
 :mod:`descentlab.optim._remembered_probes`), and inductor's GPU kernel templates are compiled from jinja2
-only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`). A
-cold compile grows with the bucket's tensor count (seconds for a few large tensors, 14-30 s for a 196-tensor
-transformer on 2 cores), which is why this path is an opt-in; ``benchmarks/results/generated_kernel.md``
-has the measured speeds and times. A compile that runs longer than :data:`REPORT_AFTER_S` is reported on
-the ``descentlab.optim`` logger (a warning, so it shows without any logging set up): once while it runs,
-and once when it ends, with its time. Without a working compiler (inductor needs a C++ compiler on the
-CPU) the eager path runs, after a one-time warning.
+only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`).
+
+A cold compile grows with the tensor count of a call (seconds for a few large tensors, 14-30 s for a
+196-tensor transformer's Adam on 2 cores), which is why this path is an opt-in. So a deep model's bucket is
+called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the layers after the first
+reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's cold compile on that
+transformer 13 s, not 55 s), parts of at least 128 tensors for elementwise ones (a call costs about 0.1 ms),
+and the whole bucket for a chain that reads across tensors (SWATS's group-wide switch test).
+``benchmarks/results/generated_kernel.md`` and ``step_speed.md`` have the measured speeds and times. A
+compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger (a
+warning, so it shows without any logging set up): once while it runs, and once when it ends, with its
+time. Without a working compiler (inductor needs a C++ compiler on the CPU) the eager path runs, after a
+one-time warning.
 """
 
 from __future__ import annotations
@@ -155,47 +161,62 @@ def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
     return twin_class.__new__(twin_class)
 
 
-def run_generated(
-    optimizer: RuleOptimizer, group: dict[str, Any], bucket: Bucket, step: int, counts: list[Tensor]
-) -> bool:
-    """Update ``bucket`` (from :meth:`Bucket.traceable`) with the compiled kernel and increment
-    ``counts`` (its parameters' step tensors, one less than ``step``); ``False``: nothing run.
+class KernelCall:
+    """The generated kernel for the buckets of one group's step: what every call shares (the class's
+    twin, the traced group, whether inductor's caches are on), made once and not for each part of a
+    bucket (:mod:`descentlab.optim._parts`; about 35 us a call on the lab's CPU)."""
 
-    ``False`` (nothing updated) where this class's compilation failed before or the process holds
-    :data:`RECOMPILE_LIMIT` entries; a failure now warns once and returns ``False`` too (a compile error
-    is raised before the kernel writes anything).
-    """
-    name = type(optimizer).__name__
-    if name in _unavailable or not _at_least(bucket.params, MIN_NUMEL):
-        return False
-    arguments = {
-        "optimizer": _twin(type(optimizer)),
-        "group": _traced_group(optimizer, group),
-        "bucket": bucket,
-        "step": torch.full((len(bucket.params),), float(step), dtype=torch.float64),
-        "counts": counts,
-    }
-    try:
-        if _precompiled.caches_disabled():
-            _through_dynamo(name, bucket, arguments)
-        else:
-            entry = _entry(type(optimizer), bucket, arguments)
-            if entry is None:
-                return False
-            entry.fn(**arguments)
-    except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
-        _unavailable.add(name)
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        warnings.warn(
-            f"{name}(compiled=True): the generated kernel could not be built "
-            f"({type(error).__name__}: {first_line}); running the eager path instead",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        return False
-    global kernel_calls
-    kernel_calls += 1
-    return True
+    def __init__(self, optimizer: RuleOptimizer, group: dict[str, Any]) -> None:
+        self.cls = type(optimizer)
+        self.name = self.cls.__name__
+        self.shared = {"optimizer": _twin(self.cls), "group": _traced_group(optimizer, group)}
+        self.through_dynamo = _precompiled.caches_disabled()
+
+    def takes(self, bucket: Bucket) -> bool:
+        """Whether the kernel may take ``bucket`` (from :meth:`Bucket.traceable`): its class compiled
+        before, and it holds at least :data:`MIN_NUMEL` elements (a smaller one runs eagerly, in
+        microseconds, where a compile would cost seconds)."""
+        return self.name not in _unavailable and _at_least(bucket.params, MIN_NUMEL)
+
+    def run(self, bucket: Bucket, step: int, counts: list[Tensor]) -> bool:
+        """Update ``bucket`` (from :meth:`Bucket.traceable`, or a part of it) with the compiled kernel
+        and increment ``counts`` (its parameters' step tensors, one less than ``step``); ``False``:
+        nothing run.
+
+        ``False`` (nothing updated) where this class's compilation failed before or the process holds
+        :data:`RECOMPILE_LIMIT` entries; a failure now warns once and returns ``False`` too (a compile
+        error is raised before the kernel writes anything).
+        """
+        name = self.name
+        if name in _unavailable:
+            return False
+        arguments = {
+            **self.shared,
+            "bucket": bucket,
+            "step": torch.full((len(bucket.params),), float(step), dtype=torch.float64),
+            "counts": counts,
+        }
+        try:
+            if self.through_dynamo:
+                _through_dynamo(name, bucket, arguments)
+            else:
+                entry = _entry(self.cls, bucket, arguments)
+                if entry is None:
+                    return False
+                entry.fn(**arguments)
+        except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
+            _unavailable.add(name)
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            warnings.warn(
+                f"{name}(compiled=True): the generated kernel could not be built "
+                f"({type(error).__name__}: {first_line}); running the eager path instead",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return False
+        global kernel_calls
+        kernel_calls += 1
+        return True
 
 
 def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) -> Any:

@@ -17,7 +17,10 @@ one *declares* what it needs instead of the algorithm class repeating it by hand
   parameters fall into several buckets (dtypes, devices, state layouts);
 - :attr:`Transform.elementwise`: whether the update of a coordinate depends only on that coordinate's
   values; only then may the engine cut tensors into cache-sized blocks. A per-tensor reduction (a norm,
-  a trust ratio, an orthogonalisation) declares ``elementwise=False``.
+  a trust ratio, an orthogonalisation) declares ``elementwise=False``;
+- :attr:`Transform.across_tensors`: whether its update of one tensor reads other tensors of the
+  bucket (SWATS's whole-group switch test), for every group or for those a predicate of the group
+  names; only a chain that never does may be run in parts of a bucket (:mod:`descentlab.optim._parts`).
 
 A transform maps the incoming :class:`Direction` (the gradient at first) to the outgoing one, given an
 :class:`Update` context (the group, aligned lists of params, grads and state, the step count). It never
@@ -248,6 +251,12 @@ class Transform:
     group_state: tuple[GroupState, ...] = ()
     elementwise: bool = True
     reduction: GroupReduction | None = None
+    across_tensors: bool | Callable[[dict[str, Any]], bool] = False
+
+    def reads_other_tensors(self, group: dict[str, Any]) -> bool:
+        """Whether this transform's update of a tensor of ``group`` reads the bucket's other tensors."""
+        across = self.across_tensors
+        return across(group) if callable(across) else across
 
 
 def transform(
@@ -257,6 +266,7 @@ def transform(
     group_state: Iterable[GroupState] = (),
     elementwise: bool = True,
     reduction: GroupReduction | None = None,
+    across_tensors: bool | Callable[[dict[str, Any]], bool] = False,
 ) -> Callable[[Callable[[Update, Direction], Directions]], Transform]:
     """Make ``update(update, direction) -> directions`` a :class:`Transform` with these declarations."""
 
@@ -269,6 +279,7 @@ def transform(
             tuple(group_state),
             elementwise,
             reduction,
+            across_tensors,
         )
 
     return declare

@@ -268,9 +268,6 @@ class Adafactor(RuleOptimizer):
     )
 
     chain = (scale_by_factored_rms, clip_and_scale_relative, trace_scaled_update)
-    # Never cache-blocked (not elementwise); 0 also says so to descentlab.explore, whose shared paths
-    # are rows of one tensor: Adafactor would factor them as a matrix and clip them together.
-    block_numel = 0
     weight_decay_placement = "decoupled"  # torch's (1 - lr * weight_decay); RMS(X) is read before it
     signature = arguments(
         "lr beta2_decay eps d weight_decay * foreach maximize differentiable beta1 variant",

@@ -41,6 +41,7 @@ SWITCH_STATE = tuple(
     hyperparameters=(BETAS, Hyperparameter("eps", 1e-9), Hyperparameter("switch_rtol", 1e-5, POSITIVE)),
     state=(STEP, FIRST_MOMENT, SECOND_MOMENT, State("momentum_buffer"), *SWITCH_STATE),
     elementwise=False,  # the switch test takes dot products over the whole group (or tensor)
+    across_tensors=lambda group: group["variant"] != "per-tensor",
 )
 def swats_switch(update: Update, direction: Direction) -> Direction:
     """SWATS's step (lr inside): Adam's, testing the switch, until the switch; then SGD's with Lambda."""

@@ -1,0 +1,79 @@
+"""A bucket cut into its repeated layers, so that the generated kernel compiles one layer, not the model.
+
+A cold compile grows with the number of tensors it traces (inductor's lowering, fusion and code
+generation visit each tensor's loops): 98 s for SWATS on a 196-tensor transformer on 2 cores. A deep
+model repeats one layer's shapes many times over, and a compiled entry serves any tensors of its shapes;
+so a bucket is cut into parts of whole layers (:func:`repeated_parts`), each part is one call, and the
+layers after the first reuse the first's entry. SWATS then compiles in 9 s, LAMB in 13 s.
+
+Each call costs about 0.1 ms (guards, dynamo's wrappers, one more OpenMP region), which matters for an
+elementwise chain: at one call per layer, Adam's 196-tensor step took 9 ms, not 6.8 ms. So a part holds
+at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain (only models deeper than that are cut)
+and at least :data:`REDUCING_PART` for one with per-tensor reductions (LAMB's norms), whose step runs two
+passes over each tensor and which gains from a part's tensors staying in cache between them. A chain whose
+reduction spans tensors (SWATS's whole-group switch test) is never cut: a part's test is not the group's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Sequence
+
+# The fewest tensors of a part, for an elementwise chain and for one with per-tensor reductions.
+ELEMENTWISE_PART = 128
+REDUCING_PART = 8
+# The longest layer (in tensors) looked for.
+MAX_PERIOD = 64
+
+
+def repeated_parts(keys: Sequence[Hashable], min_tensors: int) -> tuple[tuple[int, ...], ...]:
+    """The indices of a bucket's tensors as parts: the longest run of a repeated layer cut into parts of
+    ``ceil(min_tensors / layer)`` layers, the rest (tensors before and after the run) as one part first.
+
+    ``keys`` identify what a compiled entry specialises on (each tensor's shape). Every index is in
+    exactly one part. Where no layer repeats enough to fill two parts, or the run would save compiling
+    fewer than a quarter of the tensors, the bucket is one part. Cached: called with the same keys at
+    every step.
+    """
+    return _parts(tuple(keys), min_tensors)
+
+
+@functools.lru_cache(maxsize=256)
+def _parts(keys: tuple[Hashable, ...], min_tensors: int) -> tuple[tuple[int, ...], ...]:
+    count = len(keys)
+    whole = (tuple(range(count)),)
+    found = _longest_repetition(keys)
+    if found is None:
+        return whole
+    period, start, repeats = found
+    layers_per_part = -(-min_tensors // period)
+    if repeats < 2 * layers_per_part or (repeats - 1) * period < count // 4:
+        return whole
+    end = start + repeats * period
+    rest = (*range(start), *range(end, count))
+    parts = [rest] if rest else []
+    for first in range(0, repeats, layers_per_part):
+        last = min(repeats, first + layers_per_part)
+        parts.append(tuple(range(start + first * period, start + last * period)))
+    return tuple(parts)
+
+
+def _longest_repetition(keys: tuple[Hashable, ...]) -> tuple[int, int, int] | None:
+    """``(period, start, repeats)`` of the run ``keys[start : start + repeats * period]`` made of one
+    block of ``period`` keys repeated, chosen to cover the most keys beyond its first block (the shortest
+    period on a tie); ``None`` where nothing repeats."""
+    count = len(keys)
+    best: tuple[int, int, int] | None = None
+    best_saved = 0
+    for period in range(1, min(MAX_PERIOD, count // 2) + 1):
+        run = 0  # how many keys in a row equal the key one period later
+        for index in range(count - period + 1):
+            if index < count - period and keys[index] == keys[index + period]:
+                run += 1
+                continue
+            repeats = (run + period) // period
+            saved = (repeats - 1) * period
+            if saved > best_saved:
+                best, best_saved = (period, index - run, repeats), saved
+            run = 0
+    return best

@@ -1,0 +1,78 @@
+"""A bucket cut into its repeated layers (optim/_parts.py), which the generated kernel compiles once.
+
+The expectations are worked out by hand from the layouts (a GPT-style transformer's parameter list, a
+stack of equal tensors); the property test checks what the kernel relies on for any layout: every tensor
+in exactly one part, and the parts after the rest all of one layer's keys, so a compiled entry serves them.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import descentlab.optim as dl
+from descentlab.optim._bucket import Bucket
+from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
+
+
+def transformer(layers: int) -> list[tuple[int, ...]]:
+    """Token and position embeddings, ``layers`` blocks of 12 tensors, the final norm's two."""
+    width = 32
+    block = [(width,), (width,), (3 * width, width), (3 * width,), (width, width), (width,)]
+    block += [(width,), (width,), (4 * width, width), (4 * width,), (width, 4 * width), (width,)]
+    return [(500, width), (64, width), *block * layers, (width,), (width,)]
+
+
+def test_a_transformer_is_cut_into_its_blocks_with_the_embeddings_and_final_norm_first():
+    parts = repeated_parts(transformer(16), REDUCING_PART)
+    assert parts[0] == (0, 1, 194, 195)
+    assert parts[1:] == tuple(tuple(range(2 + 12 * layer, 14 + 12 * layer)) for layer in range(16))
+
+
+def test_an_elementwise_chain_cuts_only_models_deep_enough_for_two_parts_of_its_minimum():
+    # 16 blocks of 12 tensors make one part and a bit at 128 tensors a part: not worth a second call.
+    assert repeated_parts(transformer(16), ELEMENTWISE_PART) == (tuple(range(196)),)
+    # 48 blocks: parts of 11 blocks (132 tensors), the last of the 4 left over.
+    parts = repeated_parts(transformer(48), ELEMENTWISE_PART)
+    assert [len(part) for part in parts] == [4, 132, 132, 132, 132, 48]
+
+
+def test_equal_tensors_in_a_row_are_parts_of_the_minimum_count():
+    assert repeated_parts([(5,)] * 20, 8) == (tuple(range(8)), tuple(range(8, 16)), tuple(range(16, 20)))
+
+
+def test_a_model_without_repeated_layers_is_one_part():
+    assert repeated_parts([(index + 1,) for index in range(40)], 8) == (tuple(range(40)),)
+    # A repeat that saves compiling under a quarter of the tensors is not worth the calls either.
+    assert repeated_parts([(index + 1,) for index in range(60)] + [(7, 7)] * 20, 8) == (tuple(range(80)),)
+
+
+@given(st.lists(st.sampled_from([(1,), (2,), (3, 3), (4,)]), max_size=120), st.integers(1, 40))
+def test_parts_cover_each_tensor_once_and_layer_parts_of_one_size_repeat_one_layout(keys, minimum):
+    parts = repeated_parts(keys, minimum)
+    assert sorted(index for part in parts for index in part) == list(range(len(keys)))
+    # The parts between the first (the rest, or a layer part) and the last (maybe fewer layers) are full.
+    layouts = [tuple(keys[index] for index in part) for part in parts]
+    middle = layouts[1:-1]
+    assert len(set(middle)) <= 1
+    if middle:
+        assert middle[0][: len(layouts[-1])] == layouts[-1]
+
+
+def _layered(optimizer_class: type, **options: object) -> tuple[torch.optim.Optimizer, Bucket]:
+    params = [torch.zeros(500, 32), *[torch.zeros(shape) for shape in transformer(4)[2:-2]]]
+    optimizer = optimizer_class([{"params": params, "compiled": True}], **options)
+    bucket = Bucket()
+    bucket.params = params
+    return optimizer, bucket
+
+
+def test_a_chain_whose_test_spans_the_group_is_never_cut():
+    # SWATS's paper variant tests the switch on dot products over the whole group; per tensor it may be cut.
+    optimizer, bucket = _layered(dl.SWATS)
+    assert optimizer._kernel_parts(optimizer.param_groups[0], bucket) == (tuple(range(49)),)
+    optimizer, bucket = _layered(dl.SWATS, variant="per-tensor")
+    assert len(optimizer._kernel_parts(optimizer.param_groups[0], bucket)) == 5
+    optimizer, bucket = _layered(dl.LAMB)
+    assert len(optimizer._kernel_parts(optimizer.param_groups[0], bucket)) == 5
