@@ -1,17 +1,21 @@
 """A bucket cut into its repeated layers, so that the generated kernel compiles one layer, not the model.
 
 A cold compile grows with the number of tensors it traces (inductor's lowering, fusion and code
-generation visit each tensor's loops): 98 s for SWATS on a 196-tensor transformer on 2 cores. A deep
-model repeats one layer's shapes many times over, and a compiled entry serves any tensors of its shapes;
-so a bucket is cut into parts of whole layers (:func:`repeated_parts`), each part is one call, and the
-layers after the first reuse the first's entry. SWATS then compiles in 9 s, LAMB in 13 s.
+generation visit each tensor's loops): 188 s for SWATS's per-tensor variant on a 196-tensor transformer
+on 2 cores. A deep model repeats one layer's shapes many times over, and a compiled entry serves any
+tensors of its shapes; so a bucket is cut into parts of whole layers (:func:`repeated_parts`), each part
+is one call, and the layers after the first reuse the first's entry. That SWATS then compiles in 16 s,
+LAMB in 15 s, Muon in 10 s (were 188, 55 and 49 s; ``benchmarks/results/step_speed.md``).
 
-Each call costs about 0.1 ms (guards, dynamo's wrappers, one more OpenMP region), which matters for an
-elementwise chain: at one call per layer, Adam's 196-tensor step took 9 ms, not 6.8 ms. So a part holds
-at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain (only models deeper than that are cut)
-and at least :data:`REDUCING_PART` for one with per-tensor reductions (LAMB's norms), whose step runs two
-passes over each tensor and which gains from a part's tensors staying in cache between them. A chain whose
-reduction spans tensors (SWATS's whole-group switch test) is never cut: a part's test is not the group's.
+Each call costs about 25 us of Python (dynamo's guards and wrappers) and one more OpenMP region, which
+matters for an elementwise chain: cut into parts of 4 layers, Adam's and AdamW's 196-tensor steps were
+1.07-1.08x torch's fused kernel against 0.96-0.98x whole (back to back on a 2-core Xeon; compiles of 8-18
+s against 27-31 s; ``benchmarks/results/step_speed_parts.md``). A compile is paid once per machine and a
+step at every step, so a part holds at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain
+(only models deeper than that are cut) and at least :data:`REDUCING_PART` for one with per-tensor
+reductions (LAMB's norms), whose step runs two passes over each tensor and loses nothing by being called
+per layer. A chain whose reduction spans tensors (SWATS's whole-group switch test) is never cut: a part's
+test is not the group's.
 """
 
 from __future__ import annotations
