@@ -124,11 +124,17 @@ def test_group_level_state_advancing_every_step_compiles_once_and_matches_eager(
 
 
 @needs_compiler
-def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_call_per_layer_part():
+def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_call_per_layer_part(
+    monkeypatch, caplog
+):
     # LARS's trust ratio is a norm over each whole tensor: the kernel traces it over whole tensors (never
     # slices), so it equals the eager step. The bucket is a head and 8 layers of a (48, 32) weight and its
-    # bias: called as the head, then 2 parts of 4 layers that share one compiled entry (optim/_parts.py).
-    # The one per-tensor-reduction compile of CI (a few seconds).
+    # bias: called as the head, then 2 parts of 4 layers that share one compiled entry (optim/_parts.py),
+    # and a compile's report says it is a part. The one per-tensor-reduction compile of CI (a few seconds;
+    # compiled anew, not loaded from an earlier run's entries).
+    monkeypatch.setattr(_precompiled, "load", lambda path, f_globals: None)
+    monkeypatch.setattr(_generated, "REPORT_AFTER_S", 0.0)
+    caplog.set_level(logging.WARNING, logger="descentlab.optim")
     generator = torch.Generator().manual_seed(23)
     shapes = [(80, 64), *[(48, 32), (48,)] * 8]
     params = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in shapes]
@@ -142,6 +148,11 @@ def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_ca
         _step_both((ours, eager), params, twins, step)
     assert _generated.kernel_calls - calls == 4 * 3
     assert _entries_made() - entries == 2
+    ready = [record.getMessage() for record in caplog.records if "is ready after" in record.getMessage()]
+    assert len(ready) == 2
+    assert all(
+        "; one part of a 17-tensor bucket called in parts of its repeated layers)" in line for line in ready
+    )
     for a, b in zip(params, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

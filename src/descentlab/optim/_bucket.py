@@ -30,6 +30,7 @@ class Bucket:
         self.complex_flags: list[bool] = []
         self.created_on_use = False  # a state value is None: created on first use, to store back
         self.counts: list[Tensor] = []  # step counts still to increment (a generated group's buckets)
+        self.part_of = 0  # the tensor count of the bucket this one is a part of (see part); 0: none
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
@@ -166,7 +167,9 @@ class Bucket:
         for the generated kernel (see :mod:`descentlab.optim._parts`)."""
         if len(indices) == len(self.params):
             return self
-        return self._subset(list(indices), slice(None))
+        part = self._subset(list(indices), slice(None))
+        part.part_of = len(self.params)
+        return part
 
     def _subset(self, indices: list[int], flat_slice: slice) -> Bucket:
         block = Bucket()

@@ -314,10 +314,12 @@ class _CompileReport:
     def __init__(self, name: str, bucket: Bucket) -> None:
         params = bucket.params
         numel = sum(param.numel() for param in params)
-        self.what = (
-            f"{name}(compiled=True): the generated kernel for a bucket of {len(params)} tensors "
-            f"({numel:,} elements, {str(params[0].dtype).removeprefix('torch.')}, {params[0].device})"
-        )
+        where = f"{numel:,} elements, {str(params[0].dtype).removeprefix('torch.')}, {params[0].device}"
+        what = f"a bucket of {len(params)} tensors ({where})"
+        if bucket.part_of:
+            where += f"; one part of a {bucket.part_of}-tensor bucket called in parts of its repeated layers"
+            what = f"{len(params)} tensors ({where})"
+        self.what = f"{name}(compiled=True): the generated kernel for {what}"
         self.timer = threading.Timer(REPORT_AFTER_S, self._notice)
         self.timer.daemon = True
 
