@@ -71,7 +71,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._bucket import Bucket, BucketPlan
-from descentlab.optim._generated import KernelCall
+from descentlab.optim._generated import KernelCall, kernel_takes
 from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
 from descentlab.optim._transform import (
@@ -391,14 +391,13 @@ class RuleOptimizer(ValidatedOptimizer):
     def _update_generated(self, group: dict[str, Any], bucket: Bucket, step: int) -> None:
         """Update ``bucket`` with the generated kernel, which also increments its step counts, one call
         per part of its repeated layers (:meth:`_kernel_parts`); where the kernel cannot take the bucket
-        or a part (see :meth:`Bucket.traceable` and :class:`KernelCall`), increment those counts here
-        and run the eager multi-tensor path."""
+        or a part (see :meth:`Bucket.traceable`, :func:`kernel_takes` and :class:`KernelCall`), increment
+        those counts here and run the eager multi-tensor path."""
         whole = bucket.traceable(self.elementwise)
-        kernel = KernelCall(self, group) if whole is not None else None
-        if kernel is None or not kernel.takes(whole):
+        if whole is None or not kernel_takes(self, whole):
             self._update_eagerly(group, bucket, bucket.counts, step)
             return
-        counts = bucket.counts
+        kernel, counts = KernelCall(self, group), bucket.counts
         for indices in self._kernel_parts(group, whole):
             part = whole.part(indices)
             part_counts = [counts[index] for index in indices] if counts else []

@@ -64,8 +64,9 @@ A cold compile grows with the tensor count of a call (seconds for a few large te
 196-tensor transformer's Adam on 2 cores), which is why this path is an opt-in. So a deep model's bucket is
 called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the layers after the first
 reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's cold compile on that
-transformer 13 s, not 55 s), parts of at least 128 tensors for elementwise ones (a call costs about 0.1 ms),
-and the whole bucket for a chain that reads across tensors (SWATS's group-wide switch test).
+transformer 15 s, not 55 s), parts of at least 128 tensors for elementwise ones (a call costs about 25 us
+of Python and an OpenMP region), and the whole bucket for a chain that reads across tensors (SWATS's
+group-wide switch test).
 ``benchmarks/results/generated_kernel.md`` and ``step_speed.md`` have the measured speeds and times. A
 compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger (a
 warning, so it shows without any logging set up): once while it runs, and once when it ends, with its
@@ -161,6 +162,13 @@ def _twin(cls: type[RuleOptimizer]) -> RuleOptimizer:
     return twin_class.__new__(twin_class)
 
 
+def kernel_takes(optimizer: RuleOptimizer, bucket: Bucket) -> bool:
+    """Whether the kernel may take ``bucket`` (from :meth:`Bucket.traceable`): its class compiled
+    before, and it holds at least :data:`MIN_NUMEL` elements (a smaller one runs eagerly, in
+    microseconds, where a compile would cost seconds)."""
+    return type(optimizer).__name__ not in _unavailable and _at_least(bucket.params, MIN_NUMEL)
+
+
 class KernelCall:
     """The generated kernel for the buckets of one group's step: what every call shares (the class's
     twin, the traced group, whether inductor's caches are on), made once and not for each part of a
@@ -171,12 +179,6 @@ class KernelCall:
         self.name = self.cls.__name__
         self.shared = {"optimizer": _twin(self.cls), "group": _traced_group(optimizer, group)}
         self.through_dynamo = _precompiled.caches_disabled()
-
-    def takes(self, bucket: Bucket) -> bool:
-        """Whether the kernel may take ``bucket`` (from :meth:`Bucket.traceable`): its class compiled
-        before, and it holds at least :data:`MIN_NUMEL` elements (a smaller one runs eagerly, in
-        microseconds, where a compile would cost seconds)."""
-        return self.name not in _unavailable and _at_least(bucket.params, MIN_NUMEL)
 
     def run(self, bucket: Bucket, step: int, counts: list[Tensor]) -> bool:
         """Update ``bucket`` (from :meth:`Bucket.traceable`, or a part of it) with the compiled kernel
