@@ -33,6 +33,13 @@ What makes it fast, beyond the fusion:
   running (:func:`~descentlab.optim._hoisting._no_barriers_between_independent_loops`).
 - **No size asserts.** Shapes are static, so dynamo's guards have checked every input's sizes and
   strides before the call; inductor's wrapper re-checking them cost ~0.4 ms a step on 196 tensors.
+- **Reductions in the loops, no temporaries.** A per-tensor norm is traced as ``vector_norm`` (see
+  :func:`descentlab.optim._rules.norms`), a reduction inductor fuses into the loop that computes its
+  operand, where ``_foreach_norm`` was aten's kernel, a pass of its own. A value read by two loops (LAMB's
+  update ``u``, read by its norm and by the step) is recomputed in the second, not stored
+  (``realize_reads_threshold``, set in :mod:`._hoisting`): storing it allocated a 4 B/param temporary,
+  page faults included, at every step. LAMB on 4 x 25M-element tensors 207 -> 120 ms, LARS 98 -> 70 ms;
+  the two passes of such a chain (its norms', then the update's) read 44 B/param for LAMB and 28 for LARS.
 - **Cheap calls.** The traced function receives the optimizer class's stateless twin (one per class, see
   :func:`_twin`), a plain dict of the group's hyperparameters and the bucket, never the optimizer itself:
   dynamo guards an optimizer by identity, so every new optimizer instance retraced. A call does not

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import RuleOptimizer, as_float
-from descentlab.optim._rules import ema_, nonvanishing_eps, per_tensor
+from descentlab.optim._rules import ema_, nonvanishing_eps, norms, per_tensor
 from descentlab.optim._transform import (
     STEP,
     Direction,
@@ -136,9 +136,9 @@ def _root_mean_squares(tensors: list[Tensor], as_tensor: bool) -> list[float] | 
     """
     if as_tensor:
         sizes = torch.tensor([max(tensor.numel(), 1) ** 0.5 for tensor in tensors], dtype=torch.float64)
-        return torch.stack(torch._foreach_norm(tensors)).to(torch.float64) / sizes  # empty: 0 / 1
-    norms = torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
-    return [norm / tensor.numel() ** 0.5 if tensor.numel() else 0.0 for norm, tensor in zip(norms, tensors)]
+        return torch.stack(norms(tensors)).to(torch.float64) / sizes  # empty: 0 / 1
+    values = torch.stack(norms(tensors)).tolist() if tensors else []
+    return [norm / tensor.numel() ** 0.5 if tensor.numel() else 0.0 for norm, tensor in zip(values, tensors)]
 
 
 @transform(hyperparameters=(Hyperparameter("d", 1.0, Real(1.0)),), elementwise=False)

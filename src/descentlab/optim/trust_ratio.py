@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from descentlab.optim._engine import RuleOptimizer
-from descentlab.optim._rules import add_decayed_weights, per_tensor
+from descentlab.optim._rules import add_decayed_weights, norms, per_tensor
 from descentlab.optim._transform import (
     Direction,
     Hyperparameter,
@@ -86,15 +86,13 @@ def scale_by_trust_ratio(split_norm_variants: tuple[str, ...] = ()) -> Transform
             return Direction(add_decayed_weights(updates, params, weight_decay))
         # A differentiable step updates the parameters in place after this, so the norm's backward
         # must read a copy of them.
-        param_norms = torch._foreach_norm(
-            [param.clone() for param in params] if torch.is_grad_enabled() else params
-        )
+        param_norms = norms([param.clone() for param in params] if torch.is_grad_enabled() else params)
         split = update.group.get("variant") in split_norm_variants
         if split:
-            update_norms = torch._foreach_add(torch._foreach_norm(updates), param_norms, alpha=weight_decay)
+            update_norms = torch._foreach_add(norms(updates), param_norms, alpha=weight_decay)
         updates = add_decayed_weights(updates, params, weight_decay)
         if not split:
-            update_norms = torch._foreach_norm(updates)
+            update_norms = norms(updates)
         ratios = per_tensor(trust_ratios(param_norms, update_norms, update.group).to(updates[0].dtype))
         # Never scale the incoming tensors (the gradients) in place; nor in a differentiable step, whose
         # norm's backward reads ``updates``.

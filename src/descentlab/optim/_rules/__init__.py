@@ -13,7 +13,7 @@ from descentlab.optim._rules.moments import (
     running_max_,
     trace_,
 )
-from descentlab.optim._rules.scalars import per_tensor
+from descentlab.optim._rules.scalars import norms, per_tensor
 from descentlab.optim._rules.scaling import (
     bias_correction,
     nonvanishing_eps,
@@ -32,6 +32,7 @@ __all__ = [
     "ema_",
     "ema_of_squares_",
     "nonvanishing_eps",
+    "norms",
     "per_tensor",
     "plus_eps",
     "root_plus_eps",

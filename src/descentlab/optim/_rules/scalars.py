@@ -5,11 +5,12 @@ entry per parameter) and tensor hyperparameters as 0-d tensors, so the graph tak
 instead of reading them on the host (a graph break) or baking their values in (a recompile whenever a
 scheduler changes them). A factor derived from them is then a 0-d tensor (shared by every parameter)
 or a 1-D tensor (one entry per parameter); :func:`per_tensor` turns the latter into the list the
-multi-tensor kernels take.
+multi-tensor kernels take. :func:`norms` reduces each tensor to one such scalar.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -21,3 +22,15 @@ def per_tensor(factor: float | Tensor) -> float | Tensor | list[Tensor]:
     if isinstance(factor, Tensor) and factor.dim() == 1:
         return list(factor.unbind())
     return factor
+
+
+def norms(tensors: list[Tensor]) -> list[Tensor]:
+    """The 2-norm of each tensor (0-d): one multi-tensor kernel eagerly, a fused reduction each compiled.
+
+    Inductor lowers ``_foreach_norm`` to aten's kernel, a pass over memory of its own (and the tensor it
+    reads must be stored first); a per-tensor ``vector_norm`` is a reduction it fuses into the loop that
+    computes the tensor.
+    """
+    if torch.compiler.is_compiling():
+        return [torch.linalg.vector_norm(tensor) for tensor in tensors]
+    return torch._foreach_norm(tensors)
