@@ -158,6 +158,35 @@ def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_ca
 
 
 @needs_compiler
+def test_a_group_reduction_runs_its_first_phase_eagerly_and_the_update_in_the_kernel():
+    # Prodigy's d comes from sums over the whole group (phase one: eager, read on the host); the update
+    # (phase two) runs in the kernel with d and the rest of the group state as tensors. One entry serves a
+    # run whose d grows over 100-fold and whose first steps are skipped (lr = 0 leaves ||s||_1 = 0: a step
+    # of zero in the kernel, none in the eager path).
+    params, twins = _twin_params(seed=31)
+    ours = dl.Prodigy([{"params": params, "compiled": True}], weight_decay=0.01)
+    eager = dl.Prodigy([{"params": twins}], weight_decay=0.01)
+    entries, calls = _entries_made(), _generated.kernel_calls
+    start = [param.detach().clone() for param in params]
+    for lr in [0.0, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0]:
+        for optimizer in (ours, eager):
+            optimizer.param_groups[0]["lr"] = lr
+        for a, b in zip(params, twins):
+            a.grad, b.grad = 2 * (a.detach() - 0.5), 2 * (b.detach() - 0.5)
+        ours.step()
+        eager.step()
+        if lr == 0.0:
+            assert all(torch.equal(a, b) for a, b in zip(params, start))
+    assert _entries_made() - entries == 1
+    assert _generated.kernel_calls - calls == 8
+    group, eager_group = ours.param_groups[0], eager.param_groups[0]
+    assert group["d"] > 100 * group["d0"]
+    assert group["d"] == pytest.approx(eager_group["d"], rel=1e-12, abs=0)
+    for a, b in zip(params, twins):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_compiler
 def test_a_trust_ratio_step_fuses_its_norms_and_allocates_no_temporary_the_size_of_a_parameter(monkeypatch):
     # LAMB's update u is read by its norm and by the step. Traced as _foreach_norm, the norm was aten's
     # kernel, so inductor stored u in a buffer the size of each parameter, allocated at every step (with

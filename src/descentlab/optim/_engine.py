@@ -363,12 +363,13 @@ class RuleOptimizer(ValidatedOptimizer):
     def has_generated_kernel(cls) -> bool:
         """Whether ``compiled=True`` runs this class's update through the generated kernel.
 
-        Any chain without a group-wide reduction (Prodigy's sums over every bucket run between two
-        phases): elementwise ones and those with per-tensor reductions (LAMB's and LARS's trust ratios,
+        Any chain: elementwise ones and those with per-tensor reductions (LAMB's and LARS's trust ratios,
         SWATS's switch test, Muon's orthogonalisation, Adafactor's factored moments), which the kernel
-        traces over whole tensors, never slices. ``block_numel = 0`` (the exact unblocked path) turns it off.
+        traces over whole tensors, never slices. A group reduction's first phase (Prodigy's sums over
+        every bucket) runs eagerly before the kernel, and its group state reaches the kernel as tensors.
+        ``block_numel = 0`` (the exact unblocked path) turns it off.
         """
-        return bool(cls.chain) and not cls.group_reductions and bool(cls.block_numel)
+        return bool(cls.chain) and bool(cls.block_numel)
 
     def _generated(self, group: dict[str, Any], compiling: bool, differentiable: bool) -> bool:
         """Whether ``group``'s buckets go to the generated kernel (:mod:`descentlab.optim._generated`).

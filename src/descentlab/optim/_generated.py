@@ -50,10 +50,12 @@ What makes it fast, beyond the fusion:
   (:mod:`descentlab.optim._precompiled`), so a later process loads the entry, guards and graph, instead
   of tracing the update again and looking it up in inductor's cache.
 
-Chains with state and no group-wide reduction run here (``RuleOptimizer.has_generated_kernel``), over
-whole tensors (:meth:`Bucket.traceable`): elementwise ones, a DTensor as its local shard, and those with
-per-tensor reductions (LAMB's and LARS's trust ratios, SWATS's switch test, Muon's orthogonalisation), a
-DTensor eagerly (a shard's norm is not the tensor's). A state created on first use (SGD's first momentum
+Chains with state run here (``RuleOptimizer.has_generated_kernel``), over whole tensors
+(:meth:`Bucket.traceable`): elementwise ones, a DTensor as its local shard, and those with per-tensor
+reductions (LAMB's and LARS's trust ratios, SWATS's switch test, Muon's orthogonalisation), a DTensor
+eagerly (a shard's norm is not the tensor's). A group reduction's first phase (Prodigy's sums over the
+whole group, which its host-side rule turns into the new ``d``) runs eagerly before the kernel, which
+then takes the group state as tensors, as Schedule-Free's. A state created on first use (SGD's first momentum
 buffer) and plain SGD (one kernel already) take the eager path. Group-level state (Schedule-Free's step
 count and weight sums) advances on the host and reaches the kernel as tensors, as ``lr`` does: as
 constants, each step would be a new compile. Shapes are static: one compiled entry per (class, variant,

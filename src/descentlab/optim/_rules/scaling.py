@@ -24,7 +24,7 @@ def bias_correction(beta: float | Tensor, step: int | Tensor) -> float | Tensor:
     return 1.0 - beta**step
 
 
-def nonvanishing_eps(eps: float, values: list[Tensor]) -> float:
+def nonvanishing_eps(eps: float | Tensor, values: list[Tensor]) -> float | Tensor:
     """``eps``, or the smallest positive normal number of ``values``' dtype where ``eps`` is below it.
 
     An eps the dtype cannot hold rounds to 0 (float16's 1e-8 does: its smallest positive value is 6e-8),
@@ -32,13 +32,15 @@ def nonvanishing_eps(eps: float, values: list[Tensor]) -> float:
     the smallest *normal* number (6.1e-5 in float16) rather than to the smallest subnormal also bounds
     ``m / eps`` where ``v`` underflowed to 0 but ``m`` did not, and survives flush-to-zero arithmetic.
     Any eps the dtype holds as a normal number (every default, in float32, float64 and bfloat16) is
-    returned unchanged, so those results stay bit-for-bit torch.optim's.
+    returned unchanged, so those results stay bit-for-bit torch.optim's. A tensor ``eps`` (a compiled
+    step's, such as Prodigy's ``d eps``) is clamped the same way.
     """
     if not values:
         return eps
     dtype = values[0].dtype
     tiny = _SMALLEST_NORMAL.get(dtype)
-    return max(eps, torch.finfo(dtype).tiny if tiny is None else tiny)
+    tiny = torch.finfo(dtype).tiny if tiny is None else tiny
+    return eps.clamp(min=tiny) if isinstance(eps, Tensor) else max(eps, tiny)
 
 
 # torch.finfo(dtype).tiny, read from a plain dict (a step asks for it in every kernel with eps; dynamo warns
@@ -53,7 +55,9 @@ def square_root(value: float | Tensor) -> float | Tensor:
     return value.sqrt() if isinstance(value, Tensor) else math.sqrt(value)
 
 
-def root_plus_eps(squares: list[Tensor], eps: float, correction: float | Tensor = 1.0) -> list[Tensor]:
+def root_plus_eps(
+    squares: list[Tensor], eps: float | Tensor, correction: float | Tensor = 1.0
+) -> list[Tensor]:
     """``sqrt(v / correction) + eps`` as a new list: eps outside the root (Adam, torch's RMSprop).
 
     Computed as ``sqrt(v) / sqrt(correction) + eps``, the order torch.optim uses. A 1-D tensor
