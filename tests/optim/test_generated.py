@@ -158,11 +158,11 @@ def test_a_chain_with_per_tensor_norms_runs_the_kernel_over_whole_tensors_one_ca
 
 
 @needs_compiler
-def test_a_group_reduction_runs_its_first_phase_eagerly_and_the_update_in_the_kernel():
-    # Prodigy's d comes from sums over the whole group (phase one: eager, read on the host); the update
-    # (phase two) runs in the kernel with d and the rest of the group state as tensors. One entry serves a
-    # run whose d grows over 100-fold and whose first steps are skipped (lr = 0 leaves ||s||_1 = 0: a step
-    # of zero in the kernel, none in the eager path).
+def test_a_group_reduction_runs_both_phases_in_kernels_and_its_rule_on_the_host():
+    # Prodigy's d comes from sums over the whole group: phase one is a kernel of the sums, then the rule
+    # turns them into d on the host, and the update (phase two) runs in the kernel with d and the rest of
+    # the group state as tensors. One entry of each serves a run whose d grows over 100-fold and whose
+    # first steps are skipped (lr = 0 leaves ||s||_1 = 0: a step of zero in the kernel, none eagerly).
     params, twins = _twin_params(seed=31)
     ours = dl.Prodigy([{"params": params, "compiled": True}], weight_decay=0.01)
     eager = dl.Prodigy([{"params": twins}], weight_decay=0.01)
@@ -177,8 +177,8 @@ def test_a_group_reduction_runs_its_first_phase_eagerly_and_the_update_in_the_ke
         eager.step()
         if lr == 0.0:
             assert all(torch.equal(a, b) for a, b in zip(params, start))
-    assert _entries_made() - entries == 1
-    assert _generated.kernel_calls - calls == 8
+    assert _entries_made() - entries == 2
+    assert _generated.kernel_calls - calls == 2 * 8
     group, eager_group = ours.param_groups[0], eager.param_groups[0]
     assert group["d"] > 100 * group["d0"]
     assert group["d"] == pytest.approx(eager_group["d"], rel=1e-12, abs=0)

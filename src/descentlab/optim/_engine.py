@@ -62,7 +62,7 @@ that :mod:`descentlab.optim._generated` compiles from this engine's own update, 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -349,7 +349,7 @@ class RuleOptimizer(ValidatedOptimizer):
                 generated = self._generated(group, compiling, differentiable)
                 buckets = self._buckets(group, compiling, generated, differentiable)
                 if self.group_reductions and buckets:
-                    self._reduce_group(group, buckets)
+                    self._reduce_group(group, buckets, generated)
                 for (_, _, step, _), bucket in buckets.items():
                     if generated:
                         self._update_generated(group, bucket, step)
@@ -366,7 +366,7 @@ class RuleOptimizer(ValidatedOptimizer):
         Any chain: elementwise ones and those with per-tensor reductions (LAMB's and LARS's trust ratios,
         SWATS's switch test, Muon's orthogonalisation, Adafactor's factored moments), which the kernel
         traces over whole tensors, never slices. A group reduction's first phase (Prodigy's sums over
-        every bucket) runs eagerly before the kernel, and its group state reaches the kernel as tensors.
+        every bucket) has a kernel of its own, and the group state reaches the update's kernel as tensors.
         ``block_numel = 0`` (the exact unblocked path) turns it off.
         """
         return bool(cls.chain) and bool(cls.block_numel)
@@ -468,13 +468,17 @@ class RuleOptimizer(ValidatedOptimizer):
             if declaration.advance is not None:  # once per group and step, before its buckets
                 group[declaration.name] = declaration.advance(group)
 
-    def _reduce_group(self, group: dict[str, Any], buckets: dict[tuple[Any, ...], Bucket]) -> None:
-        """Phase one of a two-phase step: each reduction's sums over every bucket, then its ``finish``."""
-        decoupled = self._decoupled(group)
-        for reduction in self.group_reductions:
+    def _reduce_group(
+        self, group: dict[str, Any], buckets: dict[tuple[Any, ...], Bucket], generated: bool
+    ) -> None:
+        """Phase one of a two-phase step: each reduction's sums over every bucket (from the generated kernel
+        of the sums for a ``generated`` group), then its ``finish``."""
+        for index, reduction in enumerate(self.group_reductions):
+            kernel = KernelCall(self, group) if generated else None  # the group as the last finish left it
             partials = [
-                reduction.accumulate(self._gradient_update(group, bucket, bucket.step_count(step), decoupled))
+                sums
                 for (_, _, step, _), bucket in buckets.items()
+                for sums in self._partial_sums(group, bucket, step, index, kernel)
             ]
             device = torch.as_tensor(partials[0][0]).device if partials[0] else None
             totals = [
@@ -482,6 +486,27 @@ class RuleOptimizer(ValidatedOptimizer):
                 for terms in zip(*partials)
             ]
             reduction.finish(group, totals)
+
+    def _partial_sums(
+        self, group: dict[str, Any], bucket: Bucket, step: int, index: int, kernel: KernelCall | None
+    ) -> list[Sequence[Tensor]]:
+        """Reduction ``index``'s sums over ``bucket``: one set, or one per part the kernel is called on."""
+        whole = bucket.traceable(self.elementwise) if kernel is not None else None
+        if kernel is None or whole is None or not kernel_takes(self, whole):
+            return [self._bucket_sums(group, bucket, bucket.step_count(step), index)]
+        partials = []
+        for indices in self._kernel_parts(group, whole):
+            part = whole.part(indices)
+            sums = kernel.sums(part, step, index)
+            eager = sums is None
+            partials.append(self._bucket_sums(group, part, bucket.step_count(step), index) if eager else sums)
+        return partials
+
+    def _bucket_sums(self, group: dict[str, Any], bucket: Bucket, step: int | Tensor, index: int) -> Any:
+        """Reduction ``index``'s ``accumulate`` on ``bucket``, which sees the gradient the chain will see
+        (after ``maximize`` and coupled weight decay) and the parameters not yet moved."""
+        update = self._gradient_update(group, bucket, step, self._decoupled(group))
+        return self.group_reductions[index].accumulate(update)
 
     def _update_bucket(
         self, group: dict[str, Any], bucket: Bucket, step: int | Tensor, differentiable: bool

@@ -53,9 +53,10 @@ What makes it fast, beyond the fusion:
 Chains with state run here (``RuleOptimizer.has_generated_kernel``), over whole tensors
 (:meth:`Bucket.traceable`): elementwise ones, a DTensor as its local shard, and those with per-tensor
 reductions (LAMB's and LARS's trust ratios, SWATS's switch test, Muon's orthogonalisation), a DTensor
-eagerly (a shard's norm is not the tensor's). A group reduction's first phase (Prodigy's sums over the
-whole group, which its host-side rule turns into the new ``d``) runs eagerly before the kernel, which
-then takes the group state as tensors, as Schedule-Free's. A state created on first use (SGD's first momentum
+eagerly (a shard's norm is not the tensor's). A chain with a group reduction (Prodigy's sums over the
+whole group, which its rule turns into the new ``d`` on the host) runs in two kernels: the sums' (one
+call per bucket or part, :func:`_bucket_sums`), then the update's, which takes the group state as
+tensors, as Schedule-Free's. A state created on first use (SGD's first momentum
 buffer) and plain SGD (one kernel already) take the eager path. Group-level state (Schedule-Free's step
 count and weight sums) advances on the host and reaches the kernel as tensors, as ``lr`` does: as
 constants, each step would be a new compile. Shapes are static: one compiled entry per (class, variant,
@@ -90,6 +91,7 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -118,7 +120,8 @@ logger = logging.getLogger("descentlab.optim")
 
 _unavailable: set[str] = set()  # classes whose compilation failed: eager from then on (warned once)
 _over_the_limit: set[str] = set()  # classes told that RECOMPILE_LIMIT was reached
-_entries: dict[type, list[Any]] = {}  # the compiled entries of each class, oldest first
+_entries: dict[tuple[type, str], list[Any]] = {}  # each class's entries of each traced function, oldest first
+_NOT_RUN = object()  # what a kernel call that could not run returns
 kernel_calls = 0  # buckets updated by the compiled kernel in this process (read by the tests)
 compiled_entries = 0  # entries compiled in this process (read by the tests)
 loaded_entries = 0  # entries loaded from disk (read by the tests)
@@ -135,15 +138,25 @@ def _bucket_update(
     optimizer._apply(group, bucket, step)
 
 
+def _bucket_sums(
+    optimizer: RuleOptimizer, group: dict[str, Any], bucket: Bucket, step: Tensor, reduction: int
+) -> list[Tensor]:
+    """What the first phase of a two-phase step traces: the partial sums of the chain's group reduction
+    number ``reduction`` over one bucket (Prodigy's ``<g, x0 - x>`` and ``||s||_1``), before any parameter
+    moves (:meth:`RuleOptimizer._bucket_sums`)."""
+    return list(optimizer._bucket_sums(group, bucket, step, reduction))
+
+
 @functools.cache
-def _compiler() -> Any:
-    """:func:`_bucket_update` under ``torch.compile`` with the hoisting backend, built on first use:
-    importing dynamo and inductor costs 1.2-1.6 s, which a process that never compiles does not pay."""
+def _compiler(traced: Callable[..., Any]) -> Any:
+    """``traced`` (:func:`_bucket_update` or :func:`_bucket_sums`) under ``torch.compile`` with the hoisting
+    backend, built on first use: importing dynamo and inductor costs 1.2-1.6 s, which a process that never
+    compiles does not pay."""
     from descentlab.optim._hoisting import hoisting_inductor
 
     # Static shapes: a bucket's shapes are fixed for a training run, and inductor then emits one loop per
     # group of equal-sized tensors (dynamic shapes would give every tensor its own loop and size guards).
-    return torch.compile(_bucket_update, backend=hoisting_inductor, fullgraph=True, dynamic=False)
+    return torch.compile(traced, backend=hoisting_inductor, fullgraph=True, dynamic=False)
 
 
 class _Twin:
@@ -190,31 +203,43 @@ class KernelCall:
         self.through_dynamo = _precompiled.caches_disabled()
 
     def run(self, bucket: Bucket, step: int, counts: list[Tensor]) -> bool:
-        """Update ``bucket`` (from :meth:`Bucket.traceable`, or a part of it) with the compiled kernel
-        and increment ``counts`` (its parameters' step tensors, one less than ``step``); ``False``:
-        nothing run.
+        """Update ``bucket`` (step ``step``; ``counts``, its step counts, incremented) with the kernel, or
+        return ``False`` where it cannot: the eager path must run instead.
 
-        ``False`` (nothing updated) where this class's compilation failed before or the process holds
-        :data:`RECOMPILE_LIMIT` entries; a failure now warns once and returns ``False`` too (a compile
-        error is raised before the kernel writes anything).
+        The first call of a configuration compiles it (or loads it from disk). Entries are limited to
+        :data:`RECOMPILE_LIMIT`; a failure now warns once and returns ``False`` too (a compile error is
+        raised before the kernel writes anything).
         """
-        name = self.name
-        if name in _unavailable:
-            return False
-        arguments = {
+        arguments = {**self._arguments(bucket, step), "counts": counts}
+        return self._call(_bucket_update, bucket, arguments) is not _NOT_RUN
+
+    def sums(self, bucket: Bucket, step: int, reduction: int) -> list[Tensor] | None:
+        """The partial sums of group reduction ``reduction`` over ``bucket`` (the first phase of the step)
+        from a kernel of their own, or ``None`` where it cannot run (the eager sums must run instead)."""
+        arguments = {**self._arguments(bucket, step), "reduction": reduction}
+        result = self._call(_bucket_sums, bucket, arguments)
+        return None if result is _NOT_RUN else result
+
+    def _arguments(self, bucket: Bucket, step: int) -> dict[str, Any]:
+        return {
             **self.shared,
             "bucket": bucket,
             "step": torch.full((len(bucket.params),), float(step), dtype=torch.float64),
-            "counts": counts,
         }
+
+    def _call(self, traced: Callable[..., Any], bucket: Bucket, arguments: dict[str, Any]) -> Any:
+        """``traced``'s compiled entry called with ``arguments``: its result, or ``_NOT_RUN``."""
+        name = self.name
+        if name in _unavailable:
+            return _NOT_RUN
         try:
             if self.through_dynamo:
-                _through_dynamo(name, bucket, arguments)
+                result = _through_dynamo(traced, name, bucket, arguments)
             else:
-                entry = _entry(self.cls, bucket, arguments)
+                entry = _entry(self.cls, traced, bucket, arguments)
                 if entry is None:
-                    return False
-                entry.fn(**arguments)
+                    return _NOT_RUN
+                result = entry.fn(**arguments)
         except Exception as error:  # no compiler, or a chain the compiler cannot trace: eager
             _unavailable.add(name)
             first_line = str(error).splitlines()[0] if str(error) else ""
@@ -222,15 +247,17 @@ class KernelCall:
                 f"{name}(compiled=True): the generated kernel could not be built "
                 f"({type(error).__name__}: {first_line}); running the eager path instead",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-            return False
+            return _NOT_RUN
         global kernel_calls
         kernel_calls += 1
-        return True
+        return result
 
 
-def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) -> Any:
+def _entry(
+    cls: type[RuleOptimizer], traced: Callable[..., Any], bucket: Bucket, arguments: dict[str, Any]
+) -> Any:
     """The compiled entry whose guards admit ``arguments``: one of this process's, else the one saved on
     disk for them, else a new compile (reported, and saved); ``None`` past :data:`RECOMPILE_LIMIT`.
 
@@ -242,7 +269,7 @@ def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) 
     kernel only with grad disabled (the non-differentiable step).
     """
     global compiled_entries, loaded_entries
-    entries = _entries.setdefault(cls, [])
+    entries = _entries.setdefault((cls, traced.__name__), [])
     for entry in reversed(entries):
         if entry.guard_check(**arguments):
             return entry
@@ -262,25 +289,26 @@ def _entry(cls: type[RuleOptimizer], bucket: Bucket, arguments: dict[str, Any]) 
     if entry is not None and entry.guard_check(**arguments):
         loaded_entries += 1
     else:
-        with _CompileReport(cls.__name__, bucket), remembered_probes():
-            entry = _aot_compile(arguments)
+        with _CompileReport(cls.__name__, bucket, traced), remembered_probes():
+            entry = _aot_compile(traced, arguments)
         compiled_entries += 1
         _precompiled.save(entry, path)
     entries.append(entry)
     return entry
 
 
-def _through_dynamo(name: str, bucket: Bucket, arguments: dict[str, Any]) -> None:
+def _through_dynamo(traced: Callable[..., Any], name: str, bucket: Bucket, arguments: dict[str, Any]) -> Any:
     """The kernel called through dynamo, which compiles where no entry of its own admits the call: for
     a process with inductor's caches off (``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``), in which dynamo
     refuses to compile ahead of time. Each call pays dynamo's frame hook (~0.7 ms on 196 tensors)."""
     limit = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
-    with _CompileReport(name, bucket), remembered_probes(), limit:
-        _compiler()(**arguments)
+    with _CompileReport(name, bucket, traced), remembered_probes(), limit:
+        return _compiler(traced)(**arguments)
 
 
-def _aot_compile(arguments: dict[str, Any]) -> Any:
-    """dynamo's ahead-of-time compile of :func:`_bucket_update` for ``arguments``.
+def _aot_compile(traced: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """dynamo's ahead-of-time compile of ``traced`` (:func:`_bucket_update`, :func:`_bucket_sums`) for
+    ``arguments``.
 
     dynamo traces each 0-d float64 CPU input's ``item()`` as a symbolic float, which inductor's
     ``tensorify_python_scalars`` pass then specialises by restarting the trace, even where nothing reads
@@ -293,7 +321,7 @@ def _aot_compile(arguments: dict[str, Any]) -> Any:
     from torch._dynamo.symbolic_convert import TensorifyState
 
     global traces
-    compiler = _compiler()
+    compiler = _compiler(traced)
     try:
         for _ in range(_TRACE_ATTEMPTS - 1):
             traces += 1
@@ -322,7 +350,7 @@ class _CompileReport:
     """Around a compile: a notice once it has run :data:`REPORT_AFTER_S` seconds, and its time when it
     ends (if it ran that long)."""
 
-    def __init__(self, name: str, bucket: Bucket) -> None:
+    def __init__(self, name: str, bucket: Bucket, traced: Callable[..., Any] = _bucket_update) -> None:
         params = bucket.params
         numel = sum(param.numel() for param in params)
         where = f"{numel:,} elements, {str(params[0].dtype).removeprefix('torch.')}, {params[0].device}"
@@ -330,7 +358,8 @@ class _CompileReport:
         if bucket.part_of:
             where += f"; one part of a {bucket.part_of}-tensor bucket called in parts of its repeated layers"
             what = f"{len(params)} tensors ({where})"
-        self.what = f"{name}(compiled=True): the generated kernel for {what}"
+        kernel = "the generated kernel" + (" of the group sums" if traced is _bucket_sums else "")
+        self.what = f"{name}(compiled=True): {kernel} for {what}"
         self.timer = threading.Timer(REPORT_AFTER_S, self._notice)
         self.timer.daemon = True
 

@@ -24,13 +24,13 @@ def per_tensor(factor: float | Tensor) -> float | Tensor | list[Tensor]:
     return factor
 
 
-def norms(tensors: list[Tensor]) -> list[Tensor]:
-    """The 2-norm of each tensor (0-d): one multi-tensor kernel eagerly, a fused reduction each compiled.
+def norms(tensors: list[Tensor], ord: float = 2.0) -> list[Tensor]:
+    """The ``ord``-norm of each tensor (0-d): one multi-tensor kernel eagerly, fused reductions compiled.
 
     Inductor lowers ``_foreach_norm`` to aten's kernel, a pass over memory of its own (and the tensor it
     reads must be stored first); a per-tensor ``vector_norm`` is a reduction it fuses into the loop that
     computes the tensor.
     """
     if torch.compiler.is_compiling():
-        return [torch.linalg.vector_norm(tensor) for tensor in tensors]
-    return torch._foreach_norm(tensors)
+        return [torch.linalg.vector_norm(tensor, ord) for tensor in tensors]
+    return torch._foreach_norm(tensors, ord)
