@@ -100,10 +100,11 @@ def test_compiled_column_follows_the_chain_and_a_wrappers_base():
     assert compilable(dl.Adam) and compilable(dl.Nesterov) and compilable(dl.ScheduleFreeAdamW)
     # Per-tensor reductions (norms, orthogonalisation, factored moments), traced over whole tensors.
     assert compilable(dl.LAMB) and compilable(dl.Muon) and compilable(dl.Adafactor)
-    assert not compilable(dl.Prodigy)  # group-wide sums
+    assert compilable(dl.Prodigy)  # group-wide sums: a kernel of the sums, then the update's
+    assert not compilable(dl.LineSearchGD) and not compilable(dl.SVRG)  # steps of their own, no chain
     # A wrapper shares its base's param groups, so compiled=True reaches the base's generated kernel.
-    assert compilable(dl.Lookahead, base="adam") and compilable(dl.WeightAveraging, base="adam")
-    assert not compilable(dl.Lookahead, base="prodigy") and not compilable(dl.SAM, base="prodigy")
+    assert compilable(dl.Lookahead, base="adam") and compilable(dl.WeightAveraging, base="prodigy")
+    assert not compilable(dl.Lookahead, base="svrg") and not compilable(dl.SAM, base="linesearchgd")
 
 
 def _sample(probes: tuple[float, float], kept_core: bool = True):
