@@ -85,7 +85,7 @@ def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
     points = [param.detach().reshape(-1)[::slice_p] for param in update.params]
     dots = [torch.dot(g, offset) for g, offset in zip(grads, torch._foreach_sub(state["p0"], points))]
     torch._foreach_mul_(state["s"], _beta3(group))
-    _add_scaled_(state["s"], grads, weight)
+    _add_multiple_(state["s"], grads, weight)
     return torch.stack(dots).sum(), torch.stack(norms(state["s"], 1.0)).sum()
 
 
@@ -150,10 +150,10 @@ def scale_by_prodigy(update: Update, direction: Direction) -> Direction | None:
     d = _number(group, "d_prev")  # d_k, the estimate this step started from
     if "exp_avg" in state:
         torch._foreach_mul_(state["exp_avg"], beta1)
-        _add_scaled_(state["exp_avg"], grads, d * (1.0 - beta1))
+        _add_multiple_(state["exp_avg"], grads, d * (1.0 - beta1))
     torch._foreach_mul_(state["exp_avg_sq"], beta2)
     if compiled:
-        _add_scaled_(state["exp_avg_sq"], torch._foreach_mul(grads, grads), d * d * (1.0 - beta2))
+        _add_multiple_(state["exp_avg_sq"], torch._foreach_mul(grads, grads), d * d * (1.0 - beta2))
     else:
         torch._foreach_addcmul_(state["exp_avg_sq"], grads, grads, value=d * d * (1.0 - beta2))
     if not compiled and float(group["d_denom"]) == 0.0:
@@ -177,7 +177,7 @@ def _number(group: dict[str, Any], key: str) -> float | Tensor:
     return value.reshape(()) if isinstance(value, Tensor) else float(value)
 
 
-def _add_scaled_(targets: list[Tensor], values: list[Tensor], factor: float | Tensor) -> None:
+def _add_multiple_(targets: list[Tensor], values: list[Tensor], factor: float | Tensor) -> None:
     """``target <- target + factor * value``: one kernel with a float, a product then a sum with a tensor."""
     if isinstance(factor, Tensor):
         torch._foreach_add_(targets, torch._foreach_mul(values, factor))
