@@ -48,7 +48,7 @@ def _beta3(group: dict[str, Any]) -> float:
     return math.sqrt(float(group["betas"][1])) if group["beta3"] is None else float(group["beta3"])
 
 
-def _bias_correction(group: dict[str, Any], t: int | Tensor) -> float | Tensor:
+def _bias_correction(group: dict[str, Any], t: float | Tensor) -> float | Tensor:
     """The authors' ``use_bias_correction`` factor of step ``t`` (1-based), else 1 (``t`` a float64 tensor
     in the generated kernel, which takes the group state as tensors)."""
     if not group["use_bias_correction"]:
@@ -75,8 +75,7 @@ def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
     """Phase one: ``s <- beta3 s + w g`` and this bucket's ``sum <g, x0 - x>`` and ``sum ||s||_1``."""
     group, state = update.group, update.state
     # In the generated kernel of the sums the group state and lr are float64 tensors.
-    k = group["k"].reshape(()) if isinstance(group["k"], Tensor) else int(group["k"])
-    d, d0, t = _number(group, "d"), float(group["d0"]), k + 1
+    d, d0, t = _number(group, "d"), float(group["d0"]), _number(group, "k") + 1
     step_d = d * step_scalar(group["lr"]) * _bias_correction(group, t)
     # The authors weight s by (d / d0) * d * lr * bc, or by (d / d0) * d with safeguard_warmup.
     weight = (d / d0) * (d if group["safeguard_warmup"] else step_d)
@@ -161,7 +160,7 @@ def scale_by_prodigy(update: Update, direction: Direction) -> Direction | None:
         return None
     # The authors' code adds d_{k+1} eps (and, with beta1 = 0, steps along d_{k+1} g); the paper uses d_k.
     new_d = d if group["variant"] == "paper" else _number(group, "d")
-    step_d = d * _bias_correction(group, _number(group, "k") if compiled else int(group["k"]))
+    step_d = d * _bias_correction(group, _number(group, "k"))
     if compiled:  # the skipped step as a zero step (the kernel cannot branch on d_denom), moments kept
         step_d = torch.where(_number(group, "d_denom") == 0.0, 0.0, step_d)
     update.decay_multiplier = step_d
