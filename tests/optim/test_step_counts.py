@@ -17,6 +17,7 @@ import torch
 from optim_harness import seeded_tensors
 
 import descentlab.optim as dl
+from descentlab.optim._rules import increment_counts_, scalars
 
 SHAPES = [(3, 2), (4,)]
 
@@ -111,3 +112,35 @@ def test_a_deep_copy_continues_like_the_original():
     copied = copy.deepcopy(ours)
     _steps((copied, theirs), 2, 3)
     _assert_same(copied, theirs)
+
+
+COUNT_DTYPES = {
+    "float32": [torch.float32] * 3,
+    "float64": [torch.float64] * 2,
+    "bfloat16": [torch.bfloat16],
+    "int64": [torch.int64] * 2,
+    "mixed": [torch.float32, torch.int64, torch.float64],
+}
+
+
+@pytest.mark.parametrize("dtypes", COUNT_DTYPES)
+def test_incrementing_counts_adds_one_to_each_in_its_own_dtype_and_bumps_its_version_once(dtypes):
+    counts = [torch.tensor(41 + index, dtype=dtype) for index, dtype in enumerate(COUNT_DTYPES[dtypes])]
+    versions = [count._version for count in counts]
+    increment_counts_(counts)
+    assert [count.dtype for count in counts] == COUNT_DTYPES[dtypes]
+    assert [count.item() for count in counts] == [42 + index for index in range(len(counts))]
+    # The engine's Python counts (see the module docstring) trust exactly one bump per increment.
+    assert [count._version for count in counts] == [version + 1 for version in versions]
+
+
+def test_the_cached_one_made_under_inference_mode_serves_a_later_step_with_autograd_on(monkeypatch):
+    monkeypatch.setattr(scalars, "_ONES", {})
+    with torch.inference_mode():
+        counts = [torch.tensor(1.0)]
+        increment_counts_(counts)
+    assert not scalars._ONES[torch.float32].is_inference()
+    ours, theirs = _pair()
+    with torch.enable_grad():
+        _steps((ours, theirs), 0, 2)
+    _assert_same(ours, theirs)

@@ -73,7 +73,7 @@ from torch import Tensor
 from descentlab.optim._bucket import Bucket, BucketPlan
 from descentlab.optim._generated import KernelCall, kernel_takes
 from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
-from descentlab.optim._rules import add_decayed_weights, decay_weights_, per_tensor
+from descentlab.optim._rules import add_decayed_weights, decay_weights_, increment_counts_, per_tensor
 from descentlab.optim._transform import (
     Direction,
     Directions,
@@ -418,7 +418,7 @@ class RuleOptimizer(ValidatedOptimizer):
         """A generated group's eager update of ``bucket``: its step ``counts`` incremented, then the
         multi-tensor path."""
         if counts:
-            torch._foreach_add_(counts, 1)
+            increment_counts_(counts)
         self._update_bucket(group, bucket, step, differentiable=False)
 
     def _check_differentiable_params(self) -> None:
@@ -688,7 +688,7 @@ class RuleOptimizer(ValidatedOptimizer):
             elif self._bucket_plans:  # a plan of this group from steps that could plan it is stale now
                 self._bucket_plans.pop(id(group), None)
         if steps and not generated:
-            torch._foreach_add_(steps, 1)
+            increment_counts_(steps)
         if group.get("maximize", False):
             for bucket in buckets.values():
                 bucket.grads = torch._foreach_neg(bucket.grads)

@@ -13,7 +13,7 @@ from descentlab.optim._rules.moments import (
     running_max_,
     trace_,
 )
-from descentlab.optim._rules.scalars import norms, per_tensor
+from descentlab.optim._rules.scalars import increment_counts_, norms, per_tensor
 from descentlab.optim._rules.scaling import (
     bias_correction,
     nonvanishing_eps,
@@ -31,6 +31,7 @@ __all__ = [
     "decay_weights_",
     "ema_",
     "ema_of_squares_",
+    "increment_counts_",
     "nonvanishing_eps",
     "norms",
     "per_tensor",
