@@ -135,11 +135,11 @@ def test_incrementing_counts_adds_one_to_each_in_its_own_dtype_and_bumps_its_ver
 
 
 def test_the_cached_one_made_under_inference_mode_serves_a_later_step_with_autograd_on(monkeypatch):
-    monkeypatch.setattr(scalars, "_ONES", {})
+    monkeypatch.setattr(scalars, "_OPERANDS", {})
     with torch.inference_mode():
-        counts = [torch.tensor(1.0)]
+        counts = [torch.tensor(1.0), torch.tensor(2.0)]
         increment_counts_(counts)
-    assert not scalars._ONES[torch.float32].is_inference()
+    assert not scalars._OPERANDS[(1.0, torch.float32)].is_inference()
     ours, theirs = _pair()
     with torch.enable_grad():
         _steps((ours, theirs), 0, 2)

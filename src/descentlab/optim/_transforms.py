@@ -25,6 +25,7 @@ from descentlab.optim._rules import (
     root_plus_eps,
     root_with_eps_inside,
     running_max_,
+    scalar_operand,
     square_root,
     trace_,
 )
@@ -123,9 +124,8 @@ def scale_by_nadam(update: Update, direction: Direction) -> tuple[Direction, Dir
     mu_next = scheduled_momentum(beta1, update.group["momentum_decay"], step + 1)
     products = state["mu_product"]
     # A compiled step's mu is float64; the eager step multiplies by it in the products' dtype.
-    torch._foreach_mul_(
-        products, per_tensor(mu.to(products[0].dtype) if isinstance(mu, torch.Tensor) else mu)
-    )
+    factor = mu.to(products[0].dtype) if isinstance(mu, torch.Tensor) else scalar_operand(mu, products)
+    torch._foreach_mul_(products, per_tensor(factor))
     ema_(state["exp_avg"], grads, mu if _variant(update) == "paper" else beta1)
     ema_of_squares_(state["exp_avg_sq"], grads, beta2)
     denominator = root_plus_eps(state["exp_avg_sq"], update.group["eps"], bias_correction(beta2, step))
@@ -265,7 +265,7 @@ def trace_quotient(update: Update, direction: Direction) -> Direction:
             "momentum_buffer); construct the optimizer with momentum > 0 to schedule it"
         )
     buffers = update.state["momentum_buffer"]
-    torch._foreach_mul_(buffers, momentum)
+    torch._foreach_mul_(buffers, scalar_operand(momentum, buffers))
     if _variant(update) == "graves":
         # Graves's eq. (40) scales by the learning rate inside the buffer, so lr changes act gradually.
         lr = step_scalar(update.group["lr"])
@@ -311,7 +311,7 @@ def scale_by_adadelta(update: Update, direction: Direction) -> Direction:
         torch._foreach_div_(deltas, gradient_rms)
         torch._foreach_mul_(deltas, grads)
     if _variant(update) == "scaled_accumulator":
-        torch._foreach_mul_(deltas, step_scalar(update.group["lr"]))
+        torch._foreach_mul_(deltas, scalar_operand(step_scalar(update.group["lr"]), deltas))
         ema_of_squares_(state["acc_delta"], deltas, rho)
         return Direction(deltas, lr_scaled=False)
     ema_of_squares_(state["acc_delta"], deltas, rho)
@@ -352,7 +352,7 @@ def trace(update: Update, direction: Direction) -> Direction:
         trace_(buffers, grads, momentum, update.number("dampening"))
     if update.group["nesterov"]:
         if ema:
-            grads = torch._foreach_mul(grads, 1.0 - momentum)
+            grads = torch._foreach_mul(grads, scalar_operand(1.0 - momentum, grads))
         return Direction(torch._foreach_add(grads, buffers, alpha=momentum))
     return Direction(buffers)
 

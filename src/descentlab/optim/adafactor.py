@@ -66,9 +66,10 @@ def _mean_of_squares(grad: Tensor, dim: int, eps1: float, paper: bool) -> Tensor
     size = max(grad.size(dim), 1)
     if paper:
         return (grad * grad + eps1).sum(dim=dim, keepdim=True).div_(size)
-    # torch's own sequence of kernels (bitwise parity): ||g||^2 / size without materialising g^2. The
-    # square is a new (row- or column-sized) tensor: a differentiable step's norm backward reads the norm.
-    return torch.norm(grad, dim=dim, keepdim=True).square().div_(size)
+    # torch's own sequence of kernels (bitwise parity): ||g||^2 / size without materialising g^2 (its
+    # torch.norm calls this vector_norm, after a few µs of Python). The square is a new (row- or
+    # column-sized) tensor: a differentiable step's norm backward reads the norm.
+    return torch.linalg.vector_norm(grad, 2, dim=dim, keepdim=True).square().div_(size)
 
 
 def _scaled_gradient(update: Update, index: int, weight: float | Tensor, eps1: float, paper: bool) -> Tensor:

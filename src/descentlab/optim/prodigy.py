@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import RuleOptimizer, as_float
-from descentlab.optim._rules import norms, root_plus_eps, square_root
+from descentlab.optim._rules import norms, root_plus_eps, scalar_operand, square_root
 from descentlab.optim._transform import (
     Direction,
     GroupReduction,
@@ -83,7 +83,7 @@ def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
     grads = [grad.reshape(-1)[::slice_p] for grad in update.grads]
     points = [param.detach().reshape(-1)[::slice_p] for param in update.params]
     dots = [torch.dot(g, offset) for g, offset in zip(grads, torch._foreach_sub(state["p0"], points))]
-    torch._foreach_mul_(state["s"], _beta3(group))
+    torch._foreach_mul_(state["s"], scalar_operand(_beta3(group), state["s"]))
     _add_multiple_(state["s"], grads, weight)
     return torch.stack(dots).sum(), torch.stack(norms(state["s"], 1.0)).sum()
 
@@ -148,9 +148,9 @@ def scale_by_prodigy(update: Update, direction: Direction) -> Direction | None:
     compiled = isinstance(group["d_prev"], Tensor)
     d = _number(group, "d_prev")  # d_k, the estimate this step started from
     if "exp_avg" in state:
-        torch._foreach_mul_(state["exp_avg"], beta1)
+        torch._foreach_mul_(state["exp_avg"], scalar_operand(beta1, state["exp_avg"]))
         _add_multiple_(state["exp_avg"], grads, d * (1.0 - beta1))
-    torch._foreach_mul_(state["exp_avg_sq"], beta2)
+    torch._foreach_mul_(state["exp_avg_sq"], scalar_operand(beta2, state["exp_avg_sq"]))
     if compiled:
         _add_multiple_(state["exp_avg_sq"], torch._foreach_mul(grads, grads), d * d * (1.0 - beta2))
     else:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from descentlab.optim._engine import RuleOptimizer
-from descentlab.optim._rules import add_decayed_weights, norms, per_tensor
+from descentlab.optim._rules import add_decayed_weights, norms, per_tensor, scalar_operand
 from descentlab.optim._transform import (
     Direction,
     Hyperparameter,
@@ -49,7 +49,7 @@ def _materialised(direction: Direction) -> list[torch.Tensor]:
     if isinstance(scale, torch.Tensor):  # a compiled step's factors (one per tensor): never read on the host
         values = torch._foreach_mul(values, per_tensor(scale))
     elif isinstance(scale, list) or scale != 1.0:
-        values = torch._foreach_mul(values, scale)
+        values = torch._foreach_mul(values, scalar_operand(scale, values))
     return values
 
 
@@ -116,7 +116,7 @@ def trace_lars(update: Update, direction: Direction) -> Direction:
     lr_inside = update.group["variant"] != "timm"
     buffers = update.state["momentum_buffer"]
     lr = update.hyper("lr") if lr_inside else 1.0
-    torch._foreach_mul_(buffers, momentum)
+    torch._foreach_mul_(buffers, scalar_operand(momentum, buffers))
     if isinstance(lr, torch.Tensor):  # a differentiable step with a tensor lr: keep it on the graph
         torch._foreach_add_(buffers, torch._foreach_mul(direction.numerator, lr))
     else:

@@ -13,7 +13,14 @@ from descentlab.optim._rules.moments import (
     running_max_,
     trace_,
 )
-from descentlab.optim._rules.scalars import increment_counts_, norms, per_tensor
+from descentlab.optim._rules.scalars import (
+    add_scalar,
+    add_scalar_,
+    increment_counts_,
+    norms,
+    per_tensor,
+    scalar_operand,
+)
 from descentlab.optim._rules.scaling import (
     bias_correction,
     nonvanishing_eps,
@@ -27,6 +34,8 @@ from descentlab.optim._rules.weight_decay import add_decayed_weights, decay_weig
 __all__ = [
     "accumulate_squares_",
     "add_decayed_weights",
+    "add_scalar",
+    "add_scalar_",
     "bias_correction",
     "decay_weights_",
     "ema_",
@@ -39,6 +48,7 @@ __all__ = [
     "root_plus_eps",
     "root_with_eps_inside",
     "running_max_",
+    "scalar_operand",
     "square_root",
     "trace_",
 ]

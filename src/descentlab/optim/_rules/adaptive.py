@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from descentlab.optim._rules.scalars import add_scalar_, scalar_operand
 from descentlab.optim._rules.scaling import nonvanishing_eps
 
 
@@ -25,8 +26,8 @@ def decayed_max_of_abs_(maxima: list[Tensor], values: list[Tensor], decay: float
     ``eps = 0`` is Kingma & Ba 2015, sec. 7.1; torch.optim.Adamax adds its ``eps`` to ``|x|`` here
     (kept from vanishing in low precision by :func:`~descentlab.optim._rules.scaling.nonvanishing_eps`).
     """
-    torch._foreach_mul_(maxima, decay)
+    torch._foreach_mul_(maxima, scalar_operand(decay, maxima))
     magnitudes = torch._foreach_abs(values)
     if eps != 0:
-        torch._foreach_add_(magnitudes, nonvanishing_eps(eps, values))
+        add_scalar_(magnitudes, nonvanishing_eps(eps, values))
     torch._foreach_maximum_(maxima, magnitudes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.optim._rules.scalars import per_tensor
+from descentlab.optim._rules.scalars import per_tensor, scalar_operand
 
 
 def ema_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) -> None:
@@ -29,7 +29,7 @@ def ema_of_squares_(averages: list[Tensor], values: list[Tensor], decay: float |
         squares = torch._foreach_mul(values, values)
         torch._foreach_add_(averages, torch._foreach_mul(squares, per_tensor(1.0 - decay)))
         return
-    torch._foreach_mul_(averages, decay)
+    torch._foreach_mul_(averages, scalar_operand(decay, averages))
     torch._foreach_addcmul_(averages, values, values, value=1.0 - decay)
 
 
@@ -40,7 +40,7 @@ def accumulate_squares_(sums: list[Tensor], values: list[Tensor]) -> None:
 
 def trace_(buffers: list[Tensor], values: list[Tensor], momentum: float, dampening: float = 0.0) -> None:
     """Heavy-ball momentum ``b <- momentum * b + (1 - dampening) * x`` in place (torch's SGD buffer)."""
-    torch._foreach_mul_(buffers, momentum)
+    torch._foreach_mul_(buffers, scalar_operand(momentum, buffers))
     torch._foreach_add_(buffers, values, alpha=1.0 - dampening)
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from descentlab.optim._rules.scalars import per_tensor
+from descentlab.optim._rules.scalars import add_scalar, add_scalar_, per_tensor, scalar_operand
 
 
 def bias_correction(beta: float | Tensor, step: int | Tensor) -> float | Tensor:
@@ -72,8 +72,8 @@ def root_plus_eps(
     if isinstance(correction, Tensor):
         torch._foreach_div_(denominator, per_tensor(correction.sqrt()))
     elif correction != 1.0:
-        torch._foreach_div_(denominator, math.sqrt(correction))
-    torch._foreach_add_(denominator, nonvanishing_eps(eps, squares))
+        torch._foreach_div_(denominator, scalar_operand(math.sqrt(correction), denominator))
+    add_scalar_(denominator, nonvanishing_eps(eps, squares))
     return denominator
 
 
@@ -91,4 +91,4 @@ def root_with_eps_inside(squares: list[Tensor], eps: float) -> list[Tensor]:
 
 def plus_eps(values: list[Tensor], eps: float) -> list[Tensor]:
     """``x + eps`` as a new list (Keras's AdaMax denominator), eps as :func:`nonvanishing_eps` keeps it."""
-    return torch._foreach_add(values, nonvanishing_eps(eps, values))
+    return add_scalar(values, nonvanishing_eps(eps, values))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descentlab.optim._rules.scalars import per_tensor
+from descentlab.optim._rules.scalars import per_tensor, scalar_operand
 
 
 def add_decayed_weights(grads: list[Tensor], params: list[Tensor], weight_decay: float) -> list[Tensor]:
@@ -26,4 +26,4 @@ def decay_weights_(params: list[Tensor], factor: float | Tensor) -> None:
     would read it on the host, which breaks a compiled graph.
     """
     if isinstance(factor, Tensor) or factor != 0:
-        torch._foreach_mul_(params, per_tensor(1.0 - factor))
+        torch._foreach_mul_(params, scalar_operand(per_tensor(1.0 - factor), params))
