@@ -49,9 +49,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -729,6 +731,7 @@ class Settings:
     threads: int
     output: Path
     compiled: bool = False
+    warm_cache: bool = False  # compile with inductor's existing cache folder instead of a fresh one
     overhead_only: bool = False  # only the tiny models' per-step overhead (no workloads, no first steps)
 
 
@@ -751,6 +754,11 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         "--compiled",
         action="store_true",
         help="also run the generated one-pass kernel (compiled=True; compiles once per configuration)",
+    )
+    parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="with --compiled: keep inductor's cache folder (default: a fresh one, so compile s is cold)",
     )
     parser.add_argument(
         "--overhead-only",
@@ -784,6 +792,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Settings:
         threads=arguments.threads,
         output=arguments.output,
         compiled=arguments.compiled,
+        warm_cache=arguments.warm_cache,
         overhead_only=arguments.overhead_only,
     )
 
@@ -832,6 +841,7 @@ def header(settings: Settings, load_at_start: float, seconds: float) -> list[str
         f"{os.getloadavg()[0]:.2f} at the end (2 cores shared with other jobs; the `load` column is the "
         "load average when the row finished).",
         "Workloads: " + "; ".join(workload.describe() for workload in settings.workloads) + ".",
+        *([cache_line(settings)] if settings.compiled else []),
         "",
         "Method (see the script's docstring): fp32; every round times `probe, step, probe, step, ..., "
         f"probe` over all modes in rotated order, after {WARMUP_ROUNDS} warm-up rounds. The probe is an "
@@ -845,6 +855,24 @@ def header(settings: Settings, load_at_start: float, seconds: float) -> list[str
         "steps are clean.",
         "",
     ]
+
+
+def cache_line(settings: Settings) -> str:
+    """Which inductor cache folder the compiles used, so the *compile s* column reads right."""
+    if settings.warm_cache:
+        return (
+            "Inductor cache: the existing folder (--warm-cache), so *compile s* of a graph compiled before "
+            "is a load, not a cold compile."
+        )
+    return "Inductor cache: a fresh folder for this run, so every *compile s* is a cold compile."
+
+
+def fresh_inductor_cache() -> str:
+    """Point inductor (and so descentlab's saved kernels) at a new empty folder, for cold compiles; this
+    process's first-step children inherit it. Returns the folder, for the caller to remove."""
+    folder = tempfile.mkdtemp(prefix="step_speed_inductor_")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    return folder
 
 
 def overhead_section(settings: Settings, overheads: list[Overhead]) -> list[str]:
@@ -896,6 +924,16 @@ def main(argv: Sequence[str] | None = None) -> str:
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     settings = parse_arguments(argv)
     torch.set_num_threads(settings.threads)
+    cache = fresh_inductor_cache() if settings.compiled and not settings.warm_cache else None
+    try:
+        return run(settings, started, load_at_start)
+    finally:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def run(settings: Settings, started: float, load_at_start: float) -> str:
+    """:func:`main` once the settings are parsed: measure, report, write."""
     results = [] if settings.overhead_only else list(run_workloads(settings))
     models = tiny_models()
     overheads = [

@@ -174,3 +174,24 @@ def test_overhead_only_run_has_just_the_tiny_model_table(tmp_path):
     (overheads,) = _tables(report)
     assert {row[0] for row in overheads} == {"bowl", "digits-mlp"}
     assert {row[1] for row in overheads} == {"SGD", "SGD(momentum=0.9)", "SGD(variant=ema, momentum=0.9)"}
+
+
+def test_a_compiled_run_compiles_in_a_fresh_inductor_cache_it_removes_and_says_so(monkeypatch, tmp_path):
+    # A warm cache turns the compile column into load times (an earlier run's graphs): cold by default.
+    seen = {}
+
+    def run(settings, started, load_at_start):
+        folder = Path(benchmark.os.environ["TORCHINDUCTOR_CACHE_DIR"])
+        seen["folder"], seen["empty"] = folder, not any(folder.iterdir())
+        return "\n".join(benchmark.header(settings, load_at_start, 0.0))
+
+    monkeypatch.setattr(benchmark, "run", run)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    report = benchmark.main(["--quick", "--compiled", "--optimizers", "sgd", "--output", str(tmp_path / "r")])
+    assert seen["folder"] != tmp_path and seen["empty"]
+    assert not seen["folder"].exists()
+    assert "a fresh folder for this run, so every *compile s* is a cold compile" in report
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    warm = benchmark.main(["--quick", "--compiled", "--warm-cache", "--output", str(tmp_path / "r")])
+    assert seen["folder"] == tmp_path
+    assert "the existing folder (--warm-cache)" in warm

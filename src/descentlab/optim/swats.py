@@ -7,15 +7,7 @@ from typing import Any
 import torch
 
 from descentlab.optim._engine import RuleOptimizer, as_float
-from descentlab.optim._rules import (
-    bias_correction,
-    ema_,
-    ema_of_squares_,
-    per_tensor,
-    root_plus_eps,
-    scalar_operand,
-    trace_,
-)
+from descentlab.optim._rules import bias_correction, ema_, ema_of_squares_, per_tensor, root_plus_eps, trace_
 from descentlab.optim._transform import (
     STEP,
     Direction,
@@ -123,16 +115,15 @@ def _compiled_switch_step(
     group, step, lr = update.group, steps[0], step_scalar(update.group["lr"])
     in_sgd = state["phase"][0] == SGD_PHASE
     # SGD phase: v <- beta1 v + g (trace_), step -(1 - beta1) Lambda lr / lr_switch v.
-    traced = torch._foreach_mul(state["momentum_buffer"], scalar_operand(beta1, state["momentum_buffer"]))
+    traced = torch._foreach_mul(state["momentum_buffer"], beta1)
     torch._foreach_add_(traced, grads)
     sgd_factor = -(1.0 - beta1) * (state["sgd_lr"][0] * lr / state["switch_lr"][0])
     # Adam phase: the moments (ema_, ema_of_squares_ out of place) and p = -lr sqrt(bc2)/bc1 m/(sqrt(a)+eps).
     exp_avg = torch._foreach_lerp(state["exp_avg"], grads, 1.0 - beta1)
-    exp_avg_sq = torch._foreach_mul(state["exp_avg_sq"], scalar_operand(beta2, state["exp_avg_sq"]))
+    exp_avg_sq = torch._foreach_mul(state["exp_avg_sq"], beta2)
     torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1.0 - beta2)
     adam_step = torch._foreach_div(exp_avg, root_plus_eps(exp_avg_sq, group["eps"]))
-    factor = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
-    torch._foreach_mul_(adam_step, scalar_operand(factor, adam_step))
+    torch._foreach_mul_(adam_step, -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step))
     # The switch test of _test_switch on this Adam step, taken only in the Adam phase and where p^T g != 0.
     step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
     step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
@@ -164,7 +155,7 @@ def _compiled_switch_step(
         state["exp_avg_sq"],
         [torch.where(in_sgd, old, new) for new, old in zip(exp_avg_sq, state["exp_avg_sq"])],
     )
-    sgd_step = torch._foreach_mul(traced, scalar_operand(sgd_factor, traced))
+    sgd_step = torch._foreach_mul(traced, sgd_factor)
     numerators = [torch.where(in_sgd, sgd, adam) for sgd, adam in zip(sgd_step, adam_step)]
     return Direction(numerators, scale=-1.0, lr_scaled=False)
 
