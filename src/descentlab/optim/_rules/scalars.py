@@ -18,8 +18,10 @@ so those keep the float).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import repeat
 from operator import attrgetter, is_
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,7 +63,7 @@ def increment_counts_(counts: list[Tensor]) -> None:
     counts and counts of mixed dtypes (a float one would fail to cast into an integer count) add the
     integer 1, as does a compiled step.
     """
-    one = 1 if torch.compiler.is_compiling() else scalar_operand(1.0, counts)
+    one = scalar_operand(1.0, counts)
     if isinstance(one, Tensor):
         torch._foreach_add_(counts, one, alpha=1)
     else:
@@ -107,16 +109,14 @@ def scalar_operand(value: float | Tensor, tensors: list[Tensor]) -> float | Tens
 
 def add_scalar_(tensors: list[Tensor], value: float | Tensor) -> None:
     """``x <- x + value`` in place for every tensor, with :func:`scalar_operand`'s fast form."""
-    operand = scalar_operand(value, tensors)
-    if operand is value:
-        torch._foreach_add_(tensors, value)
-    else:
-        torch._foreach_add_(tensors, operand, alpha=1)
+    _add_scalar(torch._foreach_add_, tensors, value)
 
 
 def add_scalar(tensors: list[Tensor], value: float | Tensor) -> list[Tensor]:
     """``x + value`` for every tensor, as a new list, with :func:`scalar_operand`'s fast form."""
+    return _add_scalar(torch._foreach_add, tensors, value)
+
+
+def _add_scalar(add: Callable[..., Any], tensors: list[Tensor], value: float | Tensor) -> Any:
     operand = scalar_operand(value, tensors)
-    if operand is value:
-        return torch._foreach_add(tensors, value)
-    return torch._foreach_add(tensors, operand, alpha=1)
+    return add(tensors, value) if operand is value else add(tensors, operand, alpha=1)
