@@ -924,12 +924,17 @@ def main(argv: Sequence[str] | None = None) -> str:
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     settings = parse_arguments(argv)
     torch.set_num_threads(settings.threads)
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     cache = fresh_inductor_cache() if settings.compiled and not settings.warm_cache else None
     try:
         return run(settings, started, load_at_start)
     finally:
-        if cache is not None:
+        if cache is not None:  # the folder is gone: leave no setting that names it
             shutil.rmtree(cache, ignore_errors=True)
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
 
 
 def run(settings: Settings, started: float, load_at_start: float) -> str:
