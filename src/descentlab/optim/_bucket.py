@@ -84,7 +84,7 @@ class Bucket:
         single.created_on_use = self.created_on_use
         return single
 
-    def traceable(self, elementwise: bool) -> Bucket | None:
+    def traceable(self, elementwise: bool, stateless: bool = False) -> Bucket | None:
         """This bucket as the generated kernel takes it, or ``None``: plain tensors whole, in one call.
 
         The kernel traces the eager multi-tensor update itself, so it takes whatever strides and state
@@ -93,9 +93,10 @@ class Bucket:
         layout cost ~0.6 ms a step on 196 tensors). A bucket with a DTensor goes as its local shards
         (:meth:`blockable`) for an ``elementwise`` chain; for one with per-tensor reductions (LAMB's
         norms) a shard's norm is not the tensor's, so it is ``None``, as is a bucket without state (one
-        kernel already) or with a state created on first use (to store back, which the kernel does not).
+        kernel already, unless ``stateless``: a wrapper's average is to be fused into it) or with a state
+        created on first use (to store back, which the kernel does not).
         """
-        if not self.state or self.created_on_use:
+        if (not self.state and not stateless) or self.created_on_use:
             return None
         for param in self.params:
             if type(param) is not Tensor and type(param) is not Parameter:

@@ -61,8 +61,9 @@ that :mod:`descentlab.optim._generated` compiles from this engine's own update, 
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -71,7 +72,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._bucket import Bucket, BucketPlan
-from descentlab.optim._generated import KernelCall, kernel_takes
+from descentlab.optim._generated import Averaging, KernelCall, kernel_takes
 from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, increment_counts_, per_tensor
 from descentlab.optim._transform import (
@@ -214,6 +215,7 @@ class RuleOptimizer(ValidatedOptimizer):
         super().__init__(params, defaults)
         self._step_counts: dict[int, tuple[Tensor, int, int]] = {}  # see _bucket_anew
         self._bucket_plans: dict[int, BucketPlan] = {}  # by id of the group; see _buckets
+        self._averaging: dict[int, Averaging] = {}  # by id of the group; see averaging_in_kernel
         if self.eager_state:
             for group in self.param_groups:
                 for param in group["params"]:
@@ -284,7 +286,7 @@ class RuleOptimizer(ValidatedOptimizer):
     # --- torch.optim.Optimizer protocol ---------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._step_counts, self._bucket_plans = {}, {}
+        self._step_counts, self._bucket_plans, self._averaging = {}, {}, {}
         # A state_dict saved by torch.optim (or an older descentlab) lacks our extra group keys; a
         # class's fixed keys hold whatever was saved (an Adam state_dict loaded into AdamW is decoupled,
         # as torch.optim.AdamW forces it).
@@ -394,7 +396,8 @@ class RuleOptimizer(ValidatedOptimizer):
         per part of its repeated layers (:meth:`_kernel_parts`); where the kernel cannot take the bucket
         or a part (see :meth:`Bucket.traceable`, :func:`kernel_takes` and :class:`KernelCall`), increment
         those counts here and run the eager multi-tensor path."""
-        whole = bucket.traceable(self.elementwise)
+        averaging = self._averaging.get(id(group)) if self._averaging else None
+        whole = bucket.traceable(self.elementwise, stateless=averaging is not None)
         if whole is None or not kernel_takes(self, whole):
             self._update_eagerly(group, bucket, bucket.counts, step)
             return
@@ -402,8 +405,19 @@ class RuleOptimizer(ValidatedOptimizer):
         for indices in self._kernel_parts(group, whole):
             part = whole.part(indices)
             part_counts = [counts[index] for index in indices] if counts else []
-            if not kernel.run(part, step, part_counts):
+            if not kernel.run(part, step, part_counts, averaging):
                 self._update_eagerly(group, part, part_counts, step)
+
+    @contextlib.contextmanager
+    def averaging_in_kernel(self, requests: dict[int, Averaging]) -> Iterator[None]:
+        """Inside the block, the generated kernel of each group whose ``id`` is in ``requests`` also
+        updates the averages its :class:`~descentlab.optim._generated.Averaging` asks for, in the loop
+        that moves the parameters (one pass over memory for WeightAveraging around this optimizer)."""
+        self._averaging = requests
+        try:
+            yield
+        finally:
+            self._averaging = {}
 
     def _kernel_parts(self, group: dict[str, Any], bucket: Bucket) -> tuple[tuple[int, ...], ...]:
         """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`), or the

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from descentlab.optim._engine import RuleOptimizer
+from descentlab.optim._generated import Averaging
 from descentlab.optim._validation import CLOSED_UNIT_INTERVAL, Choice, Integer, hyperparameter_checks
 from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper, real_view, swapped_in
 from descentlab.optim.search_space import Float
@@ -40,6 +42,14 @@ class WeightAveraging(OptimizerWrapper):
     ``average_count``, ``steps``) is in ``state_dict()`` under ``"average_state"``, so a checkpoint of
     the optimizer carries the average. Every parameter of the groups is averaged at every averaging
     step, whether it had a gradient or not (it is a time average of the weights).
+
+    With ``compiled=True`` in a group (the key reaches the base, whose groups the wrapper shares) and a
+    descentlab base, the base's generated kernel (:mod:`descentlab.optim._generated`) updates the
+    average in the loop that moves the parameters, so step and average are one pass over memory: on
+    4 x 25M float32 parameters around plain SGD, 38.8 ms a step against 56 ms for the step and a lerp
+    after it (2-core Xeon). The wrapper averages what that kernel does not move itself, after the step
+    as without the flag: parameters without a gradient, complex ones, buckets run eagerly, and a group
+    whose due averages have several weights (SWA counts that differ).
 
     Why an optimizer wrapper and not a separate object like ``torch.optim.swa_utils.AveragedModel``: the
     average then lives where checkpoints and the lab already look (the optimizer's ``state_dict`` and
@@ -96,50 +106,83 @@ class WeightAveraging(OptimizerWrapper):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One step of the base, then the averaging update of every parameter due for one."""
+        """One step of the base, then the averaging update of every parameter due for one.
+
+        Where the base runs its generated kernel (a descentlab optimizer's group with ``compiled=True``),
+        that kernel updates the averages in the loop that moves the parameters (one pass over memory);
+        the parameters it does not move (no gradient, complex, run eagerly) are averaged here after it.
+        """
         for group in self.param_groups:
             for param in group["params"]:
                 if param not in self.state:
                     self.state[param] = {"steps": 0}
                     if group["average_start"] == 0:
                         self._start(param)
-        with torch.enable_grad():
+        due = [self._due(group) for group in self.param_groups]
+        requests = self._kernel_requests(due)
+        with torch.enable_grad(), self._in_base_kernel(requests):
             loss = self.base.step(closure)
-        for group in self.param_groups:
-            self._average(group)
+        for group, (starting, averaging) in zip(self.param_groups, due):
+            for param in group["params"]:
+                self.state[param]["steps"] += 1
+            for param in starting:
+                self._start(param)
+            self._average(group, averaging, requests.get(id(group)))
         return loss
 
     def _start(self, param: Tensor) -> None:
         self.state[param].update(average=param.detach().clone(), average_count=1)
 
-    def _average(self, group: dict[str, Any]) -> None:
+    def _due(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
+        """The parameters of ``group`` whose average starts at this step, and those to average."""
         start, every = group["average_start"], group["average_every"]
-        averages, weights, counts = [], [], []
+        starting, averaging = [], []
         for param in group["params"]:
-            state = self.state[param]
-            state["steps"] += 1
-            steps = state["steps"]
+            steps = self.state[param]["steps"] + 1
             if steps == start:
-                self._start(param)
+                starting.append(param)
             elif steps > start and (steps - start) % every == 0:
+                averaging.append(param)
+        return starting, averaging
+
+    def _weight(self, group: dict[str, Any], count: int) -> float:
+        """The lerp weight of an average of ``count`` models: EMA's ``1 - beta``, SWA's ``1 / (n + 1)``."""
+        return 1.0 - float(group["ema_decay"]) if group["average"] == "ema" else 1.0 / (count + 1)
+
+    def _kernel_requests(self, due: list[tuple[list[Tensor], list[Tensor]]]) -> dict[int, Averaging]:
+        """For each group whose base runs the generated kernel, the averages it is to update: those due
+        with one weight (SWA's parameters added to the run later, with smaller counts, stay here)."""
+        if not isinstance(self.base, RuleOptimizer):
+            return {}
+        requests = {}
+        for group, (_, averaging) in zip(self.param_groups, due):
+            if not group.get("compiled") or not averaging:
+                continue
+            weights = {self._weight(group, self.state[param]["average_count"]) for param in averaging}
+            if len(weights) == 1:
+                averages = {id(param): self.state[param]["average"] for param in averaging}
+                requests[id(group)] = Averaging(averages, weights.pop())
+        return requests
+
+    def _in_base_kernel(self, requests: dict[int, Averaging]) -> contextlib.AbstractContextManager:
+        if not requests:
+            return contextlib.nullcontext()
+        return self.base.averaging_in_kernel(requests)  # type: ignore[attr-defined]
+
+    def _average(self, group: dict[str, Any], due: list[Tensor], request: Averaging | None) -> None:
+        """Average the parameters ``due`` that the base's kernel did not (``request``), and count them."""
+        done = request.averaged if request is not None else set()
+        # One lerp per weight: SWA's parameters added to the run later have smaller counts.
+        by_weight: dict[float, tuple[list[Tensor], list[Tensor]]] = {}
+        for param in due:
+            state = self.state[param]
+            if id(param) not in done:
+                averages, params = by_weight.setdefault(self._weight(group, state["average_count"]), ([], []))
                 averages.append(real_view(state["average"]))
-                weights.append(real_view(param.detach()))
-                counts.append(state)
-        if not averages:
-            return
-        if group["average"] == "ema":
-            torch._foreach_lerp_(averages, weights, 1.0 - float(group["ema_decay"]))
-            for state in counts:
-                state["average_count"] += 1
-            return
-        # SWA: one lerp per count (parameters added to the run later have smaller counts)
-        for count in sorted({state["average_count"] for state in counts}):
-            chosen = [index for index, state in enumerate(counts) if state["average_count"] == count]
-            torch._foreach_lerp_(
-                [averages[i] for i in chosen], [weights[i] for i in chosen], 1.0 / (count + 1)
-            )
-        for state in counts:
+                params.append(real_view(param.detach()))
             state["average_count"] += 1
+        for weight, (averages, params) in by_weight.items():
+            torch._foreach_lerp_(averages, params, weight)
 
     def averaged(self) -> contextlib.AbstractContextManager:
         """A block in which every parameter with an average holds it; the live weights return after."""
