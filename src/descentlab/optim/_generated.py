@@ -101,6 +101,7 @@ from torch import Tensor
 
 from descentlab.optim import _precompiled
 from descentlab.optim._remembered_probes import remembered_probes
+from descentlab.optim._rules import lerp_
 
 if TYPE_CHECKING:
     from descentlab.optim._bucket import Bucket
@@ -149,12 +150,9 @@ def _bucket_update(
         torch._foreach_add_(counts, 1)
     optimizer._apply(group, bucket, step)
     if averages:
-        # The eager step's lerp takes its weight in the parameters' dtype, so the traced one does too. One
-        # lerp a tensor: inductor fuses aten.lerp into the update's loop, but calls _foreach_lerp's
-        # tensor-weight form as aten's kernel, a pass of its own into a new buffer, then a copy.
+        # The eager step's lerp takes its weight in the parameters' dtype, so the traced one does too.
         like = weight.reshape(()).to(bucket.params[0].dtype)  # type: ignore[union-attr]
-        for average, index in zip(averages, averaged):
-            average.lerp_(bucket.params[index], like)
+        lerp_(averages, [bucket.params[index] for index in averaged], like)
 
 
 class Averaging:

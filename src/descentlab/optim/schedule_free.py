@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from descentlab.optim._engine import RuleOptimizer, apply_update
-from descentlab.optim._rules import ema_of_squares_, root_plus_eps
+from descentlab.optim._rules import ema_of_squares_, lerp_, root_plus_eps
 from descentlab.optim._transform import (
     Direction,
     Directions,
@@ -123,19 +123,6 @@ def average_adamw(update: Update, direction: Direction) -> Direction:
     return Direction(numerator)
 
 
-def _lerp_(starts: list[Tensor], ends: list[Tensor], weight: float | Tensor) -> None:
-    """``start <- lerp(start, end, weight)``. A 0-d tensor ``weight`` (inside the generated kernel) goes
-    through lerp's own two-sided formula, which inductor fuses into the step's one loop; its
-    ``_foreach_lerp`` with tensor weights is a separate library call (one more pass over memory)."""
-    if not isinstance(weight, Tensor):
-        torch._foreach_lerp_(starts, ends, weight)
-        return
-    for start, end in zip(starts, ends):
-        difference = end - start
-        near, far = start + weight * difference, end - difference * (1 - weight)
-        start.copy_(torch.where(weight < 0.5, near, far))
-
-
 def interpolate_(points: list[Tensor], base: list[Tensor], average: list[Tensor], beta: float) -> None:
     """``y <- (1 - beta) z + beta x`` as ``lerp(z, x, beta)``: the one kernel of the step and of train()."""
     if torch.is_grad_enabled():  # a differentiable step: _foreach_copy_ has no derivative
@@ -163,7 +150,7 @@ def _interpolation(
         group, base, average = update.group, update.state["z"], update.state["x"]
         assert isinstance(directions, Direction)
         apply_update(base, directions, group["scheduled_lr"])  # z <- z - gamma_t d
-        _lerp_(average, base, _average_weight(group, average[0].dtype))  # x <- (1 - c) x + c z
+        lerp_(average, base, _average_weight(group, average[0].dtype))  # x <- (1 - c) x + c z
         interpolate_(update.params, base, average, beta(group))
         return None  # the parameters already hold the next y
 

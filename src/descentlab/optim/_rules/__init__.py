@@ -10,6 +10,7 @@ from descentlab.optim._rules.moments import (
     accumulate_squares_,
     ema_,
     ema_of_squares_,
+    lerp_,
     running_max_,
     trace_,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ema_",
     "ema_of_squares_",
     "increment_counts_",
+    "lerp_",
     "nonvanishing_eps",
     "norms",
     "per_tensor",

@@ -21,6 +21,23 @@ def ema_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) ->
     torch._foreach_lerp_(averages, values, 1.0 - decay)
 
 
+def lerp_(starts: list[Tensor], ends: list[Tensor], weight: float | Tensor) -> None:
+    """``start <- lerp(start, end, weight)`` in place, aten's two-sided formula bit for bit.
+
+    A float ``weight`` is one multi-tensor kernel. A 0-d tensor ``weight`` (inside the generated kernel)
+    goes through the formula per tensor, which inductor fuses into the step's one loop: its
+    ``_foreach_lerp`` with tensor weights is a separate library call into a new buffer (one more pass
+    over memory, and a copy).
+    """
+    if not isinstance(weight, Tensor):
+        torch._foreach_lerp_(starts, ends, weight)
+        return
+    for start, end in zip(starts, ends):
+        difference = end - start
+        near, far = start + weight * difference, end - difference * (1 - weight)
+        start.copy_(torch.where(weight < 0.5, near, far))
+
+
 def ema_of_squares_(averages: list[Tensor], values: list[Tensor], decay: float | Tensor) -> None:
     """``a <- decay * a + (1 - decay) * x * x`` in place (second-moment estimate)."""
     if isinstance(decay, Tensor):
