@@ -59,7 +59,7 @@ call per bucket or part, :func:`_bucket_sums`), then the update's, which takes t
 tensors, as Schedule-Free's. A state created on first use (SGD's first momentum buffer) and plain SGD
 (one kernel already) take the eager path, except where a wrapper's average (:class:`Averaging`,
 WeightAveraging's EMA and SWA) is to be fused into the base's loop, plain SGD's included (4 x 25M
-float32: 38.8 ms a step against 56 ms for SGD and a separate lerp). Group-level state (Schedule-Free's step
+float32: 40.1 ms a step against 56.4 ms for SGD and a separate lerp). Group-level state (Schedule-Free's step
 count and weight sums) advances on the host and reaches the kernel as tensors, as ``lr`` does: as
 constants, each step would be a new compile. Shapes are static: one compiled entry per (class, variant,
 dtype, flags, bucket shapes), so a model compiles once per machine, and a later process
