@@ -172,17 +172,18 @@ class WeightAveraging(OptimizerWrapper):
     def _average(self, group: dict[str, Any], due: list[Tensor], request: Averaging | None) -> None:
         """Average the parameters ``due`` that the base's kernel did not (``request``), and count them."""
         done = request.averaged if request is not None else set()
-        # One lerp per weight: SWA's parameters added to the run later have smaller counts.
-        by_weight: dict[float, tuple[list[Tensor], list[Tensor]]] = {}
+        # One lerp for EMA; for SWA one per count (parameters added to the run later have smaller counts).
+        ema = group["average"] == "ema"
+        by_count: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
         for param in due:
             state = self.state[param]
             if id(param) not in done:
-                averages, params = by_weight.setdefault(self._weight(group, state["average_count"]), ([], []))
+                averages, params = by_count.setdefault(0 if ema else state["average_count"], ([], []))
                 averages.append(real_view(state["average"]))
                 params.append(real_view(param.detach()))
             state["average_count"] += 1
-        for weight, (averages, params) in by_weight.items():
-            torch._foreach_lerp_(averages, params, weight)
+        for count, (averages, params) in by_count.items():
+            torch._foreach_lerp_(averages, params, self._weight(group, count))
 
     def averaged(self) -> contextlib.AbstractContextManager:
         """A block in which every parameter with an average holds it; the live weights return after."""
