@@ -244,6 +244,8 @@ class KernelCall:
         self.cls = type(optimizer)
         self.name = self.cls.__name__
         self.shared = {"optimizer": _twin(self.cls), "group": _traced_group(optimizer, group)}
+        self.group = group
+        self.constants = tuple(part.kernel_constants for part in self.cls.chain if part.kernel_constants)
         self.through_dynamo = _precompiled.caches_disabled()
 
     def run(
@@ -278,11 +280,17 @@ class KernelCall:
         return None if result is _NOT_RUN else result
 
     def _arguments(self, bucket: Bucket, step: int) -> dict[str, Any]:
-        return {
+        arguments = {
             **self.shared,
             "bucket": bucket,
             "step": torch.full((len(bucket.params),), float(step), dtype=torch.float64),
         }
+        if self.constants:  # read from this part's state now: the kernel is specialised on them
+            group = dict(arguments["group"])
+            for constants in self.constants:
+                group.update(constants(self.group, bucket.state))
+            arguments["group"] = group
+        return arguments
 
     def _call(self, traced: Callable[..., Any], bucket: Bucket, arguments: dict[str, Any]) -> Any:
         """``traced``'s compiled entry called with ``arguments``: its result, or ``_NOT_RUN``."""

@@ -20,7 +20,12 @@ one *declares* what it needs instead of the algorithm class repeating it by hand
   a trust ratio, an orthogonalisation) declares ``elementwise=False``;
 - :attr:`Transform.across_tensors`: whether its update of one tensor reads other tensors of the
   bucket (SWATS's whole-group switch test), for every group or for those a predicate of the group
-  names; only a chain that never does may be run in parts of a bucket (:mod:`descentlab.optim._parts`).
+  names; only a chain that never does may be run in parts of a bucket (:mod:`descentlab.optim._parts`);
+- :attr:`Transform.kernel_constants`: values read on the host from a part's state before each call of
+  the generated kernel (:mod:`descentlab.optim._generated`), which is specialised on them: SWATS's
+  phase, so each phase's kernel makes one pass over memory and reads only its own state, where a kernel
+  for both phases computes both and selects. A new value selects (or compiles) another entry, so they
+  must take few values over a run.
 
 A transform maps the incoming :class:`Direction` (the gradient at first) to the outgoing one, given an
 :class:`Update` context (the group, aligned lists of params, grads and state, the step count). It never
@@ -252,6 +257,7 @@ class Transform:
     elementwise: bool = True
     reduction: GroupReduction | None = None
     across_tensors: bool | Callable[[dict[str, Any]], bool] = False
+    kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None
 
     def reads_other_tensors(self, group: dict[str, Any]) -> bool:
         """Whether this transform's update of a tensor of ``group`` reads the bucket's other tensors."""
@@ -267,6 +273,7 @@ def transform(
     elementwise: bool = True,
     reduction: GroupReduction | None = None,
     across_tensors: bool | Callable[[dict[str, Any]], bool] = False,
+    kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[[Update, Direction], Directions]], Transform]:
     """Make ``update(update, direction) -> directions`` a :class:`Transform` with these declarations."""
 
@@ -280,6 +287,7 @@ def transform(
             elementwise,
             reduction,
             across_tensors,
+            kernel_constants,
         )
 
     return declare
