@@ -13,6 +13,8 @@ base's step plus a second gradient evaluation) runs in every variant it declares
 Adam with amsgrad, Lookahead and WeightAveraging over Adam and SWA. A configuration is *torch-equivalent*
 when ``torch.optim`` has a class of the same name and the variant is torch's; those are also run as
 torch's for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` (where torch accepts it here).
+On the workloads SWATS is measured once in each of its phases, held there (:func:`hold_phase`): on the
+fixed gradients its switch would otherwise come at some round and mix the phases in one row.
 
 Bound. An optimizer step must at least read the parameter, its gradient and each state tensor the step
 updates, and write the parameter and each such state tensor: ``(3 + 2k) * 4`` bytes per fp32 parameter
@@ -56,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -98,6 +100,11 @@ EXTRA_OPTIONS: dict[str, list[dict]] = {
     "Lookahead": [{"base": "adam"}],
     "WeightAveraging": [{"base": "adam"}, {"average": "swa"}],
 }
+# SWATS runs Adam until its switch test passes, then SGD with momentum. On the fixed gradients the switch
+# would come at some round, mixing the phases in one row, so on the workloads each phase is a row of its
+# own, held there (see hold_phase); the tiny models' rows run it unheld.
+PHASES: dict[str, tuple[str, ...]] = {"SWATS": ("Adam", "SGD")}
+HELD_LAMBDA = 1e6  # SWATS's running projected learning rate held here fails every switch test
 TORCH_MODES = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 # torch.optim classes that cannot step these workloads: no peer row (the reason is the class's docstring).
 NO_TORCH_PEER = {"Muon": "torch.optim.Muon refuses non-2-D parameters and takes no foreach/fused flag"}
@@ -110,10 +117,20 @@ class Configuration:
 
     cls: type[torch.optim.Optimizer]
     options: dict
+    phase: str | None = None  # the phase a row holds an optimizer in (PHASES)
 
     @property
     def name(self) -> str:
         return self.cls.__name__
+
+    def phases(self) -> list[Configuration]:
+        """This configuration once for each phase it is held in (SWATS's Adam and SGD), or itself."""
+        return [replace(self, phase=phase) for phase in PHASES.get(self.name, ())] or [self]
+
+    @property
+    def steps_to_phase(self) -> int:
+        """The steps before the held phase begins (its kernel compiles in the step after them)."""
+        return 1 if self.phase == "SGD" else 0
 
     @property
     def torch_class(self) -> type[torch.optim.Optimizer] | None:
@@ -131,11 +148,15 @@ class Configuration:
 
     def describe(self) -> str:
         options = ", ".join(f"{key}={value}" for key, value in self.options.items())
-        return f"{self.name}({options})" if options else self.name
+        name = f"{self.name}({options})" if options else self.name
+        return f"{name} [{self.phase} phase]" if self.phase else name
 
     def build(self, params: list[torch.Tensor], **group: object) -> torch.optim.Optimizer:
         """The optimizer over ``params`` in one group with extra ``group`` keys (``compiled=True``)."""
-        return self.cls([{"params": params, **group}], **{"lr": LEARNING_RATE, **self.options})
+        optimizer = self.cls([{"params": params, **group}], **{"lr": LEARNING_RATE, **self.options})
+        if self.phase is not None:
+            hold_phase(optimizer, self.phase)
+        return optimizer
 
     @property
     def compilable(self) -> bool:
@@ -145,6 +166,35 @@ class Configuration:
         if issubclass(cls, OptimizerWrapper):
             cls = resolve_optimizer_class(self.options.get("base", DEFAULT_BASE))
         return issubclass(cls, RuleOptimizer) and cls.has_generated_kernel()
+
+
+def hold_phase(optimizer: torch.optim.Optimizer, phase: str) -> None:
+    """Hold a SWATS ``optimizer`` in ``phase`` with a step pre-hook (which runs inside the timed step).
+
+    Adam: before each step every copy of the running projected learning rate (``lambda_avg``) is set to
+    :data:`HELD_LAMBDA`, so the switch test fails; two multi-tensor calls on 0-d tensors, microseconds
+    against the workloads' steps of milliseconds. SGD: before the second step the state is set as a switch
+    after the first step would set it (Lambda = the learning rate), and the hook removes itself.
+    """
+
+    def keep_testing(*_: object) -> None:
+        held = [state["lambda_avg"] for state in optimizer.state.values()]
+        if held:
+            torch._foreach_zero_(held)
+            torch._foreach_add_(held, HELD_LAMBDA)
+
+    def switch(*_: object) -> None:
+        if not optimizer.state:
+            return  # the first step creates the state, in the Adam phase
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                state = optimizer.state[param]
+                for name, value in (("phase", 1.0), ("sgd_lr", LEARNING_RATE), ("switch_lr", group["lr"])):
+                    state[name].fill_(value)
+                state["switch_step"].copy_(state["step"])
+        handle.remove()
+
+    handle = optimizer.register_step_pre_hook(keep_testing if phase == "Adam" else switch)
 
 
 def configurations(names: Sequence[str] | None) -> list[Configuration]:
@@ -470,6 +520,8 @@ def measure(configuration: Configuration, workload: Workload, settings: Settings
     optimizers = {mode.label: mode.build(params) for mode in modes_of(configuration, settings.compiled)}
     compile_s = None
     if COMPILED in optimizers:
+        for _ in range(configuration.steps_to_phase):
+            optimizers[COMPILED].step()
         compile_s, _ = timed(optimizers[COMPILED].step)
     optimizers["ours"].step()  # creates the state whose updates updated_state_count counts
     state_count = updated_state_count(optimizers["ours"], params[0])
@@ -483,7 +535,7 @@ def measure(configuration: Configuration, workload: Workload, settings: Settings
 def run_workloads(settings: Settings) -> Iterator[Result]:
     """Measure every configuration on every workload, printing one progress line per result."""
     for workload in settings.workloads:
-        for configuration in settings.configurations:
+        for configuration in (held for row in settings.configurations for held in row.phases()):
             result = measure(configuration, workload, settings)
             rounds, best = result.rounds, result.rounds.best_torch
             versus = f"  ours/{best.removeprefix('torch ')} {rounds.ratio(best).format()}" if best else ""

@@ -30,11 +30,17 @@ SHAPES = ((150, 130), (17000,), (60,))
 OPTIONS = {"lr": 1e-2, "eps": 1e-3, "switch_rtol": 0.5}
 
 
-def _train(compiled: bool, variant: str, after_first_step=None) -> tuple[dl.SWATS, list[torch.Tensor]]:
+# Four repeated layers between an embedding and a head: the kernel is called once per layer (parts).
+LAYERED = ((300, 16), *[shape for _ in range(4) for shape in ((48, 48), (48,), (96, 48), (96,))], (16,))
+
+
+def _train(
+    compiled: bool, variant: str, after_first_step=None, shapes=SHAPES
+) -> tuple[dl.SWATS, list[torch.Tensor]]:
     generator = torch.Generator().manual_seed(4)
-    params = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in SHAPES]
+    params = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in shapes]
     params = [param.requires_grad_() for param in params]
-    targets = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in SHAPES]
+    targets = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in shapes]
     optimizer = dl.SWATS([{"params": params, "compiled": compiled}], variant=variant, **OPTIONS)
     for step in range(STEPS):
         with torch.no_grad():
@@ -91,3 +97,15 @@ def test_per_tensor_part_mid_switch_selects_by_phase_and_matches_the_eager_step(
     _assert_same(
         compiled, _train(compiled=False, variant="per-tensor", after_first_step=_switch_the_first_tensor)
     )
+
+
+@slow
+@needs_compiler
+def test_paper_variant_in_parts_adds_every_parts_dot_products_before_its_switch_test():
+    calls = _generated.kernel_calls
+    compiled = _train(compiled=True, variant="paper", shapes=LAYERED)
+    parts = (_generated.kernel_calls - calls) / STEPS
+    assert parts > 1 and parts == int(parts)  # one call per part at every step
+    (switch,) = compiled[0].switch_steps()
+    assert switch is not None and switch < STEPS
+    _assert_same(compiled, _train(compiled=False, variant="paper", shapes=LAYERED))

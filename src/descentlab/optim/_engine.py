@@ -86,6 +86,7 @@ from descentlab.optim._transform import (
     State,
     Transform,
     Update,
+    UpdateSums,
     as_float,
     build_init,
     declared_hyperparameters,
@@ -169,6 +170,7 @@ class RuleOptimizer(ValidatedOptimizer):
     state_declarations: ClassVar[tuple[State, ...]] = ()
     group_state_declarations: ClassVar[tuple[GroupState, ...]] = ()
     group_reductions: ClassVar[tuple[GroupReduction, ...]] = ()
+    update_sums: ClassVar[UpdateSums | None] = None
     float64_state: ClassVar[tuple[str, ...]] = ()
     # The group conditions of the state entries when every entry exists only under one (plain SGD has no
     # state unless momentum != 0): the eager step then asks them once, not each parameter its state.
@@ -204,6 +206,10 @@ class RuleOptimizer(ValidatedOptimizer):
         if cls.group_reductions and cls.evaluation_point is not None:
             # Phase one would see the parameters at the evaluation point, not at the iterate.
             raise TypeError(f"{cls.__name__}: a group reduction cannot be combined with an evaluation point")
+        update_sums = [part.update_sums for part in cls.chain if part.update_sums is not None]
+        if len(update_sums) > 1:
+            raise TypeError(f"{cls.__name__}: at most one transform of a chain may declare update_sums")
+        cls.update_sums = update_sums[0] if update_sums else None
         cls.float64_state = tuple(s.name for s in cls.state_declarations if s.float64) or cls.float64_state
         conditional = all(s.when_group is not None and s.when is None for s in cls.state_declarations)
         cls.state_conditions = tuple(s.when_group for s in cls.state_declarations) if conditional else ()
@@ -352,14 +358,24 @@ class RuleOptimizer(ValidatedOptimizer):
                 buckets = self._buckets(group, compiling, generated, differentiable)
                 if self.group_reductions and buckets:
                     self._reduce_group(group, buckets, generated)
+                sums: list[list[Tensor]] = []
                 for (_, _, step, _), bucket in buckets.items():
                     if generated:
-                        self._update_generated(group, bucket, step)
+                        sums += self._update_generated(group, bucket, step)
                     else:
-                        self._update_bucket(
+                        sums += self._update_bucket(
                             group, bucket, bucket.step_count(step) if compiling else step, differentiable
                         )
+                if sums and not compiling:
+                    self._finish_update_sums(group, sums)
         return loss
+
+    def _finish_update_sums(self, group: dict[str, Any], sums: list[list[Tensor]]) -> None:
+        """The chain's :class:`UpdateSums` finished: each bucket's (block's, part's) partial sums added in
+        float64, and ``finish`` called with the states of the group's parameters that stepped."""
+        assert self.update_sums is not None
+        states = [self.state[param] for param in group["params"] if param.grad is not None]
+        self.update_sums.finish(group, states, _float64_totals(sums))
 
     @classmethod
     def has_generated_kernel(cls) -> bool:
@@ -391,22 +407,25 @@ class RuleOptimizer(ValidatedOptimizer):
             and group.get("foreach") is not False
         )
 
-    def _update_generated(self, group: dict[str, Any], bucket: Bucket, step: int) -> None:
+    def _update_generated(self, group: dict[str, Any], bucket: Bucket, step: int) -> list[list[Tensor]]:
         """Update ``bucket`` with the generated kernel, which also increments its step counts, one call
         per part of its repeated layers (:meth:`_kernel_parts`); where the kernel cannot take the bucket
         or a part (see :meth:`Bucket.traceable`, :func:`kernel_takes` and :class:`KernelCall`), increment
-        those counts here and run the eager multi-tensor path."""
+        those counts here and run the eager multi-tensor path. Returns the calls' update sums."""
         averaging = self._averaging.get(id(group)) if self._averaging else None
         whole = bucket.traceable(self.elementwise, stateless=averaging is not None)
         if whole is None or not kernel_takes(self, whole):
-            self._update_eagerly(group, bucket, bucket.counts, step)
-            return
-        kernel, counts = KernelCall(self, group), bucket.counts
-        for indices in self._kernel_parts(group, whole):
+            return self._update_eagerly(group, bucket, bucket.counts, step)
+        kernel, counts, sums = KernelCall(self, group), bucket.counts, []
+        for indices in self._kernel_parts(whole):
             part = whole.part(indices)
             part_counts = [counts[index] for index in indices] if counts else []
-            if not kernel.run(part, step, part_counts, averaging):
-                self._update_eagerly(group, part, part_counts, step)
+            part_sums = kernel.run(part, step, part_counts, averaging)
+            if part_sums is None:
+                sums += self._update_eagerly(group, part, part_counts, step)
+            elif part_sums:
+                sums.append(part_sums)
+        return sums
 
     @contextlib.contextmanager
     def averaging_in_kernel(self, requests: dict[int, Averaging]) -> Iterator[None]:
@@ -419,21 +438,21 @@ class RuleOptimizer(ValidatedOptimizer):
         finally:
             self._averaging = {}
 
-    def _kernel_parts(self, group: dict[str, Any], bucket: Bucket) -> tuple[tuple[int, ...], ...]:
-        """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`), or the
-        whole bucket for a chain that reads across tensors (SWATS's group-wide switch test; an evaluation
-        point moves each tensor by its own state)."""
-        if any(part.reads_other_tensors(group) for part in self.chain):
-            return (tuple(range(len(bucket.params))),)
+    def _kernel_parts(self, bucket: Bucket) -> tuple[tuple[int, ...], ...]:
+        """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`). No
+        chain's update of one tensor reads another (sums over the group go through :class:`UpdateSums`
+        and :class:`GroupReduction`), so any chain may be called in parts."""
         shapes = [param.shape for param in bucket.params]
         return repeated_parts(shapes, ELEMENTWISE_PART if self.elementwise else REDUCING_PART)
 
-    def _update_eagerly(self, group: dict[str, Any], bucket: Bucket, counts: list[Tensor], step: int) -> None:
+    def _update_eagerly(
+        self, group: dict[str, Any], bucket: Bucket, counts: list[Tensor], step: int
+    ) -> list[list[Tensor]]:
         """A generated group's eager update of ``bucket``: its step ``counts`` incremented, then the
-        multi-tensor path."""
+        multi-tensor path (its update sums returned)."""
         if counts:
             increment_counts_(counts)
-        self._update_bucket(group, bucket, step, differentiable=False)
+        return self._update_bucket(group, bucket, step, differentiable=False)
 
     def _check_differentiable_params(self) -> None:
         """A differentiable step updates parameters in place inside the graph: leaves cannot take that."""
@@ -494,12 +513,7 @@ class RuleOptimizer(ValidatedOptimizer):
                 for (_, _, step, _), bucket in buckets.items()
                 for sums in self._partial_sums(group, bucket, step, index, kernel)
             ]
-            device = torch.as_tensor(partials[0][0]).device if partials[0] else None
-            totals = [
-                torch.stack([torch.as_tensor(term).to(device, torch.float64) for term in terms]).sum()
-                for terms in zip(*partials)
-            ]
-            reduction.finish(group, totals)
+            reduction.finish(group, _float64_totals(partials))
 
     def _partial_sums(
         self, group: dict[str, Any], bucket: Bucket, step: int, index: int, kernel: KernelCall | None
@@ -509,7 +523,7 @@ class RuleOptimizer(ValidatedOptimizer):
         if kernel is None or whole is None or not kernel_takes(self, whole):
             return [self._bucket_sums(group, bucket, bucket.step_count(step), index)]
         partials = []
-        for indices in self._kernel_parts(group, whole):
+        for indices in self._kernel_parts(whole):
             part = whole.part(indices)
             sums = kernel.sums(part, step, index)
             eager = sums is None
@@ -524,14 +538,18 @@ class RuleOptimizer(ValidatedOptimizer):
 
     def _update_bucket(
         self, group: dict[str, Any], bucket: Bucket, step: int | Tensor, differentiable: bool
-    ) -> None:
+    ) -> list[list[Tensor]]:
+        """One update of ``bucket``: per parameter, in cache-sized blocks or whole; returns the update
+        sums of each call of the chain that took some (:class:`UpdateSums`)."""
         # The differentiable step goes one parameter at a time, unblocked, as torch's: a flat slice of a
         # tensor that autograd tracks is a view whose in-place update would rewrite the graph.
         if differentiable:
             bucket.clone_state()
         if group.get("foreach") is False or differentiable:
-            for index in range(len(bucket.params)):
+            sums = [
                 self._apply(group, bucket.select(index), _select_step(step, index))
+                for index in range(len(bucket.params))
+            ]
             if differentiable:
                 bucket.store_state()
         # Only an elementwise chain may be cut into cache-sized blocks; a compiled step's kernels are fused
@@ -543,10 +561,10 @@ class RuleOptimizer(ValidatedOptimizer):
             and not torch.compiler.is_compiling()
             and (plain := bucket.blockable())
         ):
-            for block in plain.blocks(self.block_numel):
-                self._apply(group, block, step)
+            sums = [self._apply(group, block, step) for block in plain.blocks(self.block_numel)]
         else:
-            self._apply(group, bucket, step)
+            sums = [self._apply(group, bucket, step)]
+        return [taken for taken in sums if taken]
 
     def _runs_fused_kernel(self, group: dict[str, Any]) -> bool:
         """Whether ``fused=True`` in ``group`` runs torch's fused kernel (else the engine's own path)."""
@@ -631,8 +649,9 @@ class RuleOptimizer(ValidatedOptimizer):
                 update.grads = add_decayed_weights(update.grads, update.params, weight_decay)
         return update
 
-    def _apply(self, group: dict[str, Any], bucket: Bucket, step: int | Tensor) -> None:
-        """One update of ``bucket``: decay placement, evaluation point, the chain, the directions."""
+    def _apply(self, group: dict[str, Any], bucket: Bucket, step: int | Tensor) -> list[Tensor] | None:
+        """One update of ``bucket``: decay placement, evaluation point, the chain, the directions; returns
+        the partial sums the chain took for its :class:`UpdateSums` (``None`` where it took none)."""
         decoupled = self._decoupled(group)
         update = self._gradient_update(group, bucket, step, decoupled)
         point = self.evaluation_point
@@ -650,9 +669,10 @@ class RuleOptimizer(ValidatedOptimizer):
             directions = point.to_evaluation(update, directions)
         if isinstance(directions, Direction):
             apply_update(update.params, directions, group["lr"] if directions.lr_scaled else 1.0)
-            return
+            return update.sums
         for direction in directions or ():
             apply_update(update.params, direction, group["lr"] if direction.lr_scaled else 1.0)
+        return update.sums
 
     def _decay_multiplier(self, group: dict[str, Any]) -> float | Tensor:
         """What multiplies ``weight_decay`` in decoupled decay: ``lr``, or the paper's schedule multiplier.
@@ -869,3 +889,13 @@ def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
             f"{list(fused_devices) or ['any but meta']} but {param.dtype} and {param.device.type}; "
             "move the parameters to a real device (e.g. model.to_empty(device=...)) before stepping"
         )
+
+
+def _float64_totals(partials: list[Sequence[Tensor]]) -> list[Tensor]:
+    """Partial sums (one sequence of 0-d tensors per bucket, block or part) added term by term in float64,
+    on the first partial's device."""
+    device = torch.as_tensor(partials[0][0]).device if partials[0] else None
+    return [
+        torch.stack([torch.as_tensor(term).to(device, torch.float64) for term in terms]).sum()
+        for terms in zip(*partials)
+    ]

@@ -77,8 +77,11 @@ A cold compile grows with the tensor count of a call (seconds for a few large te
 called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the layers after the first
 reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's cold compile on that
 transformer 15 s, not 55 s), parts of at least 128 tensors for elementwise ones (a call costs about 25 us
-of Python and an OpenMP region), and the whole bucket for a chain that reads across tensors (SWATS's
-group-wide switch test).
+of Python and an OpenMP region). Sums over the whole group do not stop that: those a step needs before
+it moves (Prodigy's) have a kernel of their own, above, and those that decide the next step (SWATS's
+switch test, an ``UpdateSums``) are returned by each part's call, in the update's loop, and finished on
+the host. A kernel may be specialised on values read on the host from the part's state before the call
+(``Transform.kernel_constants``: SWATS's phase, so each phase's kernel reads only its own state).
 ``benchmarks/results/generated_kernel.md`` and ``step_speed.md`` have the measured speeds and times. A
 compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger (a
 warning, so it shows without any logging set up): once while it runs, and once when it ends, with its
@@ -140,19 +143,21 @@ def _bucket_update(
     averages: list[Tensor] | None = None,
     averaged: tuple[int, ...] = (),
     weight: Tensor | None = None,
-) -> None:
+) -> list[Tensor] | None:
     """What is traced: the engine's update of one bucket (the single source of the algorithm's math),
     the increment of its parameters' step counts (``counts``; the new count is ``step``), and where a
     wrapper asked for it (:class:`Averaging`) ``average <- lerp(average, param, weight)`` of the moved
     parameters at the indices ``averaged``, fused into the update's loop, so each average costs one read
-    and one write of its own."""
+    and one write of its own. Returns the partial sums the chain took for its ``UpdateSums`` (SWATS's
+    switch test), computed in the update's loop."""
     if counts:
         torch._foreach_add_(counts, 1)
-    optimizer._apply(group, bucket, step)
+    sums = optimizer._apply(group, bucket, step)
     if averages:
         # The eager step's lerp takes its weight in the parameters' dtype, so the traced one does too.
         like = weight.reshape(()).to(bucket.params[0].dtype)  # type: ignore[union-attr]
         lerp_(averages, [bucket.params[index] for index in averaged], like)
+    return sums
 
 
 class Averaging:
@@ -250,10 +255,11 @@ class KernelCall:
 
     def run(
         self, bucket: Bucket, step: int, counts: list[Tensor], averaging: Averaging | None = None
-    ) -> bool:
+    ) -> list[Tensor] | None:
         """Update ``bucket`` (step ``step``; ``counts``, its step counts, incremented) with the kernel, and
-        the averages ``averaging`` has for all of its parameters, or return ``False`` where it cannot: the
-        eager path must run instead (and the averages are left to the wrapper).
+        the averages ``averaging`` has for all of its parameters; return the partial sums the chain took
+        (empty where it takes none), or ``None`` where it cannot run: the eager path must run instead (and
+        the averages are left to the wrapper).
 
         The first call of a configuration compiles it (or loads it from disk). Entries are limited to
         :data:`RECOMPILE_LIMIT`; a failure now warns once and returns ``False`` too (a compile error is
@@ -266,11 +272,13 @@ class KernelCall:
             weight = _as_scalar_tensor(averaging.weight)
             arguments.update(averages=averages, averaged=averaged, weight=weight)
         elif not bucket.state:
-            return False  # a stateless update (plain SGD) is one kernel already; it comes for an average
-        ran = self._call(_bucket_update, bucket, arguments) is not _NOT_RUN
-        if ran and averaging is not None:
+            return None  # a stateless update (plain SGD) is one kernel already; it comes for an average
+        result = self._call(_bucket_update, bucket, arguments)
+        if result is _NOT_RUN:
+            return None
+        if averaging is not None:
             averaging.done(bucket.params, averaged)
-        return ran
+        return list(result or ())
 
     def sums(self, bucket: Bucket, step: int, reduction: int) -> list[Tensor] | None:
         """The partial sums of group reduction ``reduction`` over ``bucket`` (the first phase of the step)

@@ -18,9 +18,10 @@ one *declares* what it needs instead of the algorithm class repeating it by hand
 - :attr:`Transform.elementwise`: whether the update of a coordinate depends only on that coordinate's
   values; only then may the engine cut tensors into cache-sized blocks. A per-tensor reduction (a norm,
   a trust ratio, an orthogonalisation) declares ``elementwise=False``;
-- :attr:`Transform.across_tensors`: whether its update of one tensor reads other tensors of the
-  bucket (SWATS's whole-group switch test), for every group or for those a predicate of the group
-  names; only a chain that never does may be run in parts of a bucket (:mod:`descentlab.optim._parts`);
+- :attr:`Transform.update_sums`: an :class:`UpdateSums`, sums over the whole group that the transform
+  takes from the update it computes and that the engine finishes on the host once every bucket (and
+  every part the generated kernel is called on) has stepped: a decision about the next step (SWATS's
+  switch test), so no update of one tensor reads another and any chain may be run in parts;
 - :attr:`Transform.kernel_constants`: values read on the host from a part's state before each call of
   the generated kernel (:mod:`descentlab.optim._generated`), which is specialised on them: SWATS's
   phase, so each phase's kernel makes one pass over memory and reads only its own state, where a kernel
@@ -138,6 +139,12 @@ class Update:
     state: dict[str, list[Any]]
     step: int | Tensor
     decay_multiplier: float | Tensor = 1.0
+    sums: list[Tensor] | None = None  # this bucket's partial sums of the chain's UpdateSums
+
+    def add_sums(self, sums: list[Tensor]) -> None:
+        """Hand the engine this bucket's partial sums for the chain's :class:`UpdateSums` (0-d tensors,
+        in a fixed order)."""
+        self.sums = sums
 
     def number(self, key: str) -> float:
         """``group[key]`` as a Python float."""
@@ -246,6 +253,22 @@ class GroupReduction:
 
 
 @dataclass(frozen=True)
+class UpdateSums:
+    """Sums over a param group that a transform takes from the update it computes, finished on the host
+    after the whole group stepped: a decision about the *next* step (SWATS's switch test on ``p^T g`` and
+    ``p^T p`` of this Adam step), where a :class:`GroupReduction` is one about this step.
+
+    The transform hands each bucket's partial sums to :meth:`Update.add_sums`, in the loop that computes
+    the update (a generated kernel returns them); the engine adds them across buckets, blocks and the
+    kernel's parts in float64 and calls ``finish(group, states, totals)`` once, with the state of every
+    parameter of the group that stepped. Under the user's ``torch.compile`` of the step the engine takes
+    none (a finish reads floats on the host): a transform there decides on tensors itself.
+    """
+
+    finish: Callable[[dict[str, Any], list[dict[str, Any]], list[Tensor]], None]
+
+
+@dataclass(frozen=True)
 class Transform:
     """A named step of an algorithm's chain with its declarations (see the module docstring)."""
 
@@ -256,13 +279,8 @@ class Transform:
     group_state: tuple[GroupState, ...] = ()
     elementwise: bool = True
     reduction: GroupReduction | None = None
-    across_tensors: bool | Callable[[dict[str, Any]], bool] = False
+    update_sums: UpdateSums | None = None
     kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None
-
-    def reads_other_tensors(self, group: dict[str, Any]) -> bool:
-        """Whether this transform's update of a tensor of ``group`` reads the bucket's other tensors."""
-        across = self.across_tensors
-        return across(group) if callable(across) else across
 
 
 def transform(
@@ -272,7 +290,7 @@ def transform(
     group_state: Iterable[GroupState] = (),
     elementwise: bool = True,
     reduction: GroupReduction | None = None,
-    across_tensors: bool | Callable[[dict[str, Any]], bool] = False,
+    update_sums: UpdateSums | None = None,
     kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[[Update, Direction], Directions]], Transform]:
     """Make ``update(update, direction) -> directions`` a :class:`Transform` with these declarations."""
@@ -286,7 +304,7 @@ def transform(
             tuple(group_state),
             elementwise,
             reduction,
-            across_tensors,
+            update_sums,
             kernel_constants,
         )
 

@@ -173,7 +173,6 @@ def partition(
         narrowed(chosen.state, True) + narrowed(otherwise.state, False),
         chosen.group_state + otherwise.group_state,
         chosen.elementwise and otherwise.elementwise,
-        across_tensors=lambda group: any(side.reads_other_tensors(group) for side in (chosen, otherwise)),
     )
 
 

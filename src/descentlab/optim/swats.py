@@ -14,6 +14,7 @@ from descentlab.optim._transform import (
     Hyperparameter,
     State,
     Update,
+    UpdateSums,
     arguments,
     is_graph_tensor,
     step_scalar,
@@ -54,7 +55,7 @@ def _kernel_phase(group: dict[str, Any], state: dict[str, list[torch.Tensor]]) -
     hyperparameters=(BETAS, Hyperparameter("eps", 1e-9), Hyperparameter("switch_rtol", 1e-5, POSITIVE)),
     state=(STEP, FIRST_MOMENT, SECOND_MOMENT, State("momentum_buffer"), *SWITCH_STATE),
     elementwise=False,  # the switch test takes dot products over the whole group (or tensor)
-    across_tensors=lambda group: group["variant"] != "per-tensor",
+    update_sums=UpdateSums(lambda group, states, totals: _finish_switch_test(group, states, *totals)),
     kernel_constants=_kernel_phase,
 )
 def swats_switch(update: Update, direction: Direction) -> Direction:
@@ -82,7 +83,10 @@ def _switch_step(update: Update, all_grads: list, all_state: dict, part: slice) 
         return Direction(state["momentum_buffer"], scale=(1.0 - beta1) * sgd_lr, lr_scaled=False)
     scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
     adam_step = _adam_step(state, grads, beta1, beta2, group["eps"], scale)
-    _test_switch(update, grads, state, adam_step, beta2, lr)
+    if group["variant"] == "per-tensor":
+        _test_switch(group, step, lr, state, *_dot_products(adam_step, grads))
+    else:  # the whole group's test, once every bucket has stepped (_finish_switch_test)
+        update.add_sums(_dot_products(adam_step, grads))
     return Direction(adam_step, scale=-1.0, lr_scaled=False)
 
 
@@ -105,13 +109,40 @@ def _adam_step(
     return adam_step
 
 
-def _test_switch(update: Update, grads: list, state: dict, adam_step: list, beta2: float, lr: float) -> None:
-    """Keskar & Socher's projected learning rate and switch test on this Adam step (Algorithm 1)."""
-    group, step = update.group, update.step
-    step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
+def _dot_products(adam_step: list, grads: list) -> list[torch.Tensor]:
+    """``p^T g`` and ``p^T p`` of the Adam step ``p`` over the tensors given, each tensor's in float64."""
+    return [
+        sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads)),
+        sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step),
+    ]
+
+
+def _finish_switch_test(
+    group: dict[str, Any], states: list[dict], step_dot_grad: torch.Tensor, step_dot_step: torch.Tensor
+) -> None:
+    """The "paper" group's switch test on its whole Adam step, after every bucket (and every part of the
+    generated kernel) stepped and added its dot products (``UpdateSums``)."""
+    columns = {name: [state[name] for state in states] for name in ("momentum_buffer", *_SWITCH_NAMES)}
+    step = int(states[0]["step"].item())  # this step's count: the group steps as a whole
+    _test_switch(group, step, as_float(group["lr"]), columns, step_dot_grad, step_dot_step)
+
+
+_SWITCH_NAMES = tuple(declaration.name for declaration in SWITCH_STATE)
+
+
+def _test_switch(
+    group: dict[str, Any],
+    step: int,
+    lr: float,
+    state: dict,
+    step_dot_grad: torch.Tensor,
+    step_dot_step: torch.Tensor,
+) -> None:
+    """Keskar & Socher's projected learning rate and switch test on an Adam step (Algorithm 1), given its
+    ``p^T g`` and ``p^T p``, for the tensors whose switch state ``state`` holds (a group's, or one)."""
     if step_dot_grad == 0:
         return
-    step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
+    beta2 = float(group["betas"][1])
     projected_lr = (step_dot_step / -step_dot_grad).item()
     lambda_avg = beta2 * state["lambda_avg"][0].item() + (1.0 - beta2) * projected_lr
     corrected = lambda_avg / bias_correction(beta2, step)
@@ -120,7 +151,7 @@ def _test_switch(update: Update, grads: list, state: dict, adam_step: list, beta
         switch = step > 1 and corrected > 0 and abs(corrected - projected_lr) < tolerance
     else:
         switch = step > 1 and abs(corrected - projected_lr) < group["eps"]
-    for index in range(len(grads)):
+    for index in range(len(state["phase"])):
         state["lambda_avg"][index].fill_(lambda_avg)
         if switch:
             state["phase"][index].fill_(SGD_PHASE)
@@ -137,13 +168,15 @@ def _compiled_switch_step(
 
     The generated kernel is specialised on the part's phase (:func:`_kernel_phase`, read on the host
     before the call): the Adam phase's kernel reads and writes only the moments (one pass, the switch
-    test's dot products in the same loop), the SGD phase's only the momentum buffer. Elsewhere (the
-    user's ``torch.compile`` of the step, a "per-tensor" part mid-switch) both phases are computed and
-    ``torch.where`` selects by phase, as torch's capturable optimizers select. In either form the
-    momentum buffer is zeroed at the first SGD step, not at the switch: it is never written in the Adam
-    phase, and zeroing it at the switch made every write wait for the switch test's dot products (two
-    passes over memory). The eager step keeps its host branches (and its bits). ``steps`` holds one count
-    per tensor of the part; the part's tensors step together, so the first count is the part's.
+    test's dot products in the same loop), the SGD phase's only the momentum buffer. A "paper" group's
+    kernel returns its part's dot products, which the engine adds over the parts and tests on the host
+    (:func:`_finish_switch_test`, as the eager step does); a "per-tensor" part tests each tensor here, on
+    tensors. Elsewhere (the user's ``torch.compile`` of the step, a "per-tensor" part mid-switch) both
+    phases and the test are computed and ``torch.where`` selects by phase, as torch's capturable
+    optimizers select. A test on tensors does not zero the momentum buffer at the switch: that made
+    every write of the step wait for the dot products (two passes over memory). The buffer is never
+    written in the Adam phase, and the SGD step zeroes it at its first step instead. ``steps`` holds one
+    count per tensor of the part; the part's tensors step together, so the first count is the part's.
     """
     step, lr = steps[0], step_scalar(update.group["lr"])
     phase = update.group.get(KERNEL_PHASE)
@@ -152,7 +185,10 @@ def _compiled_switch_step(
     scale = -lr * bias_correction(beta2, step) ** 0.5 / bias_correction(beta1, step)
     if phase == ADAM_PHASE:
         adam_step = _adam_step(state, grads, beta1, beta2, update.group["eps"], scale)
-        _compiled_switch_test(update, grads, state, adam_step, step, beta2, in_sgd=None)
+        if update.group["variant"] == "per-tensor":
+            _compiled_switch_test(update, grads, state, adam_step, step, beta2, in_sgd=None)
+        else:  # the dot products of this part, returned by the kernel and tested on the host
+            update.add_sums(_dot_products(adam_step, grads))
         return Direction(adam_step, scale=-1.0, lr_scaled=False)
     in_sgd = state["phase"][0] == SGD_PHASE
     before = {name: [tensor.clone() for tensor in state[name]] for name in _PHASE_STATE}
@@ -193,8 +229,7 @@ def _compiled_switch_test(
 ) -> None:
     """:func:`_test_switch` as tensors: taken where ``p^T g != 0`` (and not ``in_sgd``, if given)."""
     group, lr = update.group, step_scalar(update.group["lr"])
-    step_dot_grad = sum(torch.sum(p * g, dtype=torch.float64) for p, g in zip(adam_step, grads))
-    step_dot_step = sum(torch.sum(p * p, dtype=torch.float64) for p in adam_step)
+    step_dot_grad, step_dot_step = _dot_products(adam_step, grads)
     tested = (step_dot_grad != 0) if in_sgd is None else (step_dot_grad != 0) & ~in_sgd
     projected_lr = step_dot_step / -torch.where(tested, step_dot_grad, 1.0)
     lambda_avg = beta2 * state["lambda_avg"][0] + (1.0 - beta2) * projected_lr
@@ -275,9 +310,12 @@ class SWATS(RuleOptimizer):
     branches on the host as before, so its results are unchanged bit for bit. With ``compiled=True`` the
     generated kernel is specialised on the phase, read on the host before each call (one entry per
     phase): the Adam phase is one pass over memory with the switch test's dot products in it (4 x 25M
-    float32: 71 ms a step, as long as compiled Adam's), the SGD phase one pass over the momentum buffer.
-    The compiled forms zero the momentum buffer at the first SGD step rather than at the switch (it is
-    zero through the Adam phase either way, unless a state_dict loaded a nonzero one).
+    float32: as long as compiled Adam's step), the SGD phase one pass over the momentum buffer. A
+    "paper" group's kernel is called in parts (a transformer's layers), each returning its dot
+    products, and the switch test runs on the host on their sums, as in the eager step. The compiled
+    forms that test on tensors (``torch.compile`` of the step, the "per-tensor" variant) zero the
+    momentum buffer at the first SGD step rather than at the switch (it is zero through the Adam phase
+    either way, unless a state_dict loaded a nonzero one).
 
     Search space: Adam's ranges (the SGD phase takes its rate from the Adam phase).
 
