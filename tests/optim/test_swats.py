@@ -14,10 +14,12 @@ def gradient(x):
     return SCALES * x + 0.1 * x**3
 
 
-def _run_ours(x0, steps, **hyper):
+def _run_ours(x0, steps, block_numel=None, **hyper):
     shapes = [(2,), (3,)]  # two tensors in one group: the test runs over the whole group
     tensors = [torch.tensor(part, dtype=torch.float64, requires_grad=True) for part in np.split(x0, [2])]
     optimizer = SWATS(tensors, **hyper)
+    if block_numel is not None:
+        optimizer.block_numel = block_numel
     for _ in range(steps):
         flat = np.concatenate([t.detach().numpy() for t in tensors])
         for tensor, part in zip(tensors, np.split(gradient(flat), [2])):
@@ -27,15 +29,18 @@ def _run_ours(x0, steps, **hyper):
     return np.concatenate([t.detach().numpy() for t in tensors]), optimizer
 
 
+# block_numel 2 cuts the (3,) tensor into cache blocks of 2 and 1 elements beside the (2,) tensor's
+# block: the dot products of the switch test are then added over the blocks (UpdateSums).
+@pytest.mark.parametrize("block_numel", [None, 2])
 @pytest.mark.parametrize(
     ("lr", "beta2", "eps"), [(0.02, 0.99, 1e-5), (0.005, 0.999, 1e-6), (0.01, 0.99, 1e-5)]
 )
-def test_switch_step_and_iterates_match_algorithm_1(lr, beta2, eps):
+def test_switch_step_and_iterates_match_algorithm_1(lr, beta2, eps, block_numel):
     x0 = np.array([1.0, -2.0, 0.5, 1.5, -1.0])
     hyper = dict(lr=lr, betas=(0.9, beta2), eps=eps)
     expected, switch_step, Lambda = swats_reference(x0, gradient, 300, lr, 0.9, beta2, eps)
     assert switch_step is not None and 2 < switch_step < 290, "the problem must switch mid-run"
-    actual, optimizer = _run_ours(x0, 300, **hyper)
+    actual, optimizer = _run_ours(x0, 300, block_numel, **hyper)
     assert optimizer.switch_steps() == [switch_step]
     assert optimizer.sgd_learning_rates()[0] == pytest.approx(Lambda, rel=1e-10)
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-13)
@@ -114,3 +119,21 @@ def test_switch_steps_has_one_entry_per_group_and_per_tensor_in_per_tensor_mode(
         optimizer.step()
     steps = optimizer.switch_steps()
     assert len(steps) == 2 and isinstance(steps[0], int) and steps[1] is None
+
+
+@pytest.mark.parametrize(("variant", "blocks"), [("paper", 3), ("per-tensor", 1)])
+def test_only_the_paper_variant_is_cut_into_cache_blocks(variant, blocks):
+    # The per-tensor variant tests each tensor inside the chain, which a slice of it cannot do.
+    tensors = [torch.ones(2, dtype=torch.float64, requires_grad=True), torch.ones(3, dtype=torch.float64)]
+    tensors[1].requires_grad_()
+    optimizer = SWATS(tensors, variant=variant)
+    optimizer.block_numel = 2
+    calls = []
+    apply = optimizer._apply
+    optimizer._apply = lambda group, bucket, step: (
+        calls.append(len(bucket.params)) or apply(group, bucket, step)
+    )
+    for tensor in tensors:
+        tensor.grad = torch.full_like(tensor, 0.5)
+    optimizer.step()
+    assert len(calls) == blocks

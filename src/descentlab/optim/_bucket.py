@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_, is_not
 from typing import Any
@@ -31,6 +31,7 @@ class Bucket:
         self.created_on_use = False  # a state value is None: created on first use, to store back
         self.counts: list[Tensor] = []  # step counts still to increment (a generated group's buckets)
         self.part_of = 0  # the tensor count of the bucket this one is a part of (see part); 0: none
+        self.shared: Set[str] = frozenset()  # state whose blocks are the whole value (see blockable)
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
@@ -84,15 +85,18 @@ class Bucket:
         single.created_on_use = self.created_on_use
         return single
 
-    def traceable(self, elementwise: bool, stateless: bool = False) -> Bucket | None:
+    def traceable(
+        self, elementwise: bool, stateless: bool = False, shared: Set[str] = frozenset()
+    ) -> Bucket | None:
         """This bucket as the generated kernel takes it, or ``None``: plain tensors whole, in one call.
 
         The kernel traces the eager multi-tensor update itself, so it takes whatever strides and state
         shapes that update takes (NAdam's 0-d ``mu_product``; dynamo's guards specialise the call on
         them), and checking only the parameters' types keeps the call cheap (checking every tensor's
         layout cost ~0.6 ms a step on 196 tensors). A bucket with a DTensor goes as its local shards
-        (:meth:`blockable`) for an ``elementwise`` chain; for one with per-tensor reductions (LAMB's
-        norms) a shard's norm is not the tensor's, so it is ``None``, as is a bucket without state (one
+        (:meth:`blockable`, with the ``shared`` state) for an ``elementwise`` chain; for one with per-tensor
+        reductions (LAMB's norms) or sums over the group (``UpdateSums``) a shard's norm or sum is not
+        the tensor's, so it is ``None``, as is a bucket without state (one
         kernel already, unless ``stateless``: a wrapper's average is to be fused into it) or with a state
         created on first use (to store back, which the kernel does not).
         """
@@ -100,10 +104,10 @@ class Bucket:
             return None
         for param in self.params:
             if type(param) is not Tensor and type(param) is not Parameter:
-                return self.blockable() if elementwise else None
+                return self.blockable(shared) if elementwise else None
         return self
 
-    def blockable(self) -> Bucket | None:
+    def blockable(self, shared: Set[str] = frozenset(), local_shards: bool = True) -> Bucket | None:
         """This bucket over plain contiguous tensors whose flat slices alias them, or ``None``.
 
         Blocks pay and work only with some state (plain SGD is one kernel: slicing adds overhead) and
@@ -111,11 +115,17 @@ class Bucket:
         tensor may be a copy (a slice of a sharded DTensor is all-gathered to ``Replicate``), and an
         update written into a copy is lost; so a DTensor whose gradient and state share its layout is
         replaced by its local shard (an elementwise update of the shard is the update of its part), and
-        any other tensor sends the whole bucket down the unblocked path.
+        any other tensor sends the whole bucket down the unblocked path. Without ``local_shards`` (a
+        chain that sums over the group: a shard's sum is not the tensor's) a DTensor does too.
+
+        The entries named in ``shared`` are 0-d values of their tensor that the chain only reads (SWATS's
+        switch scalars, declared ``State(shared_by_blocks=True)``): every block of a tensor gets the
+        value itself (see :meth:`blocks`).
         """
         if not self.state:
             return None
-        columns = list(self.state.values())
+        columns = [values for name, values in self.state.items() if name not in shared]
+        local_shards = local_shards and not shared  # _local_shard_bucket slices every state entry
         grads = self.grads
         # The common case, checked without building lists. Equal element counts suffice with contiguity:
         # an elementwise chain computes the same values for a state shaped (1, n) as for (n,), and a flat
@@ -123,14 +133,15 @@ class Bucket:
         for index, param in enumerate(self.params):
             numel = param.numel()
             if (type(param) is not Tensor and type(param) is not Parameter) or not param.is_contiguous():
-                return self._local_shard_bucket()
+                return self._local_shard_bucket() if local_shards else None
             for tensor in (grads[index], *[column[index] for column in columns]):
                 if (
                     (type(tensor) is not Tensor and type(tensor) is not Parameter)
                     or tensor.numel() != numel
                     or not tensor.is_contiguous()
                 ):
-                    return self._local_shard_bucket()
+                    return self._local_shard_bucket() if local_shards else None
+        self.shared = shared
         return self
 
     def _local_shard_bucket(self) -> Bucket | None:
@@ -152,7 +163,8 @@ class Bucket:
 
         Slicing only pays where a tensor is larger than the cache; small tensors stay whole in one
         multi-tensor call, which avoids creating thousands of views. Call it on :meth:`blockable`'s bucket:
-        slices are then views (checked), so updates land in the real tensors.
+        slices are then views (checked), so updates land in the real tensors; the state it was told is
+        shared goes to each block of its tensor whole.
         """
         small = [index for index, param in enumerate(self.params) if param.numel() <= block_numel]
         if small:
@@ -179,9 +191,13 @@ class Bucket:
         def part(tensor: Tensor) -> Tensor:
             return tensor if whole else _flat_alias(tensor)[flat_slice]
 
+        shared = self.shared
         block.params = [part(self.params[i]) for i in indices]
         block.grads = [part(self.grads[i]) for i in indices]
-        block.state = {name: [part(values[i]) for i in indices] for name, values in self.state.items()}
+        block.state = {
+            name: [values[i] if name in shared else part(values[i]) for i in indices]
+            for name, values in self.state.items()
+        }
         return block
 
     def clone_state(self) -> None:

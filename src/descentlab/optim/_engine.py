@@ -170,6 +170,8 @@ class RuleOptimizer(ValidatedOptimizer):
     state_declarations: ClassVar[tuple[State, ...]] = ()
     group_state_declarations: ClassVar[tuple[GroupState, ...]] = ()
     group_reductions: ClassVar[tuple[GroupReduction, ...]] = ()
+    elementwise_declarations: ClassVar[tuple[bool | Callable[[dict[str, Any]], bool], ...]] = ()
+    block_shared_state: ClassVar[frozenset[str]] = frozenset()
     update_sums: ClassVar[UpdateSums | None] = None
     float64_state: ClassVar[tuple[str, ...]] = ()
     # The group conditions of the state entries when every entry exists only under one (plain SGD has no
@@ -213,7 +215,11 @@ class RuleOptimizer(ValidatedOptimizer):
         cls.float64_state = tuple(s.name for s in cls.state_declarations if s.float64) or cls.float64_state
         conditional = all(s.when_group is not None and s.when is None for s in cls.state_declarations)
         cls.state_conditions = tuple(s.when_group for s in cls.state_declarations) if conditional else ()
-        cls.elementwise = all(part.elementwise for part in parts)
+        # A chain elementwise only in some groups (a predicate) counts as not elementwise here; the step
+        # asks each group (_elementwise_in).
+        cls.elementwise = all(part.elementwise is True for part in parts)
+        cls.elementwise_declarations = tuple(part.elementwise for part in parts)
+        cls.block_shared_state = frozenset(s.name for s in cls.state_declarations if s.shared_by_blocks)
         if "signature" in cls.__dict__ and cls.signature is not None:
             cls.__init__ = build_init(cls, declared, cls.signature)  # type: ignore[method-assign]
 
@@ -370,6 +376,12 @@ class RuleOptimizer(ValidatedOptimizer):
                     self._finish_update_sums(group, sums)
         return loss
 
+    def _elementwise_in(self, group: dict[str, Any]) -> bool:
+        """Whether the chain is elementwise in ``group`` (a transform may declare it per group)."""
+        return self.elementwise or all(
+            declared(group) if callable(declared) else declared for declared in self.elementwise_declarations
+        )
+
     def _finish_update_sums(self, group: dict[str, Any], sums: list[list[Tensor]]) -> None:
         """The chain's :class:`UpdateSums` finished: each bucket's (block's, part's) partial sums added in
         float64, and ``finish`` called with the states of the group's parameters that stepped."""
@@ -413,11 +425,11 @@ class RuleOptimizer(ValidatedOptimizer):
         or a part (see :meth:`Bucket.traceable`, :func:`kernel_takes` and :class:`KernelCall`), increment
         those counts here and run the eager multi-tensor path. Returns the calls' update sums."""
         averaging = self._averaging.get(id(group)) if self._averaging else None
-        whole = bucket.traceable(self.elementwise, stateless=averaging is not None)
+        whole = self._traceable(group, bucket, stateless=averaging is not None)
         if whole is None or not kernel_takes(self, whole):
             return self._update_eagerly(group, bucket, bucket.counts, step)
         kernel, counts, sums = KernelCall(self, group), bucket.counts, []
-        for indices in self._kernel_parts(whole):
+        for indices in self._kernel_parts(group, whole):
             part = whole.part(indices)
             part_counts = [counts[index] for index in indices] if counts else []
             part_sums = kernel.run(part, step, part_counts, averaging)
@@ -438,12 +450,18 @@ class RuleOptimizer(ValidatedOptimizer):
         finally:
             self._averaging = {}
 
-    def _kernel_parts(self, bucket: Bucket) -> tuple[tuple[int, ...], ...]:
+    def _traceable(self, group: dict[str, Any], bucket: Bucket, stateless: bool = False) -> Bucket | None:
+        """``bucket`` as the generated kernel takes it (:meth:`Bucket.traceable`): a DTensor as its local
+        shards only for a chain elementwise in ``group`` that takes no sums over the group."""
+        shards = self._elementwise_in(group) and self.update_sums is None
+        return bucket.traceable(shards, stateless=stateless, shared=self.block_shared_state)
+
+    def _kernel_parts(self, group: dict[str, Any], bucket: Bucket) -> tuple[tuple[int, ...], ...]:
         """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`). No
         chain's update of one tensor reads another (sums over the group go through :class:`UpdateSums`
         and :class:`GroupReduction`), so any chain may be called in parts."""
         shapes = [param.shape for param in bucket.params]
-        return repeated_parts(shapes, ELEMENTWISE_PART if self.elementwise else REDUCING_PART)
+        return repeated_parts(shapes, ELEMENTWISE_PART if self._elementwise_in(group) else REDUCING_PART)
 
     def _update_eagerly(
         self, group: dict[str, Any], bucket: Bucket, counts: list[Tensor], step: int
@@ -519,11 +537,11 @@ class RuleOptimizer(ValidatedOptimizer):
         self, group: dict[str, Any], bucket: Bucket, step: int, index: int, kernel: KernelCall | None
     ) -> list[Sequence[Tensor]]:
         """Reduction ``index``'s sums over ``bucket``: one set, or one per part the kernel is called on."""
-        whole = bucket.traceable(self.elementwise) if kernel is not None else None
+        whole = self._traceable(group, bucket) if kernel is not None else None
         if kernel is None or whole is None or not kernel_takes(self, whole):
             return [self._bucket_sums(group, bucket, bucket.step_count(step), index)]
         partials = []
-        for indices in self._kernel_parts(whole):
+        for indices in self._kernel_parts(group, whole):
             part = whole.part(indices)
             sums = kernel.sums(part, step, index)
             eager = sums is None
@@ -556,10 +574,10 @@ class RuleOptimizer(ValidatedOptimizer):
         # by the compiler instead.
         elif (
             self.block_numel
-            and self.elementwise
+            and self._elementwise_in(group)
             and bucket.needs_blocks(self.block_numel)
             and not torch.compiler.is_compiling()
-            and (plain := bucket.blockable())
+            and (plain := bucket.blockable(self.block_shared_state, local_shards=self.update_sums is None))
         ):
             sums = [self._apply(group, block, step) for block in plain.blocks(self.block_numel)]
         else:

@@ -17,7 +17,9 @@ one *declares* what it needs instead of the algorithm class repeating it by hand
   parameters fall into several buckets (dtypes, devices, state layouts);
 - :attr:`Transform.elementwise`: whether the update of a coordinate depends only on that coordinate's
   values; only then may the engine cut tensors into cache-sized blocks. A per-tensor reduction (a norm,
-  a trust ratio, an orthogonalisation) declares ``elementwise=False``;
+  a trust ratio, an orthogonalisation) declares ``elementwise=False``; a predicate of the group declares
+  it per group (SWATS: elementwise in its "paper" variant, whose switch test goes through
+  :class:`UpdateSums`, not in its per-tensor one, which tests each tensor in the chain);
 - :attr:`Transform.update_sums`: an :class:`UpdateSums`, sums over the whole group that the transform
   takes from the update it computes and that the engine finishes on the host once every bucket (and
   every part the generated kernel is called on) has stepped: a decision about the next step (SWATS's
@@ -196,7 +198,9 @@ class State:
     ``amsgrad``), which the engine may ask once per group and step instead of once per parameter: an
     optimizer whose every entry has a false ``when_group`` (plain SGD) creates no state at all.
     ``float64``: a float64 scalar on the CPU whatever the parameter dtype, kept so by ``load_state_dict``
-    (torch would cast it to the parameter's dtype).
+    (torch would cast it to the parameter's dtype). ``shared_by_blocks``: a 0-d value of its tensor that
+    the chain only reads where it is elementwise (SWATS's switch scalars, written by its
+    :class:`UpdateSums`'s finish): each cache-sized block of the tensor gets the value itself.
     """
 
     name: str
@@ -204,6 +208,7 @@ class State:
     when: Callable[[dict[str, Any], Tensor], bool] | None = None
     float64: bool = False
     when_group: Callable[[dict[str, Any]], bool] | None = None
+    shared_by_blocks: bool = False
 
 
 def step_counter(group: dict[str, Any], param: Tensor) -> Tensor:
@@ -277,7 +282,7 @@ class Transform:
     hyperparameters: tuple[Hyperparameter, ...] = ()
     state: tuple[State, ...] = ()
     group_state: tuple[GroupState, ...] = ()
-    elementwise: bool = True
+    elementwise: bool | Callable[[dict[str, Any]], bool] = True
     reduction: GroupReduction | None = None
     update_sums: UpdateSums | None = None
     kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None
@@ -288,7 +293,7 @@ def transform(
     hyperparameters: Iterable[Hyperparameter] = (),
     state: Iterable[State] = (),
     group_state: Iterable[GroupState] = (),
-    elementwise: bool = True,
+    elementwise: bool | Callable[[dict[str, Any]], bool] = True,
     reduction: GroupReduction | None = None,
     update_sums: UpdateSums | None = None,
     kernel_constants: Callable[[dict[str, Any], dict[str, list[Tensor]]], dict[str, Any]] | None = None,

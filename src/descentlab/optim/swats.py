@@ -31,9 +31,10 @@ def _float64_scalar(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=torch.float64)
 
 
-# The group's switch scalars, one float64 copy in each parameter's state (kept float64 by load_state_dict).
+# The group's switch scalars, one float64 copy in each parameter's state (kept float64 by load_state_dict);
+# a "paper" step only reads them (its UpdateSums's finish writes them), so cache blocks share them.
 SWITCH_STATE = tuple(
-    State(name, _float64_scalar, float64=True)
+    State(name, _float64_scalar, float64=True, shared_by_blocks=True)
     for name in ("phase", "lambda_avg", "sgd_lr", "switch_step", "switch_lr")
 )
 
@@ -54,7 +55,9 @@ def _kernel_phase(group: dict[str, Any], state: dict[str, list[torch.Tensor]]) -
 @transform(
     hyperparameters=(BETAS, Hyperparameter("eps", 1e-9), Hyperparameter("switch_rtol", 1e-5, POSITIVE)),
     state=(STEP, FIRST_MOMENT, SECOND_MOMENT, State("momentum_buffer"), *SWITCH_STATE),
-    elementwise=False,  # the switch test takes dot products over the whole group (or tensor)
+    # The "paper" switch test's dot products go through UpdateSums, so its update may be cut into blocks;
+    # the per-tensor variant tests each tensor in the chain.
+    elementwise=lambda group: group["variant"] != "per-tensor",
     update_sums=UpdateSums(lambda group, states, totals: _finish_switch_test(group, states, *totals)),
     kernel_constants=_kernel_phase,
 )
