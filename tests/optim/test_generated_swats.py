@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import descentlab.optim as dl
-from descentlab.optim import _engine, _generated
+from descentlab.optim import _generated
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="inductor's CPU backend needs g++")
 slow = pytest.mark.skipif(
@@ -101,9 +101,7 @@ def test_per_tensor_part_mid_switch_selects_by_phase_and_matches_the_eager_step(
 
 @slow
 @needs_compiler
-def test_paper_variant_in_parts_adds_every_parts_dot_products_before_its_switch_test(monkeypatch):
-    # Parts of one layer (an elementwise chain's parts hold at least 128 tensors otherwise).
-    monkeypatch.setattr(_engine, "ELEMENTWISE_PART", 4)
+def test_paper_variant_in_parts_adds_every_parts_dot_products_before_its_switch_test():
     calls = _generated.kernel_calls
     compiled = _train(compiled=True, variant="paper", shapes=LAYERED)
     parts = (_generated.kernel_calls - calls) / STEPS
