@@ -31,7 +31,6 @@ class Bucket:
         self.created_on_use = False  # a state value is None: created on first use, to store back
         self.counts: list[Tensor] = []  # step counts still to increment (a generated group's buckets)
         self.part_of = 0  # the tensor count of the bucket this one is a part of (see part); 0: none
-        self.shared: Set[str] = frozenset()  # state whose blocks are the whole value (see blockable)
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
@@ -119,8 +118,8 @@ class Bucket:
         chain that sums over the group: a shard's sum is not the tensor's) a DTensor does too.
 
         The entries named in ``shared`` are 0-d values of their tensor that the chain only reads (SWATS's
-        switch scalars, declared ``State(shared_by_blocks=True)``): every block of a tensor gets the
-        value itself (see :meth:`blocks`).
+        switch scalars, declared ``State(shared_by_blocks=True)``): not shaped like the parameter, they
+        go to each of its blocks whole (:meth:`blocks`).
         """
         if not self.state:
             return None
@@ -141,7 +140,6 @@ class Bucket:
                     or not tensor.is_contiguous()
                 ):
                     return self._local_shard_bucket() if local_shards else None
-        self.shared = shared
         return self
 
     def _local_shard_bucket(self) -> Bucket | None:
@@ -158,22 +156,22 @@ class Bucket:
                 plain.state[name].append(value)
         return plain
 
-    def blocks(self, block_numel: int) -> Iterator[Bucket]:
+    def blocks(self, block_numel: int, shared: Set[str] = frozenset()) -> Iterator[Bucket]:
         """The small tensors as one bucket, then each large tensor in flat slices of ``block_numel``.
 
         Slicing only pays where a tensor is larger than the cache; small tensors stay whole in one
         multi-tensor call, which avoids creating thousands of views. Call it on :meth:`blockable`'s bucket:
-        slices are then views (checked), so updates land in the real tensors; the state it was told is
-        shared goes to each block of its tensor whole.
+        slices are then views (checked), so updates land in the real tensors. The state entries named in
+        ``shared`` go to each block of their tensor whole.
         """
         small = [index for index, param in enumerate(self.params) if param.numel() <= block_numel]
         if small:
-            yield self._subset(small, slice(None))
+            yield self._subset(small, slice(None), shared)
         for index, param in enumerate(self.params):
             numel = param.numel()
             if numel > block_numel:
                 for start in range(0, numel, block_numel):
-                    yield self._subset([index], slice(start, min(numel, start + block_numel)))
+                    yield self._subset([index], slice(start, min(numel, start + block_numel)), shared)
 
     def part(self, indices: tuple[int, ...]) -> Bucket:
         """The bucket of the whole tensors at ``indices`` (this bucket itself where they are all of it),
@@ -184,14 +182,13 @@ class Bucket:
         part.part_of = len(self.params)
         return part
 
-    def _subset(self, indices: list[int], flat_slice: slice) -> Bucket:
+    def _subset(self, indices: list[int], flat_slice: slice, shared: Set[str] = frozenset()) -> Bucket:
         block = Bucket()
         whole = flat_slice == slice(None)
 
         def part(tensor: Tensor) -> Tensor:
             return tensor if whole else _flat_alias(tensor)[flat_slice]
 
-        shared = self.shared
         block.params = [part(self.params[i]) for i in indices]
         block.grads = [part(self.grads[i]) for i in indices]
         block.state = {

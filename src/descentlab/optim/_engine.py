@@ -582,7 +582,8 @@ class RuleOptimizer(ValidatedOptimizer):
             and not torch.compiler.is_compiling()
             and (plain := bucket.blockable(self.block_shared_state, local_shards=self.update_sums is None))
         ):
-            sums = [self._apply(group, block, step) for block in plain.blocks(self.block_numel)]
+            blocks = plain.blocks(self.block_numel, self.block_shared_state)
+            sums = [self._apply(group, block, step) for block in blocks]
         else:
             sums = [self._apply(group, bucket, step)]
         return [taken for taken in sums if taken]
