@@ -63,7 +63,6 @@ _SWATS_PAPER_NOT_APPLICABLE = {
     "and refuses a step without one",
     "complex": "variant 'paper' needs one dtype per group (one dot product), and the mixed parameter set "
     "puts complex and real tensors in one group",
-    "cache-blocking": "not elementwise: the switch test needs whole-group dot products",
 }
 _NEWTON_NOT_APPLICABLE = {
     "foreach": "no foreach argument: one linear solve over the flat parameter vector, no per-tensor kernels",
@@ -103,7 +102,10 @@ CASES = [
         {"lr": 0.01, "betas": (0.85, 0.99), "eps": 1e-6, "switch_rtol": 1e-3, "variant": "per-tensor"},
         swats_step,
         second_group={"switch_rtol": 1e-2, "weight_decay": 0.02},
-        not_applicable={"cache-blocking": _SWATS_PAPER_NOT_APPLICABLE["cache-blocking"]},
+        # The paper variant is cut into blocks (its switch test adds the blocks' dot products).
+        not_applicable={
+            "cache-blocking": "not elementwise in this variant: each tensor's test runs inside the chain"
+        },
     ),
     # --- SVRG ------------------------------------------------------------------------------------
     Case(

@@ -404,10 +404,19 @@ _CLAIMS = {
         )
     ),
     "cache-blocking": lambda case: (
-        getattr(case.cls, "block_numel", 0) == 0 or not getattr(case.cls, "elementwise", False)
+        getattr(case.cls, "block_numel", 0) == 0 or not _elementwise_in_a_group(case)
     ),
     "torch-zero-size": lambda case: case.torch_cls is not None and _torch_refuses_zero_size(case),
 }
+
+
+def _elementwise_in_a_group(case) -> bool:
+    """Whether the row's chain is elementwise in a group of its hyperparameters (a transform may declare
+    it per group: SWATS is in its paper variant)."""
+    if not hasattr(case.cls, "_elementwise_in"):
+        return getattr(case.cls, "elementwise", False)
+    optimizer = case.cls([torch.zeros(2, requires_grad=True)], **case.hyper)
+    return optimizer._elementwise_in(optimizer.param_groups[0])
 
 
 def _torch_refuses_zero_size(case) -> bool:

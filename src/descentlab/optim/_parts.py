@@ -13,9 +13,8 @@ matters for an elementwise chain: cut into parts of 4 layers, Adam's and AdamW's
 s against 27-31 s; ``benchmarks/results/step_speed_parts.md``). A compile is paid once per machine and a
 step at every step, so a part holds at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain
 (only models deeper than that are cut) and at least :data:`REDUCING_PART` for one with per-tensor
-reductions (LAMB's norms), whose step runs two passes over each tensor and loses nothing by being called
-per layer. A chain whose reduction spans tensors (SWATS's whole-group switch test) is never cut: a part's
-test is not the group's.
+reductions (LAMB's norms) or sums over the group (SWATS's switch test, whose kernel returns each part's
+dot products for the engine to add: ``UpdateSums``), whose compile grows fastest with its tensor count.
 """
 
 from __future__ import annotations
