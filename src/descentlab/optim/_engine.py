@@ -915,7 +915,10 @@ def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
 
 def _float64_totals(partials: list[Sequence[Tensor]]) -> list[Tensor]:
     """Partial sums (one sequence of 0-d tensors per bucket, block or part) added term by term in float64,
-    on the first partial's device."""
+    on the first partial's device. A single partial is its own total (no stack: a DTensor's sum, which an
+    unblocked bucket of DTensors gives, stays as it is)."""
+    if len(partials) == 1:
+        return [torch.as_tensor(term).to(torch.float64) for term in partials[0]]
     device = torch.as_tensor(partials[0][0]).device if partials[0] else None
     return [
         torch.stack([torch.as_tensor(term).to(device, torch.float64) for term in terms]).sum()
