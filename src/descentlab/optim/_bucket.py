@@ -239,6 +239,15 @@ def _dtensor_type() -> type | None:
     return DTensor
 
 
+def full_float64(value: Tensor | float) -> Tensor:
+    """A sum as a plain float64 tensor: a DTensor's full value (a ``Partial`` sum over a bucket of sharded
+    parameters reduced over the ranks), as every rank must see it; a shard's sum is not the tensor's."""
+    dtensor = _dtensor_type()
+    if dtensor is not None and isinstance(value, dtensor):
+        value = value.full_tensor()
+    return torch.as_tensor(value).to(torch.float64)
+
+
 def _local_shards(tensors: list[Any]) -> list[Tensor] | None:
     """A parameter, its gradient and state as plain contiguous tensors of one shape, or ``None``.
 

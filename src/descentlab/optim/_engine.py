@@ -71,7 +71,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from descentlab.optim._bucket import Bucket, BucketPlan
+from descentlab.optim._bucket import Bucket, BucketPlan, full_float64
 from descentlab.optim._generated import Averaging, KernelCall, kernel_takes
 from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, increment_counts_, per_tensor
@@ -915,12 +915,10 @@ def _check_fused_param(param: Tensor, fused_devices: tuple[str, ...]) -> None:
 
 def _float64_totals(partials: list[Sequence[Tensor]]) -> list[Tensor]:
     """Partial sums (one sequence of 0-d tensors per bucket, block or part) added term by term in float64,
-    on the first partial's device. A single partial is its own total (no stack: a DTensor's sum, which an
-    unblocked bucket of DTensors gives, stays as it is)."""
+    on the first partial's device; a single partial is its own total. A DTensor term (the sum over a
+    bucket of sharded parameters, ``Partial`` over the ranks) is reduced over the ranks first: a shard's
+    sum is not the tensor's."""
     if len(partials) == 1:
-        return [torch.as_tensor(term).to(torch.float64) for term in partials[0]]
-    device = torch.as_tensor(partials[0][0]).device if partials[0] else None
-    return [
-        torch.stack([torch.as_tensor(term).to(device, torch.float64) for term in terms]).sum()
-        for terms in zip(*partials)
-    ]
+        return [full_float64(term) for term in partials[0]]
+    device = full_float64(partials[0][0]).device if partials[0] else None
+    return [torch.stack([full_float64(term).to(device) for term in terms]).sum() for terms in zip(*partials)]

@@ -181,7 +181,14 @@ def fsdp_section(rank: int, out_dir: Path) -> dict:
 
 # Chains with per-tensor reductions (trust ratios over the whole tensor): a DTensor shard's norm is not the
 # tensor's, so under FSDP2 compiled=True must not hand their shards to the generated kernel.
-PER_TENSOR_OPTIMIZERS: dict[str, dict] = {"LAMB": {"lr": 1e-2, "weight_decay": 1e-2}, "LARS": {"lr": 0.1}}
+# Chains with reductions a shard cannot take: LAMB's and LARS's per-tensor norms, SWATS's dot products over
+# the group (its switch test; eps = 1e-2 lets it switch at step 2).
+PER_TENSOR_OPTIMIZERS: dict[str, dict] = {
+    "LAMB": {"lr": 1e-2, "weight_decay": 1e-2},
+    "LARS": {"lr": 0.1},
+    "SWATS": {"lr": 1e-2, "eps": 1e-2},
+    "SWATS-per-tensor": {"lr": 1e-2, "eps": 1e-2, "switch_rtol": 0.5, "variant": "per-tensor"},
+}
 
 
 def per_tensor_section(rank: int, out_dir: Path) -> dict:
@@ -191,14 +198,23 @@ def per_tensor_section(rank: int, out_dir: Path) -> dict:
 
     results = {"initial": full_parameters(make_model())}
     for name, hyper in PER_TENSOR_OPTIMIZERS.items():
-        cls = getattr(dl, name)
+        cls = getattr(dl, name.split("-")[0])
         model = shard(make_model())
-        train(model, cls([{"params": list(model.parameters()), "compiled": True}], **hyper), rank, range(3))
+        optimizer = cls([{"params": list(model.parameters()), "compiled": True}], **hyper)
+        train(model, optimizer, rank, range(3))
         results[name, "fsdp2 compiled"] = full_parameters(model)
+        results[name, "fsdp2 compiled", "switch"] = _switch_steps(optimizer)
         model = DistributedDataParallel(make_model())
-        train(model, cls(model.parameters(), **hyper), rank, range(3))
+        optimizer = cls(model.parameters(), **hyper)
+        train(model, optimizer, rank, range(3))
         results[name, "ddp"] = full_parameters(model.module)
+        results[name, "ddp", "switch"] = _switch_steps(optimizer)
     return results
+
+
+def _switch_steps(optimizer: torch.optim.Optimizer) -> list | None:
+    """SWATS's switch steps (``None`` for an optimizer without a switch)."""
+    return optimizer.switch_steps() if hasattr(optimizer, "switch_steps") else None
 
 
 def ddp_section(rank: int, out_dir: Path) -> dict:

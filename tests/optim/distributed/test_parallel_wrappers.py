@@ -68,12 +68,17 @@ def test_fsdp2_big_parameter_updates_equal_torch(results):
 @needs_fsdp2
 def test_fsdp2_compiled_per_tensor_norms_are_the_whole_tensors(results):
     # compiled=True once gave a chain with per-tensor norms (LAMB, LARS) the local shards of each DTensor,
-    # whose norms are not the tensor's; DDP steps the same averaged gradients over whole tensors.
+    # whose norms are not the tensor's; SWATS's switch test needs the whole group's dot products too. DDP
+    # steps the same averaged gradients over whole tensors.
     section = _section(results, "per_tensor")
     for name in PER_TENSOR_OPTIMIZERS:
         # float32 norms summed over two shards round differently from one whole-tensor sum: 2e-7.
         ours, reference = section[name, "fsdp2 compiled"], section[name, "ddp"]
         _assert_same_as_torch(ours, reference, section["initial"], name, rtol=1e-5, atol=1e-6)
+        assert section[name, "fsdp2 compiled", "switch"] == section[name, "ddp", "switch"]
+    # The switch tests' sums decided the last step (they were a shard's under FSDP2: Lambda 0.021, not 0.038).
+    assert section["SWATS", "ddp", "switch"] == [2]
+    assert 2 in section["SWATS-per-tensor", "ddp", "switch"][0].values()
 
 
 def test_ddp_updates_equal_torch(results):
