@@ -194,19 +194,18 @@ def _compiled_switch_step(
             update.add_sums(_dot_products(adam_step, grads))
         return Direction(adam_step, scale=-1.0, lr_scaled=False)
     in_sgd = state["phase"][0] == SGD_PHASE
-    before = {name: [tensor.clone() for tensor in state[name]] for name in _PHASE_STATE}
+    # What only one phase writes: the SGD phase's buffer, the Adam phase's moments.
+    before = {name: [t.clone() for t in state[name]] for name in ("momentum_buffer", "exp_avg", "exp_avg_sq")}
     sgd_step = _compiled_sgd_step(state, grads, step, beta1, lr)
     adam_step = _adam_step(state, grads, beta1, beta2, update.group["eps"], scale)
     _compiled_switch_test(update, grads, state, adam_step, step, beta2, in_sgd)
-    for name, keep in (("momentum_buffer", ~in_sgd), ("exp_avg", in_sgd), ("exp_avg_sq", in_sgd)):
+    for name, old_values in before.items():
+        keep = ~in_sgd if name == "momentum_buffer" else in_sgd
         # Multi-tensor copies (torch 2.13's dynamo can drop a per-tensor copy_ into state).
-        kept = [torch.where(keep, old, new) for old, new in zip(before[name], state[name])]
+        kept = [torch.where(keep, old, new) for old, new in zip(old_values, state[name])]
         torch._foreach_copy_(state[name], kept)
     numerators = [torch.where(in_sgd, sgd, adam) for sgd, adam in zip(sgd_step, adam_step)]
     return Direction(numerators, scale=-1.0, lr_scaled=False)
-
-
-_PHASE_STATE = ("momentum_buffer", "exp_avg", "exp_avg_sq")  # what only one of the phases writes
 
 
 def _compiled_sgd_step(
