@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from descentlab.optim._rules import norms
 from descentlab.problems.base import Task
 
 HVP_COST = 2
@@ -64,7 +65,7 @@ def gradient_norm(parameters: list[torch.Tensor]) -> float | None:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return None
-    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+    return float(torch.linalg.vector_norm(torch.stack(norms(grads)).double()))
 
 
 class Stepper:

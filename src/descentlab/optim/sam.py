@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from descentlab.optim._rules import norms
 from descentlab.optim._validation import NON_NEGATIVE, Choice, hyperparameter_checks
 from descentlab.optim._wrapper import DEFAULT_BASE, OptimizerWrapper, real_view
 from descentlab.optim.search_space import Float
@@ -141,10 +142,10 @@ class SAM(OptimizerWrapper):
             if group["sam_variant"] == "asam":
                 scale = torch._foreach_add(torch._foreach_abs(weights), float(group["sam_eta"]))  # T_w
                 scaled = torch._foreach_mul(grads, scale)  # T_w g
-                scaled_norms.extend(torch._foreach_norm(scaled))
+                scaled_norms.extend(norms(scaled))
                 directions = torch._foreach_mul(scaled, scale)  # T_w^2 g
             else:
-                scaled_norms.extend(torch._foreach_norm(grads))
+                scaled_norms.extend(norms(grads))
                 directions = grads
             groups.append((group, params, weights, directions))
         if not groups:
