@@ -239,11 +239,16 @@ def _dtensor_type() -> type | None:
     return DTensor
 
 
+def is_dtensor(value: Any) -> bool:
+    """Whether ``value`` is a ``DTensor`` (a sharded or replicated parameter, its gradient or state)."""
+    dtensor = _dtensor_type()
+    return dtensor is not None and isinstance(value, dtensor)
+
+
 def full_float64(value: Tensor | float) -> Tensor:
     """A sum as a plain float64 tensor: a DTensor's full value (a ``Partial`` sum over a bucket of sharded
     parameters reduced over the ranks), as every rank must see it; a shard's sum is not the tensor's."""
-    dtensor = _dtensor_type()
-    if dtensor is not None and isinstance(value, dtensor):
+    if is_dtensor(value):
         value = value.full_tensor()
     return torch.as_tensor(value).to(torch.float64)
 

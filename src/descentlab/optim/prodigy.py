@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from descentlab.optim._bucket import is_dtensor
 from descentlab.optim._engine import RuleOptimizer, as_float
 from descentlab.optim._rules import norms, root_plus_eps, scalar_operand, square_root
 from descentlab.optim._transform import (
@@ -57,18 +58,33 @@ def _bias_correction(group: dict[str, Any], t: float | Tensor) -> float | Tensor
     return square_root(1.0 - beta2**t) / (1.0 - beta1**t)
 
 
-def _real_flat(group: dict[str, Any], param: Tensor) -> Tensor:
-    """Every ``slice_p``-th entry of the parameter (a complex one as real pairs), flattened."""
-    real = torch.view_as_real(param) if torch.is_complex(param) else param
+def _statistics_view(group: dict[str, Any], tensor: Tensor) -> Tensor:
+    """The entries of a parameter or gradient that ``p0`` and ``s`` follow: every ``slice_p``-th one,
+    flattened (a complex tensor as real pairs), as the authors store them; a DTensor (FSDP2) keeps its
+    shape and sharding, since its shards cannot be flattened into one tensor without a gather."""
+    real = torch.view_as_real(tensor) if torch.is_complex(tensor) else tensor
+    if is_dtensor(real):
+        return real.detach()
     return real.detach().reshape(-1)[:: group["slice_p"]]
 
 
+def _check_sliceable(group: dict[str, Any], param: Tensor) -> None:
+    if group["slice_p"] != 1 and is_dtensor(param):
+        raise ValueError(
+            f"Prodigy(slice_p={group['slice_p']}) takes every slice_p-th entry of the flattened parameter, "
+            f"which a sharded {type(param).__name__} parameter (FSDP2) cannot give without gathering it; "
+            "pass slice_p=1 for sharded parameters"
+        )
+
+
 def _initial_point(group: dict[str, Any], param: Tensor) -> Tensor:
-    return _real_flat(group, param).clone()
+    _check_sliceable(group, param)
+    return _statistics_view(group, param).clone()
 
 
 def _zeros_sliced(group: dict[str, Any], param: Tensor) -> Tensor:
-    return torch.zeros_like(_real_flat(group, param))
+    _check_sliceable(group, param)
+    return torch.zeros_like(_statistics_view(group, param))
 
 
 def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
@@ -79,10 +95,10 @@ def _accumulate(update: Update) -> tuple[Tensor, Tensor]:
     step_d = d * step_scalar(group["lr"]) * _bias_correction(group, t)
     # The authors weight s by (d / d0) * d * lr * bc, or by (d / d0) * d with safeguard_warmup.
     weight = (d / d0) * (d if group["safeguard_warmup"] else step_d)
-    slice_p = group["slice_p"]
-    grads = [grad.reshape(-1)[::slice_p] for grad in update.grads]
-    points = [param.detach().reshape(-1)[::slice_p] for param in update.params]
-    dots = [torch.dot(g, offset) for g, offset in zip(grads, torch._foreach_sub(state["p0"], points))]
+    grads = [_statistics_view(group, grad) for grad in update.grads]
+    points = [_statistics_view(group, param) for param in update.params]
+    offsets = torch._foreach_sub(state["p0"], points)
+    dots = [(g * x).sum() if is_dtensor(g) else torch.dot(g, x) for g, x in zip(grads, offsets)]
     torch._foreach_mul_(state["s"], scalar_operand(_beta3(group), state["s"]))
     _add_multiple_(state["s"], grads, weight)
     return torch.stack(dots).sum(), torch.stack(norms(state["s"], 1.0)).sum()
@@ -247,8 +263,11 @@ class Prodigy(RuleOptimizer):
     ``decoupled_weight_decay=True`` (torch's name; theirs ``decouple=True``), decay
     :math:`\gamma_k d_k b_k \lambda`. The coupled decay does not write into ``param.grad``. An all-zero
     parameter keeps a full ``p0`` (theirs keeps a 0-d zero to save memory). No ``fsdp_in_use``:
-    sums are over the local tensors. torch.optim has no Prodigy; optax's ``contrib.prodigy`` always
-    applies the bias correction and has no ``growth_rate``, ``safeguard_warmup`` or ``slice_p``.
+    under FSDP2 (DTensor parameters) the sums are over the whole tensors by themselves, and the ``p0``
+    and ``s`` of a DTensor parameter keep its shape and sharding (an unevenly sharded tensor has no flat
+    view), so ``slice_p > 1`` is refused for it. torch.optim has no Prodigy; optax's
+    ``contrib.prodigy`` always applies the bias correction and has no ``growth_rate``,
+    ``safeguard_warmup`` or ``slice_p``.
 
     ``compiled=True`` in a param group runs the step in two generated kernels
     (:mod:`descentlab.optim._generated`), each one pass over memory: the sums of :math:`r` and

@@ -182,39 +182,58 @@ def fsdp_section(rank: int, out_dir: Path) -> dict:
 # Chains with per-tensor reductions (trust ratios over the whole tensor): a DTensor shard's norm is not the
 # tensor's, so under FSDP2 compiled=True must not hand their shards to the generated kernel.
 # Chains with reductions a shard cannot take: LAMB's and LARS's per-tensor norms, SWATS's dot products over
-# the group (its switch test; eps = 1e-2 lets it switch at step 2).
+# the group (its switch test; eps = 1e-2 lets it switch at step 2), Prodigy's sums over the group (its d).
 PER_TENSOR_OPTIMIZERS: dict[str, dict] = {
     "LAMB": {"lr": 1e-2, "weight_decay": 1e-2},
     "LARS": {"lr": 0.1},
     "SWATS": {"lr": 1e-2, "eps": 1e-2},
     "SWATS-per-tensor": {"lr": 1e-2, "eps": 1e-2, "switch_rtol": 0.5, "variant": "per-tensor"},
+    "Prodigy": {"d0": 1e-3},
+    "Prodigy-paper": {"d0": 1e-3, "variant": "paper"},
 }
 
 
 def per_tensor_section(rank: int, out_dir: Path) -> dict:
-    """Each PER_TENSOR_OPTIMIZERS entry with compiled=True under FSDP2, and eagerly under DDP (whole
-    tensors, the same averaged gradients): the reference for the norms of the sharded run."""
+    """Each PER_TENSOR_OPTIMIZERS entry under FSDP2, eager and with compiled=True, and eagerly under DDP
+    (whole tensors, the same averaged gradients): the reference for the norms of the sharded runs."""
     from torch.nn.parallel import DistributedDataParallel
 
     results = {"initial": full_parameters(make_model())}
     for name, hyper in PER_TENSOR_OPTIMIZERS.items():
         cls = getattr(dl, name.split("-")[0])
-        model = shard(make_model())
-        optimizer = cls([{"params": list(model.parameters()), "compiled": True}], **hyper)
-        train(model, optimizer, rank, range(3))
-        results[name, "fsdp2 compiled"] = full_parameters(model)
-        results[name, "fsdp2 compiled", "switch"] = _switch_steps(optimizer)
+        for run, compiled in (("fsdp2 eager", False), ("fsdp2 compiled", True)):
+            model = shard(make_model())
+            optimizer = cls([{"params": list(model.parameters()), "compiled": compiled}], **hyper)
+            train(model, optimizer, rank, range(3))
+            results[name, run] = full_parameters(model)
+            results[name, run, "learnt"] = _learnt(optimizer)
         model = DistributedDataParallel(make_model())
         optimizer = cls(model.parameters(), **hyper)
         train(model, optimizer, rank, range(3))
         results[name, "ddp"] = full_parameters(model.module)
-        results[name, "ddp", "switch"] = _switch_steps(optimizer)
+        results[name, "ddp", "learnt"] = _learnt(optimizer)
+    results["Prodigy slice_p=2", "error"] = _first_step_error(dl.Prodigy, slice_p=2)
     return results
 
 
-def _switch_steps(optimizer: torch.optim.Optimizer) -> list | None:
-    """SWATS's switch steps (``None`` for an optimizer without a switch)."""
-    return optimizer.switch_steps() if hasattr(optimizer, "switch_steps") else None
+def _first_step_error(cls: type, **hyper) -> str | None:
+    """The message of the error that ``cls`` raises at its first step under FSDP2 (``None``: no error)."""
+    model = shard(make_model())
+    try:
+        train(model, cls(model.parameters(), **hyper), dist.get_rank(), range(1))
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _learnt(optimizer: torch.optim.Optimizer) -> list | None:
+    """What the group sums decided: SWATS's switch steps, Prodigy's raw estimate and ``||s||_1`` of each group
+    (its d stays d0 on these targets, the estimate being negative), else ``None``."""
+    if hasattr(optimizer, "switch_steps"):
+        return optimizer.switch_steps()
+    if isinstance(optimizer, dl.Prodigy):
+        return [float(group[key]) for group in optimizer.param_groups for key in ("d_hat", "d_denom")]
+    return None
 
 
 def ddp_section(rank: int, out_dir: Path) -> dict:

@@ -73,12 +73,21 @@ def test_fsdp2_compiled_per_tensor_norms_are_the_whole_tensors(results):
     section = _section(results, "per_tensor")
     for name in PER_TENSOR_OPTIMIZERS:
         # float32 norms summed over two shards round differently from one whole-tensor sum: 2e-7.
-        ours, reference = section[name, "fsdp2 compiled"], section[name, "ddp"]
-        _assert_same_as_torch(ours, reference, section["initial"], name, rtol=1e-5, atol=1e-6)
-        assert section[name, "fsdp2 compiled", "switch"] == section[name, "ddp", "switch"]
+        for run in ("fsdp2 eager", "fsdp2 compiled"):
+            ours, reference = section[name, run], section[name, "ddp"]
+            _assert_same_as_torch(ours, reference, section["initial"], f"{name} {run}", rtol=1e-5, atol=1e-6)
+            learnt, expected = section[name, run, "learnt"], section[name, "ddp", "learnt"]
+            assert learnt == (pytest.approx(expected, rel=1e-5) if name.startswith("Prodigy") else expected)
     # The switch tests' sums decided the last step (they were a shard's under FSDP2: Lambda 0.021, not 0.038).
-    assert section["SWATS", "ddp", "switch"] == [2]
-    assert 2 in section["SWATS-per-tensor", "ddp", "switch"][0].values()
+    assert section["SWATS", "ddp", "learnt"] == [2]
+    assert 2 in section["SWATS-per-tensor", "ddp", "learnt"][0].values()
+    # Prodigy's sums were taken (a shard's would not give DDP's; an unevenly sharded p0 was once refused).
+    for name in ("Prodigy", "Prodigy-paper"):
+        d_hat, norm = section[name, "ddp", "learnt"]
+        assert d_hat != 0.0 and norm > 0.0
+    # Every slice_p-th entry of a flattened shard is not the tensor's: refused, saying what to pass.
+    message = section["Prodigy slice_p=2", "error"]
+    assert message is not None and "sharded DTensor parameter" in message and "slice_p=1" in message
 
 
 def test_ddp_updates_equal_torch(results):
