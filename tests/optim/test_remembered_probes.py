@@ -8,12 +8,14 @@ subprocesses and the header validations: some in the first, none in the second, 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -34,6 +36,8 @@ def counted_checks(monkeypatch, tmp_path):
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(cpu_vec_isa.VecISA, "check_build", check_build)
+    # No checks ahead of inductor's: they would cache these verdicts in torch's own ISA objects.
+    monkeypatch.setattr(_remembered_probes, "_check_isas_at_once", lambda: None)
     return calls
 
 
@@ -69,6 +73,41 @@ def test_a_folder_that_cannot_be_written_only_costs_the_probe(counted_checks, tm
     with _remembered_probes.remembered_probes():
         assert isa.check_build("ok") and isa.check_build("ok")
     assert counted_checks == ["ok", "ok"]
+
+
+class _SlowIsa:
+    """An ISA whose check takes 0.3 s and records when it ran."""
+
+    def __init__(self, name: str, spans: dict) -> None:
+        self.name, self.spans = name, spans
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __bool__(self) -> bool:
+        start = time.monotonic()
+        time.sleep(0.3)
+        self.spans[self.name] = (start, time.monotonic())
+        return True
+
+
+def test_the_cpus_isas_are_checked_at_once_before_inductor_asks(monkeypatch):
+    spans: dict[str, tuple[float, float]] = {}
+    isas = [_SlowIsa(name, spans) for name in ("avx512 amx_tile", "avx512", "avx2", "sve256")]
+    listing = functools.cache(lambda: [isa for isa in isas if isa])  # inductor's list, not yet asked for
+    monkeypatch.setattr(cpu_vec_isa, "supported_vec_isa_list", isas)
+    monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", listing)
+    monkeypatch.setattr(cpu_vec_isa, "x86_isa_checker", lambda: ["avx2", "avx512", "amx_tile"])
+    monkeypatch.setattr(_remembered_probes.platform, "machine", lambda: "x86_64")
+    with _remembered_probes.remembered_probes():
+        pass
+    assert sorted(spans) == ["avx2", "avx512", "avx512 amx_tile"]  # the CPU has no sve256
+    assert max(start for start, _ in spans.values()) < min(end for _, end in spans.values())  # overlapping
+    spans.clear()
+    listing()  # once inductor has its list (here: after a call), nothing is checked again ahead of it
+    with _remembered_probes.remembered_probes():
+        pass
+    assert sorted(spans) == ["avx2", "avx512", "avx512 amx_tile", "sve256"]  # only the listing's own calls
 
 
 @pytest.fixture
