@@ -31,15 +31,19 @@ def test_a_transformer_is_cut_into_its_blocks_with_the_embeddings_and_final_norm
 
 
 def test_an_elementwise_chain_cuts_only_models_deep_enough_for_two_parts_of_its_minimum():
-    # 16 blocks of 12 tensors make one part and a bit at 128 tensors a part: not worth a second call.
-    assert repeated_parts(transformer(16), ELEMENTWISE_PART) == (tuple(range(196)),)
-    # 48 blocks: parts of 11 blocks (132 tensors), the last of the 4 left over.
-    parts = repeated_parts(transformer(48), ELEMENTWISE_PART)
-    assert [len(part) for part in parts] == [4, 132, 132, 132, 132, 48]
+    # 8 blocks of 12 tensors are one part and a bit at 64 tensors (6 blocks) a part: not worth a call.
+    assert repeated_parts(transformer(8), ELEMENTWISE_PART) == (tuple(range(100)),)
+    # 16 blocks: two parts of 8 blocks, since 6 does not divide 16 (so no third entry of 4 blocks).
+    assert [len(part) for part in repeated_parts(transformer(16), ELEMENTWISE_PART)] == [4, 96, 96]
+    # 48 blocks: parts of 6 blocks; 13 (a prime): 6, 6 and the one left over.
+    assert [len(part) for part in repeated_parts(transformer(48), ELEMENTWISE_PART)] == [4, *[72] * 8]
+    assert [len(part) for part in repeated_parts(transformer(13), ELEMENTWISE_PART)] == [4, 72, 72, 12]
 
 
-def test_equal_tensors_in_a_row_are_parts_of_the_minimum_count():
-    assert repeated_parts([(5,)] * 20, 8) == (tuple(range(8)), tuple(range(8, 16)), tuple(range(16, 20)))
+def test_equal_tensors_in_a_row_are_equal_parts_of_at_least_the_minimum_where_a_count_divides():
+    assert repeated_parts([(5,)] * 20, 8) == (tuple(range(10)), tuple(range(10, 20)))
+    # 19 has no divisor from 8 to 15: parts of the minimum, and what is left over.
+    assert repeated_parts([(5,)] * 19, 8) == (tuple(range(8)), tuple(range(8, 16)), tuple(range(16, 19)))
 
 
 def test_a_model_without_repeated_layers_is_one_part():

@@ -72,11 +72,12 @@ Xeon), as is its validation of the precompiled C++ header (a ``g++ -E`` per proc
 :mod:`descentlab.optim._remembered_probes`), and inductor's GPU kernel templates are compiled from jinja2
 only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._hoisting._compile_fx`).
 
-A cold compile grows with the tensor count of a call (seconds for a few large tensors, 14-30 s for a
-196-tensor transformer's Adam on 2 cores), which is why this path is an opt-in. So a deep model's bucket is
+A cold compile grows with the tensor count of a call (seconds for a few large tensors; 41.5 s for a
+196-tensor transformer's Adam as one call in a fresh process on 2 cores, 28.0 s in two parts, the
+vector-ISA checks of a fresh cache folder included), which is why this path is an opt-in. So a deep model's bucket is
 called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the layers after the first
 reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's cold compile on that
-transformer 15 s, not 55 s), parts of at least 128 tensors for elementwise ones (a call costs about 25 us
+transformer 15 s, not 55 s), parts of at least 64 tensors for elementwise ones (a call costs about 25 us
 of Python and an OpenMP region). Sums over the whole group do not stop that: those a step needs before
 it moves (Prodigy's) have a kernel of their own, above, and those that decide the next step (SWATS's
 switch test, an ``UpdateSums``) are returned by each part's call, in the update's loop, and finished on

@@ -8,13 +8,17 @@ is one call, and the layers after the first reuse the first's entry. That SWATS 
 LAMB in 15 s, Muon in 10 s (were 188, 55 and 49 s; ``benchmarks/results/step_speed.md``).
 
 Each call costs about 25 us of Python (dynamo's guards and wrappers) and one more OpenMP region, which
-matters for an elementwise chain: cut into parts of 4 layers, Adam's and AdamW's 196-tensor steps were
-1.07-1.08x torch's fused kernel against 0.96-0.98x whole (back to back on a 2-core Xeon; compiles of 8-18
-s against 27-31 s; ``benchmarks/results/step_speed_parts.md``). A compile is paid once per machine and a
-step at every step, so a part holds at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain
-(only models deeper than that are cut) and at least :data:`REDUCING_PART` for one with per-tensor
-reductions (LAMB's norms) or sums over the group (SWATS's switch test, whose kernel returns each part's
-dot products for the engine to add: ``UpdateSums``), whose compile grows fastest with its tensor count.
+matters for an elementwise chain. Paired in one process on a 2-core Xeon (transformer-10M, 16 blocks of
+12 tensors), compiled Adam was 0.950 of torch's fused Adam's time whole, 1.002 in parts of 8 blocks
+and 1.046 in parts of 4; in a fresh process with a fresh cache folder (vector-ISA checks included) the
+cold compile was 41.5 s whole and 28.0 s in parts of 8 blocks, NAdam's 54.7 s and 37.9 s. A compile is
+paid once per machine and a step at every step; the cold compile's target (30 s) decides: a part holds
+at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain (only models deep enough for two
+such parts are cut) and at least :data:`REDUCING_PART` for one with per-tensor reductions (LAMB's
+norms) or sums over the group (SWATS's switch test, whose kernel returns each part's dot products for
+the engine to add: ``UpdateSums``), whose compile grows fastest with its tensor count. Where a count of
+layers from that minimum to twice it divides the run, every part has that many (16 blocks: two parts of
+8, not 6, 6 and 4), so the parts share one compiled entry.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import functools
 from collections.abc import Hashable, Sequence
 
 # The fewest tensors of a part, for an elementwise chain and for one with per-tensor reductions.
-ELEMENTWISE_PART = 128
+ELEMENTWISE_PART = 64
 REDUCING_PART = 8
 # The longest layer (in tensors) looked for.
 MAX_PERIOD = 64
@@ -49,7 +53,7 @@ def _parts(keys: tuple[Hashable, ...], min_tensors: int) -> tuple[tuple[int, ...
     if found is None:
         return whole
     period, start, repeats = found
-    layers_per_part = -(-min_tensors // period)
+    layers_per_part = _even_layers(repeats, -(-min_tensors // period))
     if repeats < 2 * layers_per_part or (repeats - 1) * period < count // 4:
         return whole
     end = start + repeats * period
@@ -59,6 +63,12 @@ def _parts(keys: tuple[Hashable, ...], min_tensors: int) -> tuple[tuple[int, ...
         last = min(repeats, first + layers_per_part)
         parts.append(tuple(range(start + first * period, start + last * period)))
     return tuple(parts)
+
+
+def _even_layers(repeats: int, fewest: int) -> int:
+    """Layers a part: the first divisor of ``repeats`` from ``fewest`` up to twice that, so every part has
+    as many layers (one compiled entry, not one more for a shorter last part), else ``fewest``."""
+    return next((layers for layers in range(fewest, 2 * fewest) if repeats % layers == 0), fewest)
 
 
 def _longest_repetition(keys: tuple[Hashable, ...]) -> tuple[int, int, int] | None:
