@@ -74,15 +74,15 @@ only when first rendered, not at its import (~0.2 s; :func:`descentlab.optim._ho
 
 A cold compile grows with the tensor count of a call (seconds for a few large tensors; 41.5 s for a
 196-tensor transformer's Adam as one call in a fresh process on 2 cores, 28.0 s in two parts, the
-vector-ISA checks of a fresh cache folder included), which is why this path is an opt-in. So a deep model's bucket is
-called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the layers after the first
-reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's cold compile on that
-transformer 15 s, not 55 s), parts of at least 64 tensors for elementwise ones (a call costs about 25 us
-of Python and an OpenMP region). Sums over the whole group do not stop that: those a step needs before
-it moves (Prodigy's) have a kernel of their own, above, and those that decide the next step (SWATS's
-switch test, an ``UpdateSums``) are returned by each part's call, in the update's loop, and finished on
-the host. A kernel may be specialised on values read on the host from the part's state before the call
-(``Transform.kernel_constants``: SWATS's phase, so each phase's kernel reads only its own state).
+vector-ISA checks of a fresh cache folder included), which is why this path is an opt-in. So a deep
+model's bucket is called in parts of whole repeated layers (:mod:`descentlab.optim._parts`), and the
+layers after the first reuse its entry: one layer a call for chains with per-tensor reductions (LAMB's
+cold compile on that transformer 15 s, not 55 s), parts of at least 64 tensors for elementwise ones (a
+call costs about 25 us of Python and an OpenMP region). Sums over the whole group do not stop that: those
+a step needs before it moves (Prodigy's) have a kernel of their own, above, and those that decide the next
+step (SWATS's switch test, an ``UpdateSums``) are returned by each part's call, in the update's loop, and
+finished on the host. A kernel may be specialised on values read on the host from the part's state before
+the call (``Transform.kernel_constants``: SWATS's phase, so each phase's kernel reads only its own state).
 ``benchmarks/results/generated_kernel.md`` and ``step_speed.md`` have the measured speeds and times. A
 compile that runs longer than :data:`REPORT_AFTER_S` is reported on the ``descentlab.optim`` logger (a
 warning, so it shows without any logging set up): once while it runs, and once when it ends, with its
