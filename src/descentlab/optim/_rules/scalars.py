@@ -61,11 +61,12 @@ def norms(tensors: list[Tensor], ord: float = 2.0) -> list[Tensor]:
     """
     if torch.compiler.is_compiling():
         return [torch.linalg.vector_norm(tensor, ord) for tensor in tensors]
-    if not (math.isfinite(ord) and ord > 0 and any(map(_summed_coarsely, tensors))):
+    coarse = [_summed_coarsely(tensor) for tensor in tensors] if math.isfinite(ord) and ord > 0 else []
+    if not any(coarse):
         return torch._foreach_norm(tensors, ord)
     pieces, counts = [], []
-    for tensor in tensors:
-        parts = tensor.reshape(-1).split(_NORM_PIECE) if _summed_coarsely(tensor) else (tensor,)
+    for tensor, cut in zip(tensors, coarse):
+        parts = tensor.reshape(-1).split(_NORM_PIECE) if cut else (tensor,)
         pieces.extend(parts)
         counts.append(len(parts))
     partials, start, result = torch._foreach_norm(pieces, ord), 0, []
