@@ -80,5 +80,9 @@ CASES = [
         {"lr": 1.0, "weight_decay": 0.02, "trust_coefficient": 0.05, "variant": "optax"},
         lars_step,
         second_group={"trust_coefficient": 0.01},
+        # On Rosenbrock this run amplifies rounding about 20-fold every 20 steps after step 60: ours and the
+        # reference agree to 5e-14 at step 60 and 2e-10 at step 100 on an AMD EPYC, where the norms' last
+        # bits differ from the Xeon's (numpy's BLAS and aten pick other kernels); 60 steps test the rule.
+        steps=60,
     ),
 ]
