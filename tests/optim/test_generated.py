@@ -329,6 +329,33 @@ def test_calls_that_skip_dynamo_still_obey_its_guards(monkeypatch, caplog):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@needs_compiler
+def test_an_entry_gives_its_guards_the_locals_dynamo_binds_and_their_verdicts(monkeypatch):
+    # _Entry.admits checks an entry's guards without inspect's Signature.bind: the locals it builds must
+    # be the ones dynamo's guard_check binds (the signature's order, defaults applied, the same objects),
+    # and its verdict guard_check's, passing and failing (a constant hyperparameter changed).
+    seen = []
+    entry_of = _generated._entry
+
+    def recording(cls, traced, bucket, arguments):
+        entry = entry_of(cls, traced, bucket, arguments)
+        seen.append((entry, dict(arguments)))
+        return entry
+
+    monkeypatch.setattr(_generated, "_entry", recording)
+    params, twins = _twin_params(seed=17)
+    ours, eager = _adamw_pair(params, twins)
+    _step_both((ours, eager), params, twins, 0)
+    ((entry, arguments),) = seen
+    assert entry._check is not None  # this torch's entries take the direct check
+    bound, built = entry.compiled.prepare_f_locals(**arguments), entry.frame_locals(arguments)
+    assert list(built) == list(bound) and all(built[name] is bound[name] for name in bound)
+    changed = {**arguments, "group": {**arguments["group"], "eps": 0.5}}
+    with torch.no_grad():
+        assert entry.admits(arguments) and entry.compiled.guard_check(**arguments)
+        assert not entry.admits(changed) and not entry.compiled.guard_check(**changed)
+
+
 FRESH_PROCESS = textwrap.dedent(
     """
     import torch

@@ -82,3 +82,43 @@ def test_a_chain_whose_test_spans_the_group_is_cut_into_layers():
         _layered(dl.LAMB),
     ):
         assert len(optimizer._kernel_parts(optimizer.param_groups[0], bucket)) == 5
+
+
+def test_a_part_holds_the_tensors_at_its_indices_and_the_whole_is_the_bucket_itself():
+    bucket = Bucket()
+    bucket.params = [torch.full((2,), float(i)) for i in range(5)]
+    bucket.grads = [param + 10 for param in bucket.params]
+    bucket.state["exp_avg"] = [param + 20 for param in bucket.params]
+    for indices in ((3,), (0, 2, 4), (4, 1)):
+        part = bucket.part(indices)
+        assert part.part_of == 5
+        for mine, whole in ((part.params, bucket.params), (part.grads, bucket.grads)):
+            assert type(mine) is list and all(a is whole[i] for a, i in zip(mine, indices, strict=True))
+        moments = zip(part.state["exp_avg"], indices, strict=True)
+        assert all(a is bucket.state["exp_avg"][i] for a, i in moments)
+    assert bucket.part(tuple(range(5))) is bucket
+
+
+def test_a_planned_group_cuts_its_bucket_into_parts_once_and_again_after_a_new_plan(monkeypatch):
+    # The parts are derived from the bucket's layout; the buckets a BucketPlan hands out share one cache,
+    # so the layout is read once per plan, and a new plan (here: state cleared) reads it again. (No kernel
+    # runs: the bucketing and the cutting are the engine's, before any call.)
+    import descentlab.optim._engine as engine
+
+    calls = []
+    monkeypatch.setattr(engine, "repeated_parts", lambda keys, minimum: calls.append(keys) or ((0,),))
+    optimizer, _ = _layered(dl.Adam)
+    group = optimizer.param_groups[0]
+    for param in group["params"]:
+        param.grad = torch.ones_like(param)
+    for _ in range(3):
+        (bucket,) = optimizer._buckets(group, generated=True).values()
+        assert optimizer._kernel_parts(group, bucket) == ((0,),)
+        torch._foreach_add_(bucket.counts, 1)  # what the kernel does (the plan checks the counts moved)
+    assert len(calls) == 1
+    optimizer.state.clear()
+    for _ in range(2):
+        (bucket,) = optimizer._buckets(group, generated=True).values()
+        optimizer._kernel_parts(group, bucket)
+        torch._foreach_add_(bucket.counts, 1)
+    assert len(calls) == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_, is_not
+from operator import attrgetter, is_, is_not, itemgetter
 from typing import Any
 
 import torch
@@ -31,6 +31,9 @@ class Bucket:
         self.created_on_use = False  # a state value is None: created on first use, to store back
         self.counts: list[Tensor] = []  # step counts still to increment (a generated group's buckets)
         self.part_of = 0  # the tensor count of the bucket this one is a part of (see part); 0: none
+        # What the engine derives from a planned bucket's layout (its kernel parts), shared by the buckets
+        # a BucketPlan hands out step after step; None where the bucket was not planned.
+        self.cache: dict[Any, Any] | None = None
 
     def add(self, param: Tensor, grad: Tensor, param_state: dict[str, Any], is_complex: bool) -> None:
         self.params.append(param)
@@ -178,7 +181,10 @@ class Bucket:
         for the generated kernel (see :mod:`descentlab.optim._parts`)."""
         if len(indices) == len(self.params):
             return self
-        part = self._subset(list(indices), slice(None))
+        pick = _picker(indices)
+        part = Bucket()
+        part.params, part.grads = pick(self.params), pick(self.grads)
+        part.state = {name: pick(values) for name, values in self.state.items()}
         part.part_of = len(self.params)
         return part
 
@@ -220,6 +226,17 @@ class Bucket:
             for owner, value, is_complex in zip(self.owners, values, self.complex_flags):
                 if owner.get(name) is None and value is not None:
                     owner[name] = torch.view_as_complex(value) if is_complex else value
+
+
+@functools.lru_cache(maxsize=256)
+def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], list[Any]]:
+    """A function from a list to the list of its items at ``indices`` (``itemgetter``, in C: a part of a
+    196-tensor bucket costs a fifth of a list comprehension's time)."""
+    if len(indices) == 1:
+        (index,) = indices
+        return lambda values: [values[index]]
+    getter = itemgetter(*indices)
+    return lambda values: list(getter(values))
 
 
 def _is_plain(tensor: Any) -> bool:
@@ -310,7 +327,8 @@ class BucketPlan:
     by anything but the engine's own increment (its version counter tells), whether state may be
     created, and whether the group runs the generated kernel. Groups with complex parameters, step
     counts not kept on the host (see ``_COUNTED_DTYPES`` in the engine) or a differentiable step are
-    never planned.
+    never planned. The buckets of one plan share one :attr:`Bucket.cache`, where the engine keeps what it
+    derives from their layout (the generated kernel's parts: 38 us a step on 196 tensors).
     """
 
     def __init__(
@@ -337,6 +355,8 @@ class BucketPlan:
         self.steps, self.versions = steps, [version + 1 for version in map(_version, steps)]
         position = {id(param): index for index, param in enumerate(self.with_grad)}
         # Copies without the gradients, which the plan must not keep alive.
+        for bucket in buckets.values():
+            bucket.cache = {}  # this step's bucket and the plan's later ones share what is derived
         self.buckets = [
             (key, [position[id(param)] for param in bucket.params], _template(bucket))
             for key, bucket in buckets.items()
@@ -398,4 +418,5 @@ def _template(bucket: Bucket) -> Bucket:
     copy.state.update((name, list(values)) for name, values in bucket.state.items())
     copy.complex_flags, copy.counts = list(bucket.complex_flags), list(bucket.counts)
     copy.created_on_use = bucket.created_on_use
+    copy.cache = bucket.cache
     return copy

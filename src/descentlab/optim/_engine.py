@@ -462,9 +462,15 @@ class RuleOptimizer(ValidatedOptimizer):
         and :class:`GroupReduction`), so any chain may be called in parts: one layer a call where the
         kernel reduces (norms, update sums), whose compile grows fastest with its tensor count (SWATS's
         Adam phase on 196 tensors in one call: 73 s), larger parts for the others."""
-        shapes = [param.shape for param in bucket.params]
         reduces = self.update_sums is not None or not self._elementwise_in(group)
-        return repeated_parts(shapes, REDUCING_PART if reduces else ELEMENTWISE_PART)
+        cache, key = bucket.cache, ("kernel parts", reduces)
+        if cache is not None and key in cache:  # a planned bucket: the same tensors as at the last step
+            return cache[key]
+        shapes = [param.shape for param in bucket.params]
+        parts = repeated_parts(shapes, REDUCING_PART if reduces else ELEMENTWISE_PART)
+        if cache is not None:
+            cache[key] = parts
+        return parts
 
     def _update_eagerly(
         self, group: dict[str, Any], bucket: Bucket, counts: list[Tensor], step: int
