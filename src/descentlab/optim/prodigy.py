@@ -276,8 +276,9 @@ class Prodigy(RuleOptimizer):
     parameter keeps a full ``p0`` (theirs keeps a 0-d zero to save memory). No ``fsdp_in_use``:
     under FSDP2 (DTensor parameters) the sums are over the whole tensors by themselves, and the ``p0``
     and ``s`` of a DTensor parameter keep its shape and sharding (an unevenly sharded tensor has no flat
-    view), so ``slice_p > 1`` is refused for it. torch.optim has no Prodigy; optax's
-    ``contrib.prodigy`` always applies the bias correction and has no ``growth_rate``,
+    view), so ``slice_p > 1`` is refused for it; ``load_state_dict`` reshapes either layout into the
+    other, so an FSDP2 checkpoint gathered whole loads into an unsharded Prodigy. torch.optim has no
+    Prodigy; optax's ``contrib.prodigy`` always applies the bias correction and has no ``growth_rate``,
     ``safeguard_warmup`` or ``slice_p``.
 
     ``compiled=True`` in a param group runs the step in two generated kernels
@@ -347,3 +348,36 @@ class Prodigy(RuleOptimizer):
                     f"Prodigy(variant='paper') has no {key} (the authors' code adds it), got {group[key]!r}; "
                     f"pass {key}={paper_value!r} or use variant='authors'"
                 )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict``, then each parameter's ``p0`` and ``s`` in this optimizer's layout.
+
+        A state saved under FSDP2 holds them in the parameter's shape (a DTensor keeps its sharding, see
+        the class docstring), gathered whole by ``torch.distributed.checkpoint``; for a plain parameter they
+        are the flat entries the authors keep. One layout is the other reshaped (with ``slice_p=1``, the
+        only one FSDP2 takes), so either loads into either; a ``p0`` or ``s`` of another size than the
+        loaded group's ``slice_p`` keeps (a checkpoint whose state and groups disagree) is refused.
+        """
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for param in group["params"]:
+                param_state = self.state.get(param)
+                if param_state:
+                    _in_layout(group, param, param_state)
+
+
+def _in_layout(group: dict[str, Any], param: Tensor, param_state: dict[str, Any]) -> None:
+    """``param_state``'s ``p0`` and ``s`` reshaped to ``param``'s statistics view (flat, or a DTensor's
+    shape), or a ``ValueError`` where they hold another number of entries."""
+    view = _statistics_view(group, param)
+    for key in ("p0", "s"):
+        value = param_state.get(key)
+        if not isinstance(value, Tensor) or value.shape == view.shape:
+            continue
+        if value.numel() != view.numel() or is_dtensor(value) != is_dtensor(view):
+            raise ValueError(
+                f"Prodigy.load_state_dict: state '{key}' of a parameter of shape {tuple(param.shape)} has "
+                f"shape {tuple(value.shape)}, where slice_p={group['slice_p']} keeps {view.numel()} entries "
+                f"(shape {tuple(view.shape)}): the checkpoint's state and its param group's slice_p disagree"
+            )
+        param_state[key] = value.reshape(view.shape)
