@@ -122,3 +122,17 @@ def test_a_planned_group_cuts_its_bucket_into_parts_once_and_again_after_a_new_p
         optimizer._kernel_parts(group, bucket)
         torch._foreach_add_(bucket.counts, 1)
     assert len(calls) == 2
+
+
+def test_a_kernel_that_also_updates_averages_is_called_in_smaller_parts():
+    # WeightAveraging's averages fused into the update add a fifth list to each call; its parts hold at
+    # least AVERAGING_PART tensors (8 blocks of 12: two parts of 4 blocks, after the other tensors), where
+    # the update alone needs 64 and takes the 100 tensors in one call.
+    params = [torch.zeros(shape) for shape in transformer(8)]
+    optimizer = dl.Adam([{"params": params, "compiled": True}])
+    bucket = Bucket()
+    bucket.params = params
+    group = optimizer.param_groups[0]
+    assert len(optimizer._kernel_parts(group, bucket)) == 1
+    rest, *layers = optimizer._kernel_parts(group, bucket, averaged=True)
+    assert rest == (0, 1, 98, 99) and [len(part) for part in layers] == [48, 48]

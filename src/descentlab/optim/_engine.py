@@ -73,7 +73,7 @@ from torch import Tensor
 
 from descentlab.optim._bucket import Bucket, BucketPlan, full_float64
 from descentlab.optim._generated import Averaging, KernelCall, kernel_takes
-from descentlab.optim._parts import ELEMENTWISE_PART, REDUCING_PART, repeated_parts
+from descentlab.optim._parts import AVERAGING_PART, ELEMENTWISE_PART, REDUCING_PART, repeated_parts
 from descentlab.optim._rules import add_decayed_weights, decay_weights_, increment_counts_, per_tensor
 from descentlab.optim._transform import (
     Direction,
@@ -429,7 +429,7 @@ class RuleOptimizer(ValidatedOptimizer):
         if whole is None or not kernel_takes(self, whole):
             return self._update_eagerly(group, bucket, bucket.counts, step)
         kernel, counts, sums = KernelCall(self, group), bucket.counts, []
-        for indices in self._kernel_parts(group, whole):
+        for indices in self._kernel_parts(group, whole, averaged=averaging is not None):
             part = whole.part(indices)
             part_counts = [counts[index] for index in indices] if counts else []
             part_sums = kernel.run(part, step, part_counts, averaging)
@@ -456,18 +456,21 @@ class RuleOptimizer(ValidatedOptimizer):
         shards = self._elementwise_in(group) and self.update_sums is None
         return bucket.traceable(shards, stateless=stateless, shared=self.block_shared_state)
 
-    def _kernel_parts(self, group: dict[str, Any], bucket: Bucket) -> tuple[tuple[int, ...], ...]:
+    def _kernel_parts(
+        self, group: dict[str, Any], bucket: Bucket, averaged: bool = False
+    ) -> tuple[tuple[int, ...], ...]:
         """The parts of ``bucket`` the kernel is called on: its repeated layers (:mod:`._parts`). No
         chain's update of one tensor reads another (sums over the group go through :class:`UpdateSums`
         and :class:`GroupReduction`), so any chain may be called in parts: one layer a call where the
         kernel reduces (norms, update sums), whose compile grows fastest with its tensor count (SWATS's
-        Adam phase on 196 tensors in one call: 73 s), larger parts for the others."""
+        Adam phase on 196 tensors in one call: 73 s), smaller parts where it also updates a wrapper's
+        averages (``averaged``: a fifth list of tensors), larger parts for the others."""
         reduces = self.update_sums is not None or not self._elementwise_in(group)
-        cache, key = bucket.cache, ("kernel parts", reduces)
+        minimum = REDUCING_PART if reduces else AVERAGING_PART if averaged else ELEMENTWISE_PART
+        cache, key = bucket.cache, ("kernel parts", minimum)
         if cache is not None and key in cache:  # a planned bucket: the same tensors as at the last step
             return cache[key]
-        shapes = [param.shape for param in bucket.params]
-        parts = repeated_parts(shapes, REDUCING_PART if reduces else ELEMENTWISE_PART)
+        parts = repeated_parts([param.shape for param in bucket.params], minimum)
         if cache is not None:
             cache[key] = parts
         return parts

@@ -14,7 +14,9 @@ and 1.046 in parts of 4; in a fresh process with a fresh cache folder (vector-IS
 cold compile was 41.5 s whole and 28.0 s in parts of 8 blocks, NAdam's 54.7 s and 37.9 s. A compile is
 paid once per machine and a step at every step; the cold compile's target (30 s) decides: a part holds
 at least :data:`ELEMENTWISE_PART` tensors for an elementwise chain (only models deep enough for two
-such parts are cut) and at least :data:`REDUCING_PART` for one with per-tensor reductions (LAMB's
+such parts are cut), at least :data:`AVERAGING_PART` where the kernel also updates WeightAveraging's
+averages (a fifth list: around Adam on the transformer, on a 2-core AMD EPYC, 39.6 s in parts of 8
+blocks, 26.5 s in parts of 4), and at least :data:`REDUCING_PART` for one with per-tensor reductions (LAMB's
 norms) or sums over the group (SWATS's switch test, whose kernel returns each part's dot products for
 the engine to add: ``UpdateSums``), whose compile grows fastest with its tensor count. Where a count of
 layers from that minimum to twice it divides the run, every part has that many (16 blocks: two parts of
@@ -26,8 +28,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Sequence
 
-# The fewest tensors of a part, for an elementwise chain and for one with per-tensor reductions.
+# The fewest tensors of a part: for an elementwise chain, for one that also updates a wrapper's averages
+# (WeightAveraging's, fused into the update's loop), and for one with per-tensor reductions.
 ELEMENTWISE_PART = 64
+AVERAGING_PART = 32
 REDUCING_PART = 8
 # The longest layer (in tensors) looked for.
 MAX_PERIOD = 64
