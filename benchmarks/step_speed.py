@@ -10,11 +10,12 @@ Run from the repository root::
 Configurations. Every optimizer of :func:`descentlab.optim.registry.optimizer_classes` driven by plain
 gradients (closure-driven line search, Newton, SVRG and SAM have no per-step kernel to compare; SAM is its
 base's step plus a second gradient evaluation) runs in every variant it declares, plus SGD with momentum,
-Adam with amsgrad, Lookahead and WeightAveraging over Adam and SWA. A configuration is *torch-equivalent*
-when ``torch.optim`` has a class of the same name and the variant is torch's; those are also run as
-torch's for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` (where torch accepts it here).
-On the workloads SWATS is measured once in each of its phases, held there (:func:`hold_phase`): on the
-fixed gradients its switch would otherwise come at some round and mix the phases in one row.
+Adam with amsgrad, Lookahead and WeightAveraging over Adam and SWA, and Muon with ns_dtype=float32. A
+configuration is *torch-equivalent* when ``torch.optim`` has a class of the same name and the variant is
+torch's; those are also run as torch's for-loop (``foreach=False``), ``foreach=True`` and ``fused=True``
+(where torch accepts it here). On the workloads SWATS is measured once in each of its phases, held
+there (:func:`hold_phase`): on the fixed gradients its switch would otherwise come at some round and mix
+the phases in one row.
 
 Bound. An optimizer step must at least read the parameter, its gradient and each state tensor the step
 updates, and write the parameter and each such state tensor: ``(3 + 2k) * 4`` bytes per fp32 parameter
@@ -99,6 +100,9 @@ EXTRA_OPTIONS: dict[str, list[dict]] = {
     "Adafactor": [{"beta1": 0.9}],  # momentum adds one parameter-shaped buffer (a 20-byte bound)
     "Lookahead": [{"base": "adam"}],
     "WeightAveraging": [{"base": "adam"}, {"average": "swa"}],
+    # The Newton-Schulz iteration in float32: on a CPU without bfloat16 matrix instructions (AVX512-BF16,
+    # AMX) the default bfloat16 one is 50-100x slower (Muon warns there).
+    "Muon": [{"ns_dtype": "float32"}],
 }
 # SWATS runs Adam until its switch test passes, then SGD with momentum. On the fixed gradients the switch
 # would come at some round, mixing the phases in one row, so on the workloads each phase is a row of its
@@ -483,7 +487,10 @@ class Rounds:
 
 def collect_rounds(take_round: Callable[[int], Round], min_clean: int, max_rounds: int) -> Rounds:
     """Warm-up rounds, then rounds until every mode has ``min_clean`` clean samples (or a cap is hit)."""
+    started = time.perf_counter()
     for shift in range(WARMUP_ROUNDS):
+        if shift and time.perf_counter() - started > MAX_SECONDS_PER_CONFIGURATION:
+            break  # rounds of minutes (Muon's bfloat16 matmuls on an AVX2 CPU): one warm-up round is enough
         take_round(shift)
     rounds: list[Round] = []
     deadline = time.perf_counter() + MAX_SECONDS_PER_CONFIGURATION

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -192,3 +193,29 @@ def test_routing_by_dimension_and_by_group_flag():
         dl.Muon([matrix, vector], use_muon=True)
     with pytest.raises(ValueError, match="complex matrix"):
         dl.Muon([torch.randn(3, 3, dtype=torch.complex64, requires_grad=True)])
+
+
+def test_bfloat16_newton_schulz_on_a_cpu_without_bfloat16_matmul_warns_once_with_the_fix(monkeypatch):
+    # Without AVX512-BF16 or AMX, oneDNN's bfloat16 matmul is 50-100x slower than float32's: the default
+    # ns_dtype (torch's) then makes every step slow, and the user is told once what to pass instead.
+    from descentlab.optim import muon
+
+    monkeypatch.setattr(muon, "_told_bfloat16_is_slow", False)
+    monkeypatch.setattr(muon, "_cpu_multiplies_bfloat16", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dl.Muon([torch.zeros(3)])  # no matrix: AdamW's step, no Newton–Schulz
+        dl.Muon([torch.zeros(4, 3)], ns_dtype="float32")
+        assert caught == []
+        dl.Muon([torch.zeros(4, 3)])
+        dl.Muon([torch.zeros(4, 3)])
+    (warning,) = caught
+    assert warning.category is RuntimeWarning and warning.filename == __file__
+    assert "no bfloat16 matrix instructions" in str(warning.message)
+    assert "pass ns_dtype='float32'" in str(warning.message)
+    monkeypatch.setattr(muon, "_told_bfloat16_is_slow", False)
+    monkeypatch.setattr(muon, "_cpu_multiplies_bfloat16", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dl.Muon([torch.zeros(4, 3)])
+    assert caught == []
