@@ -248,7 +248,9 @@ class Muon(RuleOptimizer):
         \theta_t &\leftarrow (1 - \eta\lambda)\,\theta_{t-1} - \eta\, s(A, B)\, X_K
 
     with momentum :math:`\mu`, the quintic coefficients :math:`(a, b, c) = (3.4445, -4.7750, 2.0315)`
-    (``ns_coefficients``), :math:`K` = ``ns_steps`` = 5 iterations computed in ``ns_dtype`` (bfloat16),
+    (``ns_coefficients``), :math:`K` = ``ns_steps`` = 5 iterations computed in ``ns_dtype`` (bfloat16;
+    on a CPU without AVX512-BF16 or AMX, where bfloat16 matmuls are 50-100x slower, Muon warns once to
+    pass ``ns_dtype="float32"``),
     decoupled weight decay :math:`\lambda` and :math:`s(A, B) = \sqrt{\max(1, A/B)}` (``adjust_lr_fn`` =
     ``None``/``"original"``) or Moonshot's :math:`0.2\sqrt{\max(A, B)}` (``"match_rms_adamw"``, which
     gives the update AdamW's RMS so AdamW's lr and decay carry over). :math:`X_K \approx U S' V^\top` with
